@@ -1,0 +1,5 @@
+"""Metric plug-ins. Importing this package registers the built-in metrics."""
+
+from bench.metrics.base import CaseContext, available_metrics, get_metric, register_metric
+
+__all__ = ["CaseContext", "available_metrics", "get_metric", "register_metric"]

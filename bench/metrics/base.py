@@ -1,0 +1,92 @@
+"""The metric plug-in interface.
+
+A metric is a function ``fn(ctx: CaseContext) -> dict`` registered under a name with
+``@register_metric("name")``. It returns plain JSON-serialisable values: scalar fields (numbers,
+strings, None) become columns of ``results.csv``; nested lists/dicts (per-layer tables) stay in
+``results.jsonl`` for the report. A metric never imports the runner; the runner never knows a
+metric's internals: it builds a :class:`CaseContext` and calls each metric the suite asks for.
+
+A value that could not be measured is ``None`` with a ``<field>_why`` string beside it; a metric
+never reports 0 for something it did not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from bench.models.registry import ModelInfo
+
+MetricFn = Callable[["CaseContext"], dict[str, Any]]
+
+
+@dataclass
+class MetricSpec:
+    name: str
+    fn: MetricFn
+    description: str
+
+
+_METRICS: dict[str, MetricSpec] = {}
+
+
+def register_metric(name: str, description: str = "") -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(ctx) -> dict`` as metric ``name``."""
+
+    def decorator(fn: MetricFn) -> MetricFn:
+        if name in _METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        _METRICS[name] = MetricSpec(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return decorator
+
+
+def get_metric(name: str) -> MetricSpec:
+    _load_builtin()
+    return _METRICS[name]
+
+
+def available_metrics() -> list[str]:
+    _load_builtin()
+    return sorted(_METRICS)
+
+
+def _load_builtin() -> None:
+    import bench.metrics  # noqa: F401  (registers the built-in plug-ins)
+
+
+@dataclass
+class CaseContext:
+    """Everything a metric may use for one case (model x T x device x batch size)."""
+
+    model: nn.Module
+    info: ModelInfo
+    T: int
+    device: torch.device
+    batch_size: int
+    # ``batches(T)`` yields ``(inputs [T, B, ...] on device, labels [B] on device)`` over the
+    # evaluation data, encoded for T steps (static images repeated; event frames cut to T).
+    batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    num_classes: int
+    # Every T the suite evaluates, so a causal model can be run once at max(T) for all of them.
+    suite_T: tuple[int, ...] = ()
+    # Options from the suite's [metrics.<name>] tables, keyed by metric name.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Shared between metrics of one case (e.g. a fixed sample batch), so work is done once.
+    cache: dict[str, Any] = field(default_factory=dict)
+    # Shared between the cases that use the same built model on the same device (all T, one model).
+    model_cache: dict[str, Any] = field(default_factory=dict)
+
+    def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first evaluation batch, fetched once per case: the fixed input for ops, firing, timing."""
+        if "sample_batch" not in self.cache:
+            self.cache["sample_batch"] = next(iter(self.batches(self.T)))
+        return self.cache["sample_batch"]
+
+    def option(self, metric: str, key: str, default: Any = None) -> Any:
+        return self.options.get(metric, {}).get(key, default)

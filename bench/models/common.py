@@ -42,3 +42,15 @@ def decode(outputs: torch.Tensor, t: int | None = None) -> torch.Tensor:
     if not 1 <= t <= outputs.shape[0]:
         raise ValueError(f"t={t} outside 1..{outputs.shape[0]}")
     return outputs[:t].mean(0)
+
+
+class MatMul(torch.nn.Module):
+    """``a @ b`` as a module, so op counters see both operands of attention products through hooks.
+
+    Families must route every activation-by-activation product (q @ k^T, attn @ v) through this
+    module instead of calling ``torch.matmul`` directly; a bare matmul would be invisible to the
+    counters and reported as uncounted.
+    """
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b

@@ -73,6 +73,8 @@ class CaseContext:
     # evaluation data, encoded for T steps (static images repeated; event frames cut to T).
     batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
     num_classes: int
+    # False for synthetic data (random labels): accuracy is then not measured.
+    labelled: bool = True
     # Every T the suite evaluates, so a causal model can be run once at max(T) for all of them.
     suite_T: tuple[int, ...] = ()
     # Options from the suite's [metrics.<name>] tables, keyed by metric name.

@@ -1,0 +1,47 @@
+"""scikit-learn's bundled ``load_digits``: 1,797 real, labelled 8x8 grey images of the digits 0-9.
+
+Pixels (0..16) are scaled to [0, 1]; ``image_size`` resizes bilinearly. The train/test split is
+stratified with a fixed seed (25% test), so every run evaluates the same 450 test images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from bench.data.base import DataBundle, DatasetError
+
+TEST_FRACTION = 0.25
+SPLIT_SEED = 0
+
+
+def digits_tensors(split: str, image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[N, 1, S, S]`` in [0, 1] and labels ``[N]`` of one split (train or test/val)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "val"):
+        raise DatasetError(f"digits has splits 'train' and 'test' (alias 'val'), not {split!r}")
+    bunch = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        bunch.images, bunch.target, test_size=TEST_FRACTION, stratify=bunch.target, random_state=SPLIT_SEED
+    )
+    images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
+    if image_size and image_size != x.shape[-1]:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    return x, torch.tensor(labels, dtype=torch.long)
+
+
+def digits(split: str = "test", image_size: int | None = None) -> DataBundle:
+    x, y = digits_tensors(split, image_size)
+    return DataBundle(
+        dataset=TensorDataset(x, y),
+        name="digits",
+        num_classes=10,
+        in_channels=1,
+        image_size=x.shape[-1],
+        description=f"scikit-learn load_digits, {split} split ({len(y)} images, stratified "
+        f"{int(TEST_FRACTION * 100)}% test, seed {SPLIT_SEED}), 8x8 resized to {x.shape[-1]}x{x.shape[-1]}",
+    )

@@ -1,0 +1,25 @@
+"""Reports: Markdown and self-contained HTML, rendered from results files alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report.content import build_content
+from bench.report.html import render_html
+from bench.report.load import load_run
+from bench.report.markdown import render_markdown
+
+
+def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """Write report.md and report.html for one or more run folders (merged); returns their paths."""
+    runs = [load_run(d) for d in run_dirs]
+    out = Path(out_dir) if out_dir else runs[0].path
+    out.mkdir(parents=True, exist_ok=True)
+    content = build_content(runs)
+    md, html = out / "report.md", out / "report.html"
+    md.write_text(render_markdown(content), encoding="utf-8")
+    html.write_text(render_html(content), encoding="utf-8")
+    return md, html
+
+
+__all__ = ["render_report"]

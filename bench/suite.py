@@ -1,0 +1,379 @@
+"""Suite files: schema, loading, validation with file/field/fix messages, and case expansion.
+
+A suite is a TOML file::
+
+    [suite]
+    name = "digits"                 # folder name under reports/
+    description = "..."
+    seed = 0
+    time_steps = [1, 2, 4, 8]       # T values to evaluate (positive integers)
+    devices = ["cpu", "cuda:*"]     # cpu, cuda:N, cuda:* (absent GPUs are skipped with a note)
+    metrics = ["accuracy", "params", "latency"]
+
+    [data]
+    dataset = "digits"              # synthetic | digits | ... (see bench.data.DATASETS)
+    root = "${DIGITS_ROOT}"         # local path; ${ENV_VAR} is expanded; unused by bundled data
+    split = "test"
+    max_samples = 360               # cap on evaluated samples (0 = all)
+    batch_size = 64                 # an integer or a list: cases expand over it
+    on_missing = "error"            # error | synthetic: what to do when the root is missing
+    image_size = 32                 # resize (digits) or declared size (synthetic)
+
+    [metrics.latency]               # options for one metric plug-in
+    min_runs = 5
+
+    [[models]]
+    name = "spiking_resnet18"       # a registered name or "package.module:factory"
+    label = "Spiking ResNet-18"     # optional display name
+    kwargs = { width = 0.25 }       # passed to the factory
+    checkpoint = "ckpt/model.pt"    # optional, relative to the suite file
+    time_steps = [4]                # optional override of suite.time_steps
+
+Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from bench.devices import DEVICE_PATTERN, expand_devices
+
+MAX_SUITE_BYTES = 1_000_000
+MAX_MODELS = 1000
+MAX_TIME_STEP = 10_000
+ON_MISSING = ("error", "synthetic")
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run: names the file, the field and the fix."""
+
+    def __init__(self, file: str | Path, field: str, problem: str, fix: str):
+        self.file = str(file)
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.file}: {field}: {problem}\n  fix: {fix}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str
+    root: str | None = None
+    split: str = "test"
+    max_samples: int = 0
+    batch_sizes: tuple[int, ...] = (32,)
+    on_missing: str = "error"
+    image_size: int | None = None
+    num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    time_steps: tuple[int, ...] | None = None
+    trained_T: int | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: str
+    name: str
+    description: str
+    seed: int
+    time_steps: tuple[int, ...]
+    devices: tuple[str, ...]
+    metrics: tuple[str, ...]
+    data: DataSpec
+    models: tuple[ModelSpec, ...]
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a model at one T, on one device, with one batch size."""
+
+    model: ModelSpec
+    T: int
+    device: str
+    batch_size: int
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.model.label}|T={self.T}|{self.device}|bs={self.batch_size}"
+
+
+# ---------------------------------------------------------------- schema checking helpers
+
+_SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics"}
+_DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "image_size",
+              "num_workers", "options"}
+_MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "time_steps", "trained_T"}
+_TOP_KEYS = {"suite", "data", "models", "metrics", "train"}
+
+
+class _Checker:
+    """Typed getters that raise SuiteError naming the file and the field."""
+
+    def __init__(self, file: Path):
+        self.file = file
+
+    def fail(self, field: str, problem: str, fix: str) -> SuiteError:
+        return SuiteError(self.file, field, problem, fix)
+
+    def table(self, value: Any, field: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(field, f"expected a table, got {type(value).__name__}", f"write it as [{field}]")
+        return value
+
+    def no_unknown(self, table: dict[str, Any], allowed: set[str], field: str) -> None:
+        for key in table:
+            if key not in allowed:
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+                raise self.fail(f"{field}.{key}" if field else key, "unknown key", hint)
+
+    def string(self, table: dict[str, Any], key: str, field: str, default: Any = ...) -> Any:
+        if key not in table:
+            if default is ...:
+                raise self.fail(f"{field}.{key}", "missing", f"add {key} = \"...\" to [{field}]")
+            return default
+        value = table[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{field}.{key}", f"expected a non-empty string, got {value!r}", "write a quoted string")
+        return value
+
+    def integer(self, table: dict[str, Any], key: str, field: str, default: Any = ..., minimum: int = 0,
+                maximum: int | None = None) -> Any:
+        if key not in table:
+            if default is ...:
+                raise self.fail(f"{field}.{key}", "missing", f"add {key} = <integer> to [{field}]")
+            return default
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(f"{field}.{key}", f"expected an integer, got {value!r}", "write a whole number")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and <= {maximum}" if maximum is not None else ""
+            raise self.fail(f"{field}.{key}", f"{value} is out of range", f"use an integer >= {minimum}{upper}")
+        return value
+
+    def int_list(self, value: Any, field: str, minimum: int = 1, maximum: int | None = None) -> tuple[int, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise self.fail(field, "empty list", "list at least one value")
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise self.fail(f"{field}[{i}]", f"expected an integer, got {item!r}", "write whole numbers")
+            if item < minimum or (maximum is not None and item > maximum):
+                upper = f" and <= {maximum}" if maximum is not None else ""
+                raise self.fail(f"{field}[{i}]", f"{item} is out of range", f"use integers >= {minimum}{upper}")
+            out.append(item)
+        if len(set(out)) != len(out):
+            raise self.fail(field, f"duplicate values in {out}", "list each value once")
+        return tuple(out)
+
+    def str_list(self, value: Any, field: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(field, f"expected a non-empty list of strings, got {value!r}", 'write ["a", "b"]')
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise self.fail(f"{field}[{i}]", f"expected a string, got {item!r}", "quote each entry")
+        return tuple(value)
+
+
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str) -> tuple[str | None, list[str]]:
+    """Expand ``${VAR}``; returns the path (None if a variable is unset) and the unset names."""
+    missing = [m.group(1) for m in _ENV_VAR.finditer(value) if m.group(1) not in os.environ]
+    if missing:
+        return None, missing
+    return _ENV_VAR.sub(lambda m: os.environ[m.group(1)], value), []
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; raise SuiteError with file, field and fix."""
+    path = Path(path)
+    check = _Checker(path)
+    if not path.is_file():
+        raise SuiteError(path, "(file)", "no such file", "give the path of a .toml suite, e.g. suites/digits.toml")
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(path, "(file)", f"cannot read: {exc.strerror}", "check the file's permissions") from exc
+    if len(raw_bytes) > MAX_SUITE_BYTES:
+        raise SuiteError(path, "(file)", f"{len(raw_bytes)} bytes is too large for a suite",
+                         f"keep suites under {MAX_SUITE_BYTES} bytes")
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SuiteError(path, "(file)", "not UTF-8 text", "save the suite as UTF-8 TOML") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(path, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax at that line") from exc
+    except RecursionError as exc:
+        raise SuiteError(path, "(syntax)", "nested too deeply", "flatten the suite's tables") from exc
+    return _parse(raw, path, check)
+
+
+def _parse(raw: dict[str, Any], path: Path, check: _Checker) -> Suite:
+    check.no_unknown(raw, _TOP_KEYS, "")
+    if "suite" not in raw:
+        raise check.fail("suite", "missing table", 'add a [suite] table with name = "..."')
+    suite = check.table(raw["suite"], "suite")
+    check.no_unknown(suite, _SUITE_KEYS, "suite")
+    name = check.string(suite, "name", "suite")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise check.fail("suite.name", f"{name!r} is not a safe folder name", "use letters, digits, '.', '_', '-'")
+    description = suite.get("description", "")
+    if not isinstance(description, str):
+        raise check.fail("suite.description", "expected a string", "quote the description")
+    seed = check.integer(suite, "seed", "suite", default=0)
+    time_steps = check.int_list(suite.get("time_steps", [4]), "suite.time_steps", 1, MAX_TIME_STEP)
+    devices = check.str_list(suite.get("devices", ["cpu"]), "suite.devices")
+    for i, dev in enumerate(devices):
+        if not DEVICE_PATTERN.match(dev):
+            raise check.fail(f"suite.devices[{i}]", f"unknown device {dev!r}", 'use "cpu", "cuda:0" or "cuda:*"')
+    metrics = check.str_list(suite.get("metrics", ["accuracy", "params"]), "suite.metrics")
+    _check_metrics(metrics, check)
+
+    data = _parse_data(raw, check)
+    metric_options = _parse_metric_options(raw, metrics, check)
+    models = _parse_models(raw, path, check)
+    train = check.table(raw["train"], "train") if "train" in raw else None
+    return Suite(path=str(path), name=name, description=description, seed=seed, time_steps=time_steps,
+                 devices=devices, metrics=metrics, data=data, models=models,
+                 metric_options=metric_options, train=train)
+
+
+def _check_metrics(metrics: tuple[str, ...], check: _Checker) -> None:
+    from bench.metrics import available_metrics
+
+    known = available_metrics()
+    for i, name in enumerate(metrics):
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known metrics: {', '.join(known)}"
+            raise check.fail(f"suite.metrics[{i}]", f"unknown metric {name!r}", hint)
+    if len(set(metrics)) != len(metrics):
+        raise check.fail("suite.metrics", "duplicate metric names", "list each metric once")
+
+
+def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
+    from bench.data import DATASETS
+
+    if "data" not in raw:
+        raise check.fail("data", "missing table", 'add [data] with dataset = "digits" (or "synthetic")')
+    data = check.table(raw["data"], "data")
+    check.no_unknown(data, _DATA_KEYS, "data")
+    dataset = check.string(data, "dataset", "data")
+    if dataset not in DATASETS:
+        raise check.fail("data.dataset", f"unknown dataset {dataset!r}", f"use one of {', '.join(sorted(DATASETS))}")
+    root = check.string(data, "root", "data", default=None)
+    on_missing = check.string(data, "on_missing", "data", default="error")
+    if on_missing not in ON_MISSING:
+        raise check.fail("data.on_missing", f"{on_missing!r} is not an option", f"use one of {ON_MISSING}")
+    options = check.table(data.get("options", {}), "data.options")
+    return DataSpec(
+        dataset=dataset,
+        root=root,
+        split=check.string(data, "split", "data", default="test"),
+        max_samples=check.integer(data, "max_samples", "data", default=0),
+        batch_sizes=check.int_list(data.get("batch_size", 32), "data.batch_size", 1, 1_000_000),
+        on_missing=on_missing,
+        image_size=check.integer(data, "image_size", "data", default=None, minimum=1, maximum=4096),
+        num_workers=check.integer(data, "num_workers", "data", default=0, maximum=64),
+        options=options,
+    )
+
+
+def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: _Checker) -> dict[str, dict]:
+    options = check.table(raw.get("metrics", {}), "metrics")
+    for key, value in options.items():
+        check.table(value, f"metrics.{key}")
+        if key not in metrics:
+            raise check.fail(f"metrics.{key}", f"options for metric {key!r}, which suite.metrics does not list",
+                             f"add {key!r} to suite.metrics or remove [metrics.{key}]")
+    return options
+
+
+def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[ModelSpec, ...]:
+    from bench.models.registry import UnknownModelError, model_info
+
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        raise check.fail("models", "no models listed", 'add at least one [[models]] table with name = "..."')
+    if len(models) > MAX_MODELS:
+        raise check.fail("models", f"{len(models)} models", f"split the suite (at most {MAX_MODELS} models)")
+    specs: list[ModelSpec] = []
+    labels: set[str] = set()
+    for i, entry in enumerate(models):
+        field = f"models[{i}]"
+        entry = check.table(entry, field)
+        check.no_unknown(entry, _MODEL_KEYS, field)
+        name = check.string(entry, "name", field)
+        try:
+            model_info(name)
+        except UnknownModelError as exc:
+            raise check.fail(f"{field}.name", str(exc),
+                             "use a name from `bench models` or an importable 'package.module:factory'") from exc
+        kwargs = check.table(entry.get("kwargs", {}), f"{field}.kwargs")
+        label = check.string(entry, "label", field, default=name)
+        if label in labels:
+            raise check.fail(f"{field}.label", f"label {label!r} is used twice",
+                             "give each model entry a distinct label")
+        labels.add(label)
+        checkpoint = check.string(entry, "checkpoint", field, default=None)
+        if checkpoint is not None:
+            expanded, missing = expand_env(checkpoint)
+            if missing:
+                raise check.fail(f"{field}.checkpoint", f"environment variable(s) {missing} not set",
+                                 f"export {missing[0]}=/path/to/checkpoints or write the path out")
+            ckpt = Path(expanded)
+            checkpoint = str(ckpt if ckpt.is_absolute() else (path.parent / ckpt))
+        steps = entry.get("time_steps")
+        specs.append(ModelSpec(
+            name=name, label=label, kwargs=kwargs, checkpoint=checkpoint,
+            time_steps=None if steps is None else check.int_list(steps, f"{field}.time_steps", 1, MAX_TIME_STEP),
+            trained_T=check.integer(entry, "trained_T", field, default=None, minimum=1, maximum=MAX_TIME_STEP),
+        ))
+    return tuple(specs)
+
+
+# ---------------------------------------------------------------- case expansion
+
+
+def expand_cases(suite: Suite) -> tuple[list[Case], list[str]]:
+    """All cases (model x T x device x batch size) in run order, and notes on skipped devices."""
+    devices, notes = expand_devices(list(suite.devices))
+    if not devices:
+        notes.append("no listed device is present on this machine: nothing to run")
+    cases = [
+        Case(model=model, T=T, device=device, batch_size=bs)
+        for model in suite.models
+        for device, bs, T in itertools.product(devices, suite.data.batch_sizes, model.time_steps or suite.time_steps)
+    ]
+    return cases, notes

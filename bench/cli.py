@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console(stderr=True)
+    if not console.is_terminal:  # logs and CI: wide enough that tables do not fold every cell
+        console.width = 160
     try:
         return args.func(args, console)
     except bad_input_errors() as exc:

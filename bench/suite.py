@@ -17,6 +17,7 @@ A suite is a TOML file::
     max_samples = 360               # cap on evaluated samples (0 = all)
     batch_size = 64                 # an integer or a list: cases expand over it
     on_missing = "error"            # error | synthetic: what to do when the root is missing
+    fallback_samples = 16           # synthetic samples used by the fallback
     image_size = 32                 # resize (digits) or declared size (synthetic)
 
     [metrics.latency]               # options for one metric plug-in
@@ -74,6 +75,8 @@ class DataSpec:
     max_samples: int = 0
     batch_sizes: tuple[int, ...] = (32,)
     on_missing: str = "error"
+    # Samples of synthetic input used when the root is missing and on_missing = "synthetic".
+    fallback_samples: int = 16
     image_size: int | None = None
     num_workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)
@@ -121,8 +124,8 @@ class Case:
 # ---------------------------------------------------------------- schema checking helpers
 
 _SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics"}
-_DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "image_size",
-              "num_workers", "options"}
+_DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "fallback_samples",
+              "image_size", "num_workers", "options"}
 _MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "time_steps", "trained_T"}
 _TOP_KEYS = {"suite", "data", "models", "metrics", "train"}
 
@@ -304,6 +307,7 @@ def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
         max_samples=check.integer(data, "max_samples", "data", default=0),
         batch_sizes=check.int_list(data.get("batch_size", 32), "data.batch_size", 1, 1_000_000),
         on_missing=on_missing,
+        fallback_samples=check.integer(data, "fallback_samples", "data", default=16, minimum=1, maximum=100_000),
         image_size=check.integer(data, "image_size", "data", default=None, minimum=1, maximum=4096),
         num_workers=check.integer(data, "num_workers", "data", default=0, maximum=64),
         options=options,

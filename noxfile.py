@@ -1,0 +1,37 @@
+"""Sessions: tests, lint, bench (performance figures), regression (against the committed baseline).
+
+Sessions reuse the current interpreter's environment (``venv_backend="none"``): the project's
+dependencies include a multi-GB torch build, which is installed once by the README's set-up
+command rather than per session.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "none"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The unit and integration tests (the README's test command)."""
+    session.run(sys.executable, "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the package, tests, benchmarks and this file."""
+    session.run(sys.executable, "-m", "ruff", "check", "bench", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Performance figures (benchmarks, not timed tests): zoo speed vs spikingjelly, metric overhead,
+    harness overhead. Each script prints its figures and exits non-zero when a target is missed."""
+    import pathlib
+
+    for script in sorted(pathlib.Path("benchmarks").glob("*.py")):
+        session.run(sys.executable, str(script), *session.posargs)

@@ -1,10 +1,16 @@
-"""Devices a suite may name: ``cpu``, ``cuda:N`` and ``cuda:*`` (every visible GPU)."""
+"""Devices a suite may name: ``cpu``, ``cuda:N`` and ``cuda:*`` (every visible GPU).
+
+Also describes a device for the results (model name, driver and CUDA versions, threads) and
+finds a GPU's NVML handle. NVML comes from ``pynvml`` (package nvidia-ml-py), imported lazily so
+machines without an NVIDIA driver never load it.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
+from typing import Any
 
 import torch
 
@@ -48,21 +54,104 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cpus() -> int | None:
+    """CPUs this process may run on (affinity mask; a container's cpuset shows here), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+_NVML: dict[str, Any] = {}
+
+
+def nvml() -> Any:
+    """The initialised ``pynvml`` module; raises RuntimeError saying why NVML is unusable."""
+    if "module" in _NVML:
+        return _NVML["module"]
+    if "error" in _NVML:
+        raise RuntimeError(_NVML["error"])
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as err:  # ImportError, or pynvml.NVMLError when no driver / library is found
+        _NVML["error"] = f"NVML unavailable: {type(err).__name__}: {err}"
+        raise RuntimeError(_NVML["error"]) from err
+    _NVML["module"] = pynvml
+    return pynvml
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bare_uuid(uuid: str) -> str:
+    uuid = uuid.strip().lower()
+    return uuid[4:] if uuid.startswith("gpu-") else uuid
+
+
+def nvml_handle(device: str | torch.device, pynvml: Any | None = None) -> Any:
+    """The NVML handle of a torch CUDA device, matched by UUID.
+
+    torch's device index and NVML's index differ under ``CUDA_VISIBLE_DEVICES`` or the default
+    FASTEST_FIRST ordering, so the index is never trusted: the UUIDs must match.
+    """
+    pynvml = pynvml or nvml()
+    index = torch.device(device).index or 0
+    want = _bare_uuid(str(torch.cuda.get_device_properties(index).uuid))
+    for i in range(pynvml.nvmlDeviceGetCount()):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+        if _bare_uuid(_text(pynvml.nvmlDeviceGetUUID(handle))) == want:
+            return handle
+    raise RuntimeError(f"no NVML device has the UUID of {device} ({want})")
+
+
+def _cuda_version(code: int) -> str:
+    """NVML's integer CUDA version (e.g. 12040) as ``12.4``."""
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
+def nvml_description(device: str) -> dict[str, object]:
+    """NVML's name, driver and driver-CUDA versions of a GPU; None with ``*_why`` when unavailable."""
+    fields = ("nvml_name", "driver_version", "cuda_driver_version")
+    try:
+        pynvml = nvml()
+        handle = nvml_handle(device, pynvml)
+        return {
+            "nvml_name": _text(pynvml.nvmlDeviceGetName(handle)),
+            "driver_version": _text(pynvml.nvmlSystemGetDriverVersion()),
+            "cuda_driver_version": _cuda_version(pynvml.nvmlSystemGetCudaDriverVersion()),
+        }
+    except Exception as err:  # NVML errors are many and driver-specific; each one is reported
+        why = str(err) if isinstance(err, RuntimeError) else f"{type(err).__name__}: {err}"
+        return {k: v for f in fields for k, v in ((f, None), (f"{f}_why", why))}
+
+
 def describe_device(device: str) -> dict[str, object]:
-    """Name and versions of one device, recorded with every result on it."""
+    """Name and versions of one device, recorded with every result on it.
+
+    CPU: model name, torch intra-op threads, usable and logical CPUs. CUDA: torch's name, memory,
+    capability, CUDA runtime torch was built with, cuDNN, and NVML's name, driver version and
+    the CUDA version the driver supports; host threads too, since they launch the kernels.
+    """
+    common = {"device": device, "torch_version": torch.__version__, "threads": torch.get_num_threads()}
     if device == "cpu":
         return {
-            "device": "cpu",
+            **common,
             "device_name": cpu_name(),
-            "threads": torch.get_num_threads(),
+            "usable_cpus": usable_cpus(),
             "logical_cpus": os.cpu_count(),
         }
     index = torch.device(device).index or 0
     props = torch.cuda.get_device_properties(index)
     return {
-        "device": device,
+        **common,
         "device_name": props.name,
         "total_memory_gib": round(props.total_memory / 2**30, 2),
         "capability": f"{props.major}.{props.minor}",
         "cuda_runtime": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version(),
+        "host_cpu": cpu_name(),
+        **nvml_description(device),
     }

@@ -13,7 +13,8 @@ README commands):
 - One trainable threshold per neuron layer, kept above a lower bound. LIF: init 0.3, bound 5e-4,
   alpha 0.3, tau 1, dt 0.05. IF: init 6.0, bound 0.01, alpha 0.5 (spike when u >= alpha v_th).
   ImageNet IF additionally scales the threshold gradient by 0.001 and, in the paper, initialises
-  the thresholds from the maximum activations of a pre-trained ANN (hybrid training).
+  the thresholds from the maximum activations of a pre-trained ANN (hybrid training). The paper
+  has no ImageNet LIF net; ``neuron="dsr_lif"`` there uses the CIFAR LIF defaults.
 - Output layer: FC -> BatchNorm1d -> neuron; the logits are that layer's firing rate over all T
   (IF: mean; LIF: weighted by ``exp(-(T - t) dt / tau)``). Our models return these logits
   repeated over T as ``[T, B, K]`` (registered with ``causal_over_T=False``).
@@ -345,11 +346,11 @@ def dsr_vgg11(num_classes: int = 10, in_channels: int = 2, input_size: str = "ci
     """VGG-11 for DVS-CIFAR10 (48 px, T=20 frames), LIF by default; ``neuron="dsr_if"`` for the IF net.
 
     Channels 64-A-128-A-256-256-A-512-512-A-512-512-A (A = AvgPool 2x2), dropout 0.1 after every
-    neuron, FC 512*7*7 -> K. Params: 9,476,327 at 10 classes (9 of them thresholds). The net has no
-    stem and runs at any size >= 32 px; only ``input_size="cifar"`` is accepted (there is no
-    ImageNet variant). Published top-1 (recalled, unverified here; neuron not recorded): 77.27.
+    neuron, FC 512*7*7 -> K. Params: 9,476,327 at 10 classes (9 of them thresholds).
+    ``input_size`` is validated but changes nothing: the official net has no stem to swap, and its
+    adaptive 7x7 pool lets the same layers run at any size >= 32 px (e.g. 128-px DVS frames).
+    Published top-1 (recalled, unverified here; neuron not recorded): 77.27.
     """
-    if check_input_size(input_size) != "cifar":
-        raise ValueError("dsr_vgg11 exists only as the 48-px DVS-CIFAR10 net (no 7x7 stem); use input_size='cifar'")
+    check_input_size(input_size)
     make = dsr_neuron_factory(neuron, T, neuron_params, default_kind="dsr_lif")
     return DSRVGG(VGG11_CFG, num_classes, in_channels, width, make, T, dropout)

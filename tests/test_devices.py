@@ -1,0 +1,115 @@
+"""Device expansion with faked GPU counts, device descriptions, NVML handle matching with a fake pynvml."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import bench.devices as devices
+
+
+def fake_gpus(monkeypatch, n: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+
+def test_expand_without_gpus_keeps_cpu_and_notes_the_rest(monkeypatch):
+    fake_gpus(monkeypatch, 0)
+    got, notes = devices.expand_devices(["cpu", "cuda:*", "cuda:1"])
+    assert got == ["cpu"]
+    assert notes == ["cuda:* skipped: no CUDA device is visible", "cuda:1 skipped: 0 CUDA device(s) visible"]
+
+
+def test_expand_with_two_gpus(monkeypatch):
+    fake_gpus(monkeypatch, 2)
+    got, notes = devices.expand_devices(["cuda", "cuda:*", "cpu", "cuda:3"])
+    assert got == ["cuda:0", "cuda:1", "cpu"]  # "cuda" is cuda:0; duplicates dropped, order kept
+    assert notes == ["cuda:3 skipped: 2 CUDA device(s) visible"]
+
+
+def test_describe_cpu():
+    info = devices.describe_device("cpu")
+    assert info["device_name"] == devices.cpu_name() and info["device_name"]
+    assert info["threads"] == torch.get_num_threads()
+    assert 1 <= info["usable_cpus"] <= info["logical_cpus"]
+    assert info["torch_version"] == torch.__version__
+
+
+class FakeNvml:
+    """Two NVML devices listed in the opposite order to torch's."""
+
+    uuids = ["GPU-bbbb-2222", "GPU-aaaa-1111"]
+
+    def nvmlDeviceGetCount(self):  # noqa: N802
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i):  # noqa: N802
+        return f"h{i}"
+
+    def nvmlDeviceGetUUID(self, handle):  # noqa: N802
+        return self.uuids[int(handle[1])].encode()  # older pynvml returns bytes
+
+    def nvmlDeviceGetName(self, handle):  # noqa: N802
+        return {"h0": "Fake B", "h1": "Fake A"}[handle]
+
+    def nvmlSystemGetDriverVersion(self):  # noqa: N802
+        return "550.54.15"
+
+    def nvmlSystemGetCudaDriverVersion(self):  # noqa: N802
+        return 12040
+
+
+def fake_torch_gpu(monkeypatch, uuid: str) -> None:
+    props = SimpleNamespace(name="Fake A torch", total_memory=8 * 2**30, major=9, minor=0, uuid=uuid)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+
+
+def test_nvml_handle_matches_by_uuid_not_index(monkeypatch):
+    fake_torch_gpu(monkeypatch, "aaaa-1111")  # torch's cuda:0 is NVML's index 1
+    assert devices.nvml_handle("cuda:0", FakeNvml()) == "h1"
+
+
+def test_nvml_handle_without_match_raises(monkeypatch):
+    fake_torch_gpu(monkeypatch, "cccc-3333")
+    with pytest.raises(RuntimeError, match="no NVML device"):
+        devices.nvml_handle("cuda:0", FakeNvml())
+
+
+def test_describe_cuda_with_fake_nvml(monkeypatch):
+    fake_torch_gpu(monkeypatch, "aaaa-1111")
+    monkeypatch.setattr(devices, "nvml", lambda: FakeNvml())
+    info = devices.describe_device("cuda:0")
+    assert info["device_name"] == "Fake A torch"
+    assert info["nvml_name"] == "Fake A"
+    assert info["driver_version"] == "550.54.15"
+    assert info["cuda_driver_version"] == "12.4"
+    assert info["total_memory_gib"] == 8.0 and info["capability"] == "9.0"
+
+
+def test_describe_cuda_without_nvml_gives_reasons(monkeypatch):
+    fake_torch_gpu(monkeypatch, "aaaa-1111")
+
+    def broken():
+        raise RuntimeError("NVML unavailable: NVMLError_LibraryNotFound")
+
+    monkeypatch.setattr(devices, "nvml", broken)
+    info = devices.describe_device("cuda:0")
+    assert info["driver_version"] is None
+    assert "LibraryNotFound" in info["driver_version_why"]
+    assert info["device_name"] == "Fake A torch"
+
+
+def test_cuda_version_format():
+    assert devices._cuda_version(12040) == "12.4"
+    assert devices._cuda_version(11080) == "11.8"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_describe_real_gpu():
+    info = devices.describe_device("cuda:0")
+    assert info["device_name"] == torch.cuda.get_device_name(0)
+    assert info["driver_version"] is not None, info.get("driver_version_why")
+    assert info["nvml_name"]

@@ -175,16 +175,16 @@ def sew_resnet152(**kwargs: Any) -> ResNetTrunk:
     return sew_resnet(152, **kwargs)
 
 
-def _fixed_cnf(depth: int, cnf: str, **kwargs: Any) -> ResNetTrunk:
-    if kwargs.pop("cnf", cnf).upper() != cnf:
-        raise ValueError(f"sew_resnet{depth}_{cnf.lower()} has cnf={cnf}; use sew_resnet{depth} to choose it")
-    return sew_resnet(depth, cnf=cnf, **kwargs)
+def _fixed_cnf(depth: int, fixed: str, **kwargs: Any) -> ResNetTrunk:
+    if kwargs.pop("cnf", fixed).upper() != fixed:
+        raise ValueError(f"sew_resnet{depth}_{fixed.lower()} has cnf={fixed}; use sew_resnet{depth} to choose it")
+    return sew_resnet(depth, cnf=fixed, **kwargs)
 
 
 # Binary-spike variants, registered separately so their metadata does not claim multi-spikes.
 for _depth in (18, 34, 50, 101, 152):
     for _cnf in ("AND", "IAND"):
         register_model(
-            **{**_META, "non_spiking": (_FIRST_CONV,), "notes": f"cnf={_cnf} fixed (binary spikes throughout)"},
+            **{**_META, "non_spiking": (_FIRST_CONV,), "notes": f"cnf={_cnf} fixed (binary spikes after the stem)"},
             name=f"sew_resnet{_depth}_{_cnf.lower()}",
         )(partial(_fixed_cnf, _depth, _cnf))

@@ -1,6 +1,8 @@
 """Spikeformer (Li, Lei & Yang 2022, arXiv 2211.10686): convolutional tokenizer + space-time transformer.
 
-Not Zhou et al.'s Spikformer. Built from the official code (read for facts, written anew here):
+Not Zhou et al.'s Spikformer. Built from the official code (its ``spikeformer.py`` and ``neuron.py``,
+factories ``PLIF_spikeformer_7_3x2x3`` / ``PLIF_spikeformer_7_5x3x1`` / ``PLIAF_spikeformer_7_3x2x4``; read
+for facts, written anew here):
 
 - Convolutional tokenizer (CT): SEW-ADD blocks ``N(BN(conv(N(BN(conv_s(x)))))) + shortcut(x)``, shortcut
   identity or ``N(BN(conv1x1(AvgPool_s(x))))``; the output map is flattened to N tokens per time step.
@@ -20,7 +22,8 @@ Not Zhou et al.'s Spikformer. Built from the official code (read for facts, writ
 
 Spike-driven synaptic layers are only the CT convs after the first and FC2 of each MLP (and with LIAF
 neurons not even those): Q/K/V, proj, temporal_fc and FC1 act on LayerNorm outputs of a real-valued
-token stream.
+token stream. Inside the CT, SEW-ADD sums are integer multi-spikes (0, 1, 2), and a shortcut's 1x1 conv
+sees AvgPool-averaged multi-spikes (equivalent to an s x s stride-s conv on them).
 
 temporal_fc initialisation: the official code (copied from TimeSformer) intends to zero ``temporal_fc``
 of every block after the first, but its loop over ``blocks.modules()`` matches the ``ModuleList`` itself

@@ -11,7 +11,14 @@ import torch.nn as nn
 from spikingjelly.activation_based import layer, neuron
 
 from bench.metrics.base import CaseContext
-from bench.metrics.timing import TimingStats, host_timer, measure, neuron_implementation
+from bench.metrics.timing import (
+    TimingStats,
+    host_timer,
+    inference_fn,
+    measure,
+    neuron_implementation,
+    to_channels_last,
+)
 from bench.metrics.timing import latency as latency_metric
 from bench.models.neurons import make_neuron
 from bench.models.registry import ModelInfo
@@ -156,6 +163,13 @@ def test_channels_last_variant_matches_eager_output():
     out = latency_metric(ctx)
     assert out["variant"] == "eager+channels_last"
     assert model[0].weight.is_contiguous()  # the shared model is untouched (a copy was converted)
+    copied, frames = to_channels_last(model, ctx.sample_batch()[0])
+    assert copied[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert frames.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = inference_fn(model, ctx.sample_batch()[0])()
+        got = inference_fn(copied, frames)()
+    torch.testing.assert_close(got, expected)
 
 
 def test_compile_failure_is_none_with_reason(monkeypatch):

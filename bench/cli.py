@@ -27,8 +27,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     suite = load_suite(args.suite)
     outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
-                        show_progress=not args.quiet, console=console)
+                        show_progress=not args.quiet, console=console, isolate=args.isolate)
     md, html = render_report([outcome.out_dir])
+    _record_history(outcome.out_dir, console)
     _print_summary(outcome.records, console)
     console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
     if outcome.interrupted:
@@ -50,6 +51,103 @@ def _print_summary(records: list[dict], console: Console) -> None:
         style = None if row["status"] == "ok" else "red"
         table.add_row(*(str(v) for v in row), style=style)
     console.print(table)
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from bench.runner import default_out_dir, new_run_id
+    from bench.suite import load_suite
+    from bench.train import prepare_checkpoints, train_plan
+
+    suite = load_suite(args.suite)
+    train_plan(suite)  # a suite without [train] is bad input
+    out = args.out or default_out_dir(suite, new_run_id())
+    trained = prepare_checkpoints(suite, out, console, show_progress=not args.quiet)
+    for spec in trained.models:
+        console.print(f"{escape(spec.label)}: {escape(str(spec.checkpoint or 'untrained'))} (trained_T={spec.trained_T})")
+    console.print(f"evaluate with: bench run {args.suite} --resume {out}")
+    return EXIT_OK
+
+
+def _record_history(run_dir: Path, console: Console) -> None:
+    """Append the run to the history store; a store that cannot be written is a warning, not a failure."""
+    import sqlite3
+
+    from bench.history import append_run, history_path
+
+    db = history_path()
+    if db is None:
+        return
+    try:
+        append_run(run_dir, db)
+    except (sqlite3.Error, OSError) as exc:
+        console.print(f"[yellow]warning:[/yellow] history not updated ({escape(str(db))}): {escape(str(exc))}")
+
+
+def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    from bench.history import history_path, list_runs, metric_series, plot_series
+
+    db = args.db or history_path()
+    if db is None or not Path(db).is_file():
+        raise FileNotFoundError(f"no history store at {db}: `bench run` creates it (BENCH_HISTORY sets the path)")
+    if not args.metric:
+        table = Table(title=f"runs in {db}")
+        for col in ("run id", "created", "suite", "commit", "machine", "devices", "cases", "failed"):
+            table.add_column(col, overflow="fold")
+        for r in list_runs(db, args.suite, args.limit):
+            table.add_row(r["run_id"], r["created"] or "?", r["suite"] or "?", (r["git_commit"] or "?")[:10],
+                          r["machine"] or "?", r["devices"], str(r["n_cases"]), str(r["n_failed"]))
+        console.print(table)
+        return EXIT_OK
+    points = metric_series(db, args.metric, args.model, args.T, args.device, args.suite)
+    if not points:
+        console.print(f"[red]no values of {escape(args.metric)}[/red] for the chosen models/T/device")
+        return EXIT_BAD_INPUT
+    table = Table(title=args.metric)
+    for col in ("created", "run id", "commit", "model", "T", "device", "batch", "value"):
+        table.add_column(col, justify="right" if col in ("T", "batch", "value") else "left", overflow="fold")
+    for p in points:
+        table.add_row(p.created or "?", p.run_id, (p.git_commit or "?")[:10], p.model, str(p.T), p.device_name,
+                      str(p.batch_size), f"{p.value:.6g}")
+    console.print(table)
+    if args.plot:
+        console.print(f"plot: {plot_series(points, args.metric, args.plot)}")
+    return EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
+    from bench.compare import baseline_path, make_baseline, save_baseline, suite_tolerances
+    from bench.report.load import load_run
+
+    suite_file = args.suite or load_run(args.run_dir).run.get("suite_file")
+    tolerances, source = suite_tolerances(suite_file)
+    baseline = make_baseline(args.run_dir, args.name, tolerances)
+    path = save_baseline(baseline, args.file or baseline_path(args.name))
+    n = sum(len(c["values"]) for c in baseline["cases"].values())
+    console.print(f"baseline {escape(args.name)}: {len(baseline['cases'])} case(s), {n} value(s), "
+                  f"fields chosen by {escape(source)}\nwritten: {path}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from bench.compare import baseline_path, compare_run, regressions
+
+    changes, source = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
+    bad = regressions(changes)
+    table = Table(title=f"{args.run_dir} against {args.baseline} (tolerances: {source})")
+    for col in ("case", "field", "baseline", "current", "change", "tolerance", "verdict", "note"):
+        table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left",
+                         overflow="fold")
+    for c in changes:
+        if c.verdict == "ok" and not args.all and not c.delta:
+            continue
+        style = {"regression": "red", "improved": "green", "skipped": "dim"}.get(c.verdict)
+        table.add_row(*(escape(v) for v in c.cells()), style=style)
+    console.print(table)
+    compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s)")
+    for c in bad:
+        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}")
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> int:
@@ -90,8 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", type=Path, help="output folder (default reports/<suite>/<run-id>)")
     where.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a run in RUN_DIR: cases already completed with the same configuration are kept")
+    run.add_argument("--isolate", action="store_true",
+                     help="run each case in its own process: crashes (segfault, OOM kill) and hangs are recorded too")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
+
+    train = sub.add_parser("train", help="train the suite's models lacking a checkpoint ([train] table)")
+    train.add_argument("suite", help="suite file (TOML) with a [train] table")
+    train.add_argument("--out", type=Path, help="run folder; checkpoints go to <out>/checkpoints/ "
+                       "(default reports/<suite>/<run-id>); rerunning into it resumes")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
 
     models = sub.add_parser("models", help="list registered models")
     models.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'sew*'")
@@ -102,16 +209,46 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
     report.set_defaults(func=cmd_report)
+
+    history = sub.add_parser("history", help="list runs in the history store, or follow a metric over time")
+    history.add_argument("--db", type=Path, help="history file (default $BENCH_HISTORY or reports/history.sqlite)")
+    history.add_argument("--metric", help="<metric>.<field>, e.g. accuracy.top1")
+    history.add_argument("--model", action="append", help="model label (repeatable; default all)")
+    history.add_argument("--T", type=int, help="only this T")
+    history.add_argument("--device", help="only this device model or torch device")
+    history.add_argument("--suite", help="only runs of this suite")
+    history.add_argument("--limit", type=int, help="list at most this many runs")
+    history.add_argument("--plot", type=Path, help="write a PNG of the metric over time")
+    history.set_defaults(func=cmd_history)
+
+    baseline = sub.add_parser("baseline", help="regression baselines")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    save = baseline_sub.add_parser("save", help="save a run's tracked values as suites/baselines/NAME.json")
+    save.add_argument("run_dir", type=Path)
+    save.add_argument("name")
+    save.add_argument("--suite", type=Path, help="suite whose [tolerances] choose the fields (default: the run's)")
+    save.add_argument("--file", type=Path, help="write here instead of suites/baselines/NAME.json")
+    save.set_defaults(func=cmd_baseline)
+
+    compare = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a regression")
+    compare.add_argument("baseline", help="baseline name (suites/baselines/NAME.json) or file")
+    compare.add_argument("run_dir", type=Path)
+    compare.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: the run's)")
+    compare.add_argument("--all", action="store_true", help="also list unchanged values")
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 
 def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.checkpoints import CheckpointError
+    from bench.compare import BaselineError
     from bench.data import DatasetError
     from bench.models.registry import UnknownModelError
     from bench.suite import SuiteError
+    from bench.train.loop import TrainingError
 
-    return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError)
+    return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError, TrainingError,
+            BaselineError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,15 @@ its error and the next case runs; records already written are never touched agai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -122,6 +128,46 @@ def config_key(suite: Suite, case: Case) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class CaseTimeoutError(TimeoutError):
+    """A case ran past the suite's ``case_timeout_s``."""
+
+
+@contextlib.contextmanager
+def case_deadline(seconds: float | None) -> Iterator[None]:
+    """Raise CaseTimeoutError in this thread once ``seconds`` have passed (POSIX main thread only).
+
+    The signal is delivered between Python operations, so a single long kernel finishes first;
+    ``--isolate`` enforces the limit by killing the case's process instead.
+    """
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CaseTimeoutError(f"case exceeded suite.case_timeout_s = {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def death_reason(exitcode: int | None) -> str:
+    """Why an isolated case's process ended without a record."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = {"SIGKILL": " (the kernel's out-of-memory killer sends this when memory runs out)",
+                "SIGSEGV": " (a crash in native code)", "SIGABRT": " (an abort in native code)"}.get(name, "")
+        return f"the case's process was killed by {name}{hint}"
+    return f"the case's process exited with code {exitcode} without writing a record"
+
+
 def error_record(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]}
@@ -134,12 +180,13 @@ class SuiteRunner:
     """Runs the cases of one suite into one output folder."""
 
     def __init__(self, suite: Suite, out_dir: Path, console: Console | None = None, show_progress: bool = True,
-                 resume: bool = False):
+                 resume: bool = False, isolate: bool = False):
         self.suite = suite
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
         self.resume = resume
+        self.isolate = isolate
         self.run_id = self.out_dir.name
         self._model_key: tuple | None = None
         self._model: nn.Module | None = None
@@ -157,7 +204,6 @@ class SuiteRunner:
         # A resumed run keeps its completed records and drops failed ones, which rerun.
         if self.resume and len(done) != len(previous):
             self._rewrite(writer, [r for r in previous if r.get("config_key") in done])
-        records = [r for r in previous if r.get("config_key") in done]
         if bundle.fallback_note:
             notes.insert(0, bundle.fallback_note)
         write_json(collect_env(suite.path, suite.seed), self.out_dir / ENV_FILE)
@@ -173,19 +219,22 @@ class SuiteRunner:
         interrupted = False
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, disable=not self.show_progress)
-        with progress:
-            overall = progress.add_task(f"suite {suite.name}", total=len(todo))
-            for case in todo:
-                try:
-                    record = self.run_case(case, bundle, progress)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    self.console.print("[red]interrupted:[/red] stopping after the cases already measured")
-                    break
-                writer.append(record)
-                records.append(record)
-                write_csv(records, self.out_dir / CSV_FILE)
-                progress.advance(overall)
+        try:
+            with progress:
+                overall = progress.add_task(f"suite {suite.name}", total=len(todo))
+                for case in todo:
+                    if self.isolate:
+                        record = self.run_case_isolated(case, progress)
+                    else:
+                        with case_deadline(suite.case_timeout_s):
+                            record = self.run_case(case, bundle, progress)
+                    writer.append(record)
+                    write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
+                    progress.advance(overall)
+        except KeyboardInterrupt:  # whenever it lands, the file keeps every record already appended
+            interrupted = True
+            self.console.print("[red]interrupted:[/red] stopping after the cases already measured")
+        records = read_records(writer.path)  # the file is the source of truth
         write_csv(records, self.out_dir / CSV_FILE)
         return RunOutcome(self.out_dir, records, notes, interrupted)
 
@@ -272,7 +321,7 @@ class SuiteRunner:
                 progress.advance(task)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # isolation: record and go on
+        except Exception as exc:  # isolation: record and go on (MemoryError and CUDA OOM included)
             record["status"] = "failed"
             record["error"] = error_record(exc.__cause__ or exc) | {"message": str(exc)}
             self._release()
@@ -281,9 +330,68 @@ class SuiteRunner:
         record["duration_s"] = round(time.perf_counter() - started, 3)
         return record
 
+    def run_case_isolated(self, case: Case, progress: Progress) -> dict[str, Any]:
+        """Run one case in a fresh process, so a crash (segfault, OOM kill) or a hang is recorded too."""
+        started = time.perf_counter()
+        ctx = multiprocessing.get_context("spawn")
+        fd, result_path = tempfile.mkstemp(prefix="case-", suffix=".json", dir=self.out_dir)
+        os.close(fd)
+        task = progress.add_task(f"  {case.case_id} (isolated)", total=None)
+        process = ctx.Process(target=_isolated_case, args=(self.suite, case, self.run_id, result_path))
+        try:
+            process.start()
+            process.join(self.suite.case_timeout_s)
+            if process.is_alive():
+                process.kill()
+                process.join()
+                reason = f"case exceeded suite.case_timeout_s = {self.suite.case_timeout_s:g} s; its process was killed"
+                error = {"type": "CaseTimeoutError", "message": reason, "traceback": ""}
+            else:
+                text = Path(result_path).read_text(encoding="utf-8")
+                if text:
+                    return json.loads(text)
+                error = {"type": "ProcessDied", "message": death_reason(process.exitcode), "traceback": ""}
+        finally:
+            progress.remove_task(task)
+            Path(result_path).unlink(missing_ok=True)
+        return {
+            "schema": 1, "run_id": self.run_id, "suite": self.suite.name, "case_id": case.case_id,
+            "config_key": config_key(self.suite, case),
+            "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
+                      "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
+            "T": case.T, "trained_T": case.model.trained_T, "device": case.device,
+            "batch_size": case.batch_size, "metrics": {}, "status": "failed", "error": error,
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+
+
+def _isolated_case(suite: Suite, case: Case, run_id: str, result_path: str) -> None:
+    """Child-process entry of ``--isolate``: run one case and write its record to ``result_path``."""
+    if suite.memory_limit_gib and case.device == "cpu":
+        import resource
+
+        # The cap is on growth: torch alone maps gigabytes of address space at import.
+        with open("/proc/self/statm") as f:
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = current + int(suite.memory_limit_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    runner = SuiteRunner(suite, Path(result_path).parent, show_progress=False)
+    runner.run_id = run_id
+    bundle = load_data(suite.data, suite.seed)
+    with Progress(disable=True) as progress:
+        record = runner.run_case(case, bundle, progress)
+    tmp = result_path + ".tmp"
+    Path(tmp).write_text(json.dumps(record, default=str), encoding="utf-8")
+    os.replace(tmp, result_path)
+
 
 def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False,
-              show_progress: bool = True, console: Console | None = None) -> RunOutcome:
+              show_progress: bool = True, console: Console | None = None, isolate: bool = False) -> RunOutcome:
     """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``)."""
     out = Path(out_dir) if out_dir else default_out_dir(suite, new_run_id())
-    return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume).run()
+    if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
+        from bench.train import prepare_checkpoints
+
+        suite = prepare_checkpoints(suite, out, console, show_progress=show_progress)
+    return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
+                       isolate=isolate).run()

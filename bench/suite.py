@@ -9,6 +9,8 @@ A suite is a TOML file::
     time_steps = [1, 2, 4, 8]       # T values to evaluate (positive integers)
     devices = ["cpu", "cuda:*"]     # cpu, cuda:N, cuda:* (absent GPUs are skipped with a note)
     metrics = ["accuracy", "params", "latency"]
+    case_timeout_s = 600            # optional: a case running longer is recorded as failed
+    memory_limit_gib = 8            # optional: cap on a case's memory growth under --isolate (CPU)
 
     [data]
     dataset = "digits"              # synthetic | digits | ... (see bench.data.DATASETS)
@@ -105,6 +107,12 @@ class Suite:
     models: tuple[ModelSpec, ...]
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: dict[str, Any] | None = None
+    # Per-case wall-clock limit (seconds); a case past it is recorded as failed. None = no limit.
+    case_timeout_s: float | None = None
+    # Cap on a case's address-space growth under --isolate on CPU (GiB); None = no cap.
+    memory_limit_gib: float | None = None
+    # [tolerances]: per-field regression tolerances for `bench compare` (bench.compare.Tolerance values).
+    tolerances: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,12 @@ class Case:
 
 # ---------------------------------------------------------------- schema checking helpers
 
-_SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics"}
+_SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics", "case_timeout_s",
+               "memory_limit_gib"}
 _DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "fallback_samples",
               "image_size", "num_workers", "options"}
 _MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "time_steps", "trained_T"}
-_TOP_KEYS = {"suite", "data", "models", "metrics", "train"}
+_TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
 
 
 class _Checker:
@@ -176,6 +185,15 @@ class _Checker:
             upper = f" and <= {maximum}" if maximum is not None else ""
             raise self.fail(f"{field}.{key}", f"{value} is out of range", f"use an integer >= {minimum}{upper}")
         return value
+
+    def number(self, table: dict[str, Any], key: str, field: str) -> float | None:
+        """An optional positive number (int or float); None when absent."""
+        if key not in table:
+            return None
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            raise self.fail(f"{field}.{key}", f"expected a positive number, got {value!r}", "write e.g. 600 or 2.5")
+        return float(value)
 
     def int_list(self, value: Any, field: str, minimum: int = 1, maximum: int | None = None) -> tuple[int, ...]:
         items = value if isinstance(value, list) else [value]
@@ -267,7 +285,19 @@ def _parse(raw: dict[str, Any], path: Path, check: _Checker) -> Suite:
     train = check.table(raw["train"], "train") if "train" in raw else None
     return Suite(path=str(path), name=name, description=description, seed=seed, time_steps=time_steps,
                  devices=devices, metrics=metrics, data=data, models=models,
-                 metric_options=metric_options, train=train)
+                 metric_options=metric_options, train=train,
+                 case_timeout_s=check.number(suite, "case_timeout_s", "suite"),
+                 memory_limit_gib=check.number(suite, "memory_limit_gib", "suite"),
+                 tolerances=_parse_tolerances(raw, check))
+
+
+def _parse_tolerances(raw: dict[str, Any], check: _Checker) -> dict[str, Any]:
+    from bench.compare import ToleranceError, parse_tolerances
+
+    try:
+        return parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
+    except ToleranceError as exc:
+        raise check.fail(f"tolerances.{exc.key}", exc.problem, exc.fix) from exc
 
 
 def _check_metrics(metrics: tuple[str, ...], check: _Checker) -> None:
@@ -357,7 +387,11 @@ def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[Mod
                 raise check.fail(f"{field}.checkpoint", f"environment variable(s) {missing} not set",
                                  f"export {missing[0]}=/path/to/checkpoints or write the path out")
             ckpt = Path(expanded)
-            checkpoint = str(ckpt if ckpt.is_absolute() else (path.parent / ckpt))
+            ckpt = ckpt if ckpt.is_absolute() else (path.parent / ckpt)
+            if not ckpt.is_file() or not os.access(ckpt, os.R_OK):
+                raise check.fail(f"{field}.checkpoint", f"{str(ckpt)!r} is not a readable file",
+                                 "correct the path (relative paths start at the suite's folder) or remove the key")
+            checkpoint = str(ckpt)
         steps = entry.get("time_steps")
         specs.append(ModelSpec(
             name=name, label=label, kwargs=kwargs, checkpoint=checkpoint,

@@ -22,7 +22,8 @@ boundaries. Everything else is a guess, exposed as an option:
   of the current stage plus the projected stage input (then DA is exactly a SEW-ADD / MS-style
   identity-shortcut chain, kept as the within-stage ablation). [guess]
 - ``proj``: ``"pool"`` (default) avg-pool (ceil mode) + 1x1 conv + BN, as the downsampling
-  shortcut of the authors' earlier Spikeformer code; ``"conv"``: strided 1x1 conv + BN (SEW/MS).
+  shortcut of the authors' earlier Spikeformer code (and a strided 1x1 conv over the 4x/8x skips
+  would read only 1/16 or 1/64 of the positions); ``"conv"``: strided 1x1 conv + BN (SEW/MS).
   In the spike domain a neuron follows (so the sums stay integer). [guess]
 - ``scale``: ``"none"`` (default) plain sum; ``"mean"`` divides each sum by the number of unit
   outputs in it (then spike-domain sums are no longer integers). [guess]
@@ -35,7 +36,15 @@ boundaries. Everything else is a guess, exposed as an option:
   surrogate alpha 4), from the first author's Spikeformer code. [code of the earlier paper]
 
 The four named architectures (``danet_a``..``danet_d``; the paper's own four are unknown):
-``a`` spike/stage, ``b`` membrane/stage, ``c`` spike/global, ``d`` membrane/global.
+``a`` spike/stage, ``b`` membrane/stage, ``c`` spike/global, ``d`` membrane/global. Registered at
+depths 50/101/152 (``danet_c50`` ...); ``danet(variant, depth)`` also builds depth 18/34.
+
+Not implemented, for a user holding the paper: a third-party snnTorch model inspired by the
+Neurocomputing version (github.com/AndreaLolli2912/Spiking-ResNet, not the authors' code) applies
+DA between *stage outputs* (stem and every earlier stage output, each through strided 1x1 conv +
+BN + neuron, averaged, added to the stage output) and uses a pre-activation block it calls "PA-B"
+after the paper. If the paper's unit is the stage rather than the block, these sums differ from
+ours (they would project whole stage streams, which already contain the earlier terms).
 
 Equations
 ---------
@@ -51,10 +60,13 @@ With ``A_g = sum_{j<l, g(j)=g} x_j`` (same-shape outputs add through identity pa
     x_l = F_l(S_l)          (F_l(S_l / n_l) with scale="mean")
     y   = head(S_{L+1})
 
+(in both spans, when ``h(l)`` is the stem's group there is no projected term: ``S_l = A_{h(l)}``.)
+
 where ``S_first(h)`` is the input of the first unit of stage ``h`` (the stage input, exactly a
 ResNet downsampling shortcut). ``P_{g->h}`` is one module per (source, target) group pair, applied
-once to the source group's sum: the conv is linear, so this equals projecting every ``x_j`` with
-shared weights, and BN normalises the group's sum once.
+once to the source group's sum: pooling and conv are linear, so this equals projecting every
+``x_j`` with shared weights and adding; BN (and the neuron, in the spike domain) then acts once on
+the group's projected sum.
 
 Cost
 ----
@@ -84,11 +96,18 @@ from bench.models.common import check_input_size, scaled
 from bench.models.neurons import NeuronFactory, neuron_factory
 from bench.models.registry import RECONSTRUCTED, register_model
 
-PAPER = ("Li, Lei & Yang, Rethinking Residual Connection in Training Large-Scale Spiking Neural Networks, "
-         "arXiv 2311.05171 (2023); Neurocomputing 616:128950 (2025)")
+PAPER = (
+    "Li, Lei & Yang, Rethinking Residual Connection in Training Large-Scale Spiking Neural Networks, "
+    "arXiv 2311.05171 (2023); Neurocomputing 616:128950 (2025)"
+)
 DEFAULT_NEURON = "plif"
 DEFAULT_NEURON_PARAMS: dict[str, Any] = {
-    "init_tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "detach_reset": True, "surrogate": "sigmoid", "alpha": 4.0,
+    "init_tau": 2.0,
+    "v_threshold": 1.0,
+    "v_reset": 0.0,
+    "detach_reset": True,
+    "surrogate": "sigmoid",
+    "alpha": 4.0,
 }
 NEURON_DESC = "ParametricLIF (init tau 2, threshold 1, hard reset, detach_reset, sigmoid surrogate alpha 4)"
 
@@ -124,7 +143,10 @@ def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
 def _branch_convs(block: str, cin: int, planes: int, stride: int) -> list[nn.Conv2d]:
     """The convs of a basic block or a torchvision v1.5 bottleneck (stride on the 3x3)."""
     if block == "basic":
-        return [nn.Conv2d(cin, planes, 3, stride, 1, bias=False), nn.Conv2d(planes, planes, 3, 1, 1, bias=False)]
+        return [
+            nn.Conv2d(cin, planes, 3, stride, 1, bias=False),
+            nn.Conv2d(planes, planes, 3, 1, 1, bias=False),
+        ]
     return [
         nn.Conv2d(cin, planes, 1, bias=False),
         nn.Conv2d(planes, planes, 3, stride, 1, bias=False),
@@ -238,8 +260,19 @@ class DANet(nn.Module):
         cin = c0
         for i, n in enumerate(layers):
             planes = scaled(64 * 2**i, width)
-            units = [DAUnit(_branch_convs(block, cin if k == 0 else self.group_channels[i + 1], planes,
-                                          2 if (i > 0 and k == 0) else 1), domain, make_sn) for k in range(n)]
+            units = [
+                DAUnit(
+                    _branch_convs(
+                        block,
+                        cin if k == 0 else self.group_channels[i + 1],
+                        planes,
+                        2 if (i > 0 and k == 0) else 1,
+                    ),
+                    domain,
+                    make_sn,
+                )
+                for k in range(n)
+            ]
             self.stages.append(nn.ModuleList(units))
             cin = self.group_channels[i + 1]
 
@@ -251,11 +284,15 @@ class DANet(nn.Module):
             for src in sources:
                 stride = 2 ** (max(dst - 1, 0) - max(src - 1, 0))
                 self.projections[proj_key(src, dst)] = Projection(
-                    self.group_channels[src], self.group_channels[dst], stride, proj, domain, make_sn)
+                    self.group_channels[src], self.group_channels[dst], stride, proj, domain, make_sn
+                )
 
         head: list[nn.Module] = [make_sn()] if domain == "membrane" else []
-        head.append(layer.SeqToANNContainer(nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
-                                            nn.Linear(self.group_channels[4], num_classes)))
+        head.append(
+            layer.SeqToANNContainer(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(self.group_channels[4], num_classes)
+            )
+        )
         self.head = nn.Sequential(*head)
         self._init_weights(domain == "membrane" if zero_init_last_bn is None else zero_init_last_bn)
 
@@ -276,7 +313,8 @@ class DANet(nn.Module):
         x0 = self.stem(x)
         sums: dict[int, torch.Tensor] = {self.stem_group: x0}  # A_g
         counts: dict[int, int] = {self.stem_group: 1}
-        cross: dict[int, tuple[torch.Tensor | None, int]] = {self.stem_group: (None, 0)}  # projected terms, count
+        # per group: (sum of the projected terms, number of unit outputs they carry)
+        cross: dict[int, tuple[torch.Tensor | None, int]] = {self.stem_group: (None, 0)}
 
         def gather(g: int) -> torch.Tensor:
             c, n_c = cross[g]
@@ -295,8 +333,9 @@ class DANet(nn.Module):
                 g_in = g
         return self.head(gather(4))
 
-    def _cross(self, dst: int, stage_input: torch.Tensor, sums: dict[int, torch.Tensor],
-               counts: dict[int, int]) -> tuple[torch.Tensor | None, int]:
+    def _cross(
+        self, dst: int, stage_input: torch.Tensor, sums: dict[int, torch.Tensor], counts: dict[int, int]
+    ) -> tuple[torch.Tensor | None, int]:
         """The projected terms of every sum read at group ``dst`` (computed once per stage)."""
         if self.span == "stage":
             return self.projections[proj_key(dst - 1, dst)](stage_input), 1
@@ -324,34 +363,63 @@ def danet(
         raise ValueError(f"depth must be one of {tuple(DEPTHS)}, got {depth!r}")
     domain, span = VARIANTS[variant]
     block, layers = DEPTHS[depth]
-    return DANet(block, layers, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-                 width=width, domain=domain, span=span, proj=proj, scale=scale,
-                 zero_init_last_bn=zero_init_last_bn,
-                 make_sn=neuron_factory(DEFAULT_NEURON, DEFAULT_NEURON_PARAMS, neuron, neuron_params))
+    return DANet(
+        block,
+        layers,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size,
+        width=width,
+        domain=domain,
+        span=span,
+        proj=proj,
+        scale=scale,
+        zero_init_last_bn=zero_init_last_bn,
+        make_sn=neuron_factory(DEFAULT_NEURON, DEFAULT_NEURON_PARAMS, neuron, neuron_params),
+    )
 
 
 _NON_SPIKING = {
-    "spike": ("analog first conv (direct encoding)", "avg-pooled (fractional) spike counts into projection convs"),
-    "membrane": ("analog first conv (direct encoding)", "membrane-domain shortcut adds",
-                 "projection convs on the real-valued stream"),
+    "spike": (
+        "analog first conv (direct encoding)",
+        "avg-pooled (fractional) spike counts into projection convs",
+    ),
+    "membrane": (
+        "analog first conv (direct encoding)",
+        "membrane-domain shortcut adds",
+        "projection convs on the real-valued stream",
+    ),
 }
 
 
 def _register(variant: str, depth: int) -> Callable[..., DANet]:
     domain, span = VARIANTS[variant]
     reach = "all earlier units across stages" if span == "global" else "earlier units of the same stage"
-    notes = (f"reconstructed from the paper's abstract (no official code): DA sums of {reach} in the {domain} "
-             f"domain; the paper reports 'ResNet-{depth} with DA' at {PAPER_TOP1[depth]}% ImageNet top-1 (T=4) "
-             "without saying which of its four architectures")
+    notes = (
+        f"reconstructed from the paper's abstract (no official code): DA sums of {reach} in the {domain} "
+        f"domain; the paper reports 'ResNet-{depth} with DA' at {PAPER_TOP1[depth]}% ImageNet top-1 (T=4) "
+        "without saying which of its four architectures"
+    )
 
     def factory(**kwargs: Any) -> DANet:
         return danet(variant, depth, **kwargs)
 
     factory.__name__ = f"danet_{variant}{depth}"
-    factory.__doc__ = f"DANet-{variant.upper()} (domain={domain!r}, span={span!r}) at depth {depth}; see danet()."
-    return register_model(family="danet", paper=PAPER, provenance=RECONSTRUCTED, default_T=4, neuron=NEURON_DESC,
-                          non_spiking=_NON_SPIKING[domain], input_size="imagenet", causal_over_T=True,
-                          notes=notes, name=factory.__name__)(factory)
+    factory.__doc__ = (
+        f"DANet-{variant.upper()} (domain={domain!r}, span={span!r}) at depth {depth}; see danet()."
+    )
+    return register_model(
+        family="danet",
+        paper=PAPER,
+        provenance=RECONSTRUCTED,
+        default_T=4,
+        neuron=NEURON_DESC,
+        non_spiking=_NON_SPIKING[domain],
+        input_size="imagenet",
+        causal_over_T=True,
+        notes=notes,
+        name=factory.__name__,
+    )(factory)
 
 
 for _variant in VARIANTS:

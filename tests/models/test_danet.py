@@ -18,8 +18,14 @@ NAMES = [f"danet_{v}{d}" for v in "abcd" for d in (50, 101, 152)]
 # Basic blocks: groups 1..4 = 64, 128, 256, 512 channels (the stem joins group 1); pairs 1->3, 1->4, 2->4.
 BASIC_EXTRA = (64 * 256 + 2 * 256) + (64 * 512 + 2 * 512) + (128 * 512 + 2 * 512)
 # Bottlenecks: stem 64, groups 1..4 = 256, 512, 1024, 2048; pairs 0->2, 0->3, 0->4, 1->3, 1->4, 2->4.
-BOTTLENECK_EXTRA = ((64 * 512 + 2 * 512) + (64 * 1024 + 2 * 1024) + (64 * 2048 + 2 * 2048)
-                    + (256 * 1024 + 2 * 1024) + (256 * 2048 + 2 * 2048) + (512 * 2048 + 2 * 2048))
+BOTTLENECK_EXTRA = (
+    (64 * 512 + 2 * 512)
+    + (64 * 1024 + 2 * 1024)
+    + (64 * 2048 + 2 * 2048)
+    + (256 * 1024 + 2 * 1024)
+    + (256 * 2048 + 2 * 2048)
+    + (512 * 2048 + 2 * 2048)
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,7 +43,9 @@ def n_params(model: torch.nn.Module) -> int:
 
 def tiny(domain: str, span: str, block: str = "basic", layers=(1, 2, 1, 2), **kw) -> DANet:
     kw.setdefault("zero_init_last_bn", False)  # live unit outputs, so the sums are not trivially zero
-    return DANet(block, layers, num_classes=5, input_size="cifar", width=1 / 16, domain=domain, span=span, **kw)
+    return DANet(
+        block, layers, num_classes=5, input_size="cifar", width=1 / 16, domain=domain, span=span, **kw
+    )
 
 
 def test_documented_extra_parameters():
@@ -63,11 +71,19 @@ def test_torchvision_reference_numbers():
     assert counts == [25_557_032, 44_549_160, 60_192_808]
 
 
-@pytest.mark.parametrize("variant,depth,plif_nodes", [
-    # spike: stem + 3 per bottleneck + one per projection; membrane: 3 per bottleneck + head
-    ("a", 50, 1 + 3 * 16 + 4), ("c", 50, 1 + 3 * 16 + 10), ("b", 50, 3 * 16 + 1), ("d", 50, 3 * 16 + 1),
-    ("a", 18, 1 + 2 * 8 + 3), ("c", 18, 1 + 2 * 8 + 6), ("d", 18, 2 * 8 + 1),
-])
+@pytest.mark.parametrize(
+    "variant,depth,plif_nodes",
+    [
+        # spike: stem + 3 per bottleneck + one per projection; membrane: 3 per bottleneck + head
+        ("a", 50, 1 + 3 * 16 + 4),
+        ("c", 50, 1 + 3 * 16 + 10),
+        ("b", 50, 3 * 16 + 1),
+        ("d", 50, 3 * 16 + 1),
+        ("a", 18, 1 + 2 * 8 + 3),
+        ("c", 18, 1 + 2 * 8 + 6),
+        ("d", 18, 2 * 8 + 1),
+    ],
+)
 def test_plif_adds_one_parameter_per_node(variant, depth, plif_nodes):
     with torch.device("meta"):
         default, plain = danet(variant, depth), danet(variant, depth, neuron="if")
@@ -80,7 +96,8 @@ def test_projection_pairs():
     with torch.device("meta"):
         basic_global, bottleneck_stage = danet("c", 18), danet("a", 50)
     assert sorted(basic_global.projections) == sorted(
-        f"g{s}_to_g{d}" for s, d in [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)])
+        f"g{s}_to_g{d}" for s, d in [(1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4)]
+    )
     assert sorted(bottleneck_stage.projections) == ["g0_to_g1", "g1_to_g2", "g2_to_g3", "g3_to_g4"]
 
 
@@ -91,8 +108,10 @@ def record(model: DANet, x: torch.Tensor):
     (with fresh running statistics in eval mode most units stay silent).
     """
     seen: dict[str, list] = {"units": [], "stem": [], "head": []}
-    hooks = [model.stem.register_forward_hook(lambda m, i, o: seen["stem"].append(o)),
-             model.head.register_forward_pre_hook(lambda m, i: seen["head"].append(i[0]))]
+    hooks = [
+        model.stem.register_forward_hook(lambda m, i, o: seen["stem"].append(o)),
+        model.head.register_forward_pre_hook(lambda m, i: seen["head"].append(i[0])),
+    ]
     for unit in model.units():
         hooks.append(unit.register_forward_hook(lambda m, i, o: seen["units"].append((i[0], o))))
     functional.reset_net(model)
@@ -107,7 +126,9 @@ def expected_inputs(model: DANet, x0, units, layers, span, scale):
     """The DA sums every unit (and the head) should read, rebuilt from the recorded outputs alone."""
     stage_of = [s for s, n in enumerate(layers, start=1) for _ in range(n)]
     # shape groups by the documented rule: stages 1..4, stem 0 unless it has stage 1's shape
-    outs = [(1 if x0.shape == units[0][1].shape else 0, x0)] + [(g, o) for g, (_, o) in zip(stage_of, units, strict=True)]
+    outs = [(1 if x0.shape == units[0][1].shape else 0, x0)] + [
+        (g, o) for g, (_, o) in zip(stage_of, units, strict=True)
+    ]
 
     def project(src, dst, t):
         p = model.projections[f"g{src}_to_g{dst}"]
@@ -144,9 +165,14 @@ def expected_inputs(model: DANet, x0, units, layers, span, scale):
 
 @pytest.mark.parametrize("domain", ["spike", "membrane"])
 @pytest.mark.parametrize("span", ["global", "stage"])
-@pytest.mark.parametrize("block,scale,proj,size", [
-    ("basic", "none", "pool", 32), ("bottleneck", "none", "conv", 28), ("bottleneck", "mean", "pool", 30),
-])
+@pytest.mark.parametrize(
+    "block,scale,proj,size",
+    [
+        ("basic", "none", "pool", 32),
+        ("bottleneck", "none", "conv", 28),
+        ("bottleneck", "mean", "pool", 30),
+    ],
+)
 def test_every_unit_reads_the_da_sum(domain, span, block, scale, proj, size):
     layers = (1, 2, 1, 2)
     model = tiny(domain, span, block, layers, scale=scale, proj=proj)
@@ -199,7 +225,10 @@ def test_zero_init_last_bn_defaults():
     membrane, spike = danet("d", 18, width=1 / 16), danet("c", 18, width=1 / 16)
     assert all(u.last_bn.weight.abs().sum() == 0 for u in membrane.units())
     assert all(u.last_bn.weight.abs().sum() > 0 for u in spike.units())
-    assert all(u.last_bn.weight.abs().sum() == 0 for u in danet("c", 18, width=1 / 16, zero_init_last_bn=True).units())
+    assert all(
+        u.last_bn.weight.abs().sum() == 0
+        for u in danet("c", 18, width=1 / 16, zero_init_last_bn=True).units()
+    )
 
 
 def test_registered_names_and_metadata():
@@ -214,8 +243,15 @@ def test_registered_names_and_metadata():
     assert "77.22" in model_info("danet_c152").notes
 
 
-@pytest.mark.parametrize("variant,domain,span", [("a", "spike", "stage"), ("b", "membrane", "stage"),
-                                                 ("c", "spike", "global"), ("d", "membrane", "global")])
+@pytest.mark.parametrize(
+    "variant,domain,span",
+    [
+        ("a", "spike", "stage"),
+        ("b", "membrane", "stage"),
+        ("c", "spike", "global"),
+        ("d", "membrane", "global"),
+    ],
+)
 def test_variants(variant, domain, span):
     model = create_model(f"danet_{variant}50", width=1 / 16)
     assert (model.domain, model.span, model.proj, model.scale) == (domain, span, "pool", "none")
@@ -254,8 +290,9 @@ def test_reset_net_makes_forwards_identical():
     torch.testing.assert_close(first, again, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("kwargs", [{"variant": "e"}, {"depth": 20}, {"proj": "max"}, {"scale": "sum"},
-                                    {"input_size": "mnist"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"variant": "e"}, {"depth": 20}, {"proj": "max"}, {"scale": "sum"}, {"input_size": "mnist"}]
+)
 def test_invalid_options(kwargs):
     with pytest.raises(ValueError):
         danet(**kwargs)

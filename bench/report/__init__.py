@@ -1,4 +1,5 @@
-"""Reports: Markdown and self-contained HTML, rendered from results files alone."""
+"""Reports: Markdown (figures as PNG files beside it) and one self-contained HTML file, rendered
+from run folders alone, so any past run, or several runs merged, can be re-rendered."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ from pathlib import Path
 from bench.report.content import build_content
 from bench.report.html import render_html
 from bench.report.load import load_run
-from bench.report.markdown import render_markdown
+from bench.report.markdown import FIGURES_DIR, render_markdown
 
 
 def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """Write report.md and report.html for one or more run folders (merged); returns their paths."""
+    """Write report.md (+ figures/*.png) and report.html for one or more run folders (merged)."""
     runs = [load_run(d) for d in run_dirs]
     out = Path(out_dir) if out_dir else runs[0].path
     out.mkdir(parents=True, exist_ok=True)
     content = build_content(runs)
+    figures = out / FIGURES_DIR
+    if content.figures:
+        figures.mkdir(exist_ok=True)
+        for old in figures.glob("*.png"):
+            old.unlink()
+        for fig in content.figures:
+            (figures / f"{fig.name}.png").write_bytes(fig.png)
     md, html = out / "report.md", out / "report.html"
     md.write_text(render_markdown(content), encoding="utf-8")
     html.write_text(render_html(content), encoding="utf-8")

@@ -1,0 +1,318 @@
+"""Baselines and regression verdicts: ``bench baseline save`` and ``bench compare``.
+
+A baseline is a small JSON file (``suites/baselines/<name>.json``) holding, per case (model label,
+T, device, batch size), the values of the tracked metric fields of one run. ``compare`` checks a
+new run against it field by field and calls a change a **regression** when it moves beyond the
+field's tolerance in the bad direction; any regression makes ``bench compare`` exit 1.
+
+Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed), from
+:data:`DEFAULT_TOLERANCES` overridden by the suite's ``[tolerances]`` table; the first matching
+pattern wins, suite entries before defaults. Only fields matched by a tolerance are tracked. A
+tolerance allows ``max(abs, rel x |baseline|)``; ``better`` says which direction is good
+(``higher``, ``lower``, or ``none``: any change beyond the tolerance is a regression);
+``same_device = true`` compares the field only when the device model is the same (wall-clock and
+hardware-counter figures); ``skip = true`` stops tracking a field. Suite example::
+
+    [tolerances]
+    "accuracy.top1" = { abs = 3.0, better = "higher" }
+    "latency.*_ms" = { rel = 0.3, better = "lower", same_device = true }
+    "memory.*" = { skip = true }
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+BASELINE_FORMAT = "snnbench-baseline-1"
+BASELINE_DIR = Path("suites") / "baselines"
+DIRECTIONS = ("higher", "lower", "none")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a field may move from its baseline value before the move is a regression."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+    better: str = "none"  # higher | lower | none
+    same_device: bool = False
+    skip: bool = False
+
+    def allowed(self, baseline: float) -> float:
+        return max(self.abs, self.rel * abs(baseline))
+
+    def describe(self) -> str:
+        if self.abs == 0 and self.rel == 0:
+            return "exact"
+        parts = ([f"±{self.abs:g}"] if self.abs else []) + ([f"±{100 * self.rel:g}%"] if self.rel else [])
+        return " or ".join(parts) + (f", {self.better} is better" if self.better != "none" else "")
+
+
+EXACT = Tolerance()
+
+# Defaults, first match wins. Counts on a fixed input and seed are deterministic: exact. Accuracy of
+# quickly trained nets moves a little with library versions: a few points. Wall clock: wide, same
+# device model only.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "accuracy.top1": Tolerance(abs=2.0, better="higher"),
+    "accuracy.top5": Tolerance(abs=2.0, better="higher"),
+    "params.params": EXACT,
+    "params.params_trainable": EXACT,
+    "ops.acs": EXACT,
+    "ops.macs": EXACT,
+    "ops.sops": EXACT,
+    "ops.dense_macs": EXACT,
+    "firing.mean_rate": Tolerance(abs=1e-9),
+    "energy.energy_j": Tolerance(rel=1e-9),
+    "energy.ann_energy_j": Tolerance(rel=1e-9),
+    "latency.latency_p50_ms": Tolerance(rel=0.5, better="lower", same_device=True),
+    "latency.throughput_sps": Tolerance(rel=0.5, better="higher", same_device=True),
+    "memory.gpu_peak_allocated_mib": Tolerance(rel=0.1, better="lower", same_device=True),
+    "measured_energy.gpu_energy_net_j_per_sample": Tolerance(rel=0.3, better="lower", same_device=True),
+}
+
+
+class ToleranceError(ValueError):
+    """A bad ``[tolerances]`` entry: the key, the problem and the fix (the suite loader reports them)."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"tolerances.{key}: {problem}; fix: {fix}")
+
+
+class BaselineError(ValueError):
+    """A baseline that cannot be written or read."""
+
+
+def parse_tolerances(table: dict[str, Any]) -> dict[str, Tolerance]:
+    """Validate a suite's ``[tolerances]`` table: ``"<metric>.<field>" = { abs, rel, better, same_device, skip }``."""
+    out: dict[str, Tolerance] = {}
+    allowed = {"abs", "rel", "better", "same_device", "skip"}
+    for key, entry in table.items():
+        if "." not in key:
+            raise ToleranceError(key, "expected '<metric>.<field>'", 'write e.g. "accuracy.top1" = { abs = 2.0 }')
+        if not isinstance(entry, dict):
+            raise ToleranceError(key, f"expected a table, got {entry!r}", f'write "{key}" = {{ abs = 1.0 }}')
+        unknown = sorted(set(entry) - allowed)
+        if unknown:
+            raise ToleranceError(f"{key}.{unknown[0]}", "unknown key", f"use {', '.join(sorted(allowed))}")
+        for name in ("abs", "rel"):
+            v = entry.get(name, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ToleranceError(f"{key}.{name}", f"expected a number >= 0, got {v!r}", f"write {name} = 0.5")
+        better = entry.get("better", "none")
+        if better not in DIRECTIONS:
+            raise ToleranceError(f"{key}.better", f"{better!r} is not a direction", f"use one of {DIRECTIONS}")
+        for name in ("same_device", "skip"):
+            if not isinstance(entry.get(name, False), bool):
+                raise ToleranceError(f"{key}.{name}", f"expected true or false, got {entry[name]!r}",
+                                     f"write {name} = true")
+        out[key] = Tolerance(abs=float(entry.get("abs", 0.0)), rel=float(entry.get("rel", 0.0)), better=better,
+                             same_device=entry.get("same_device", False), skip=entry.get("skip", False))
+    return out
+
+
+def resolve(name: str, suite_tolerances: dict[str, Tolerance] | None = None) -> Tolerance | None:
+    """The tolerance of field ``name`` (first matching pattern, suite before defaults); None: not tracked."""
+    for table in (suite_tolerances or {}, DEFAULT_TOLERANCES):
+        for pattern, tol in table.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return None if tol.skip else tol
+    return None
+
+
+# ---------------------------------------------------------------- records -> tracked values
+
+
+def case_key(record: dict[str, Any]) -> str:
+    return f"{record['model']['label']}|T={record['T']}|{record.get('device')}|bs={record.get('batch_size')}"
+
+
+def device_name(record: dict[str, Any]) -> str:
+    return (record.get("device_info") or {}).get("device_name") or str(record.get("device"))
+
+
+def numeric_fields(record: dict[str, Any]) -> dict[str, float]:
+    """Every finite numeric scalar ``<metric>.<field>`` of a record (booleans excluded)."""
+    out = {}
+    for metric, values in (record.get("metrics") or {}).items():
+        for key, v in (values or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[f"{metric}.{key}"] = v
+    return out
+
+
+def tracked_values(record: dict[str, Any], tolerances: dict[str, Tolerance] | None = None) -> dict[str, float]:
+    return {k: v for k, v in numeric_fields(record).items() if resolve(k, tolerances) is not None}
+
+
+def suite_tolerances(suite_file: str | Path | None) -> tuple[dict[str, Tolerance], str]:
+    """The suite's tolerances and where they came from (defaults only when the file is absent)."""
+    if suite_file and Path(suite_file).is_file():
+        from bench.suite import load_suite
+
+        return load_suite(suite_file).tolerances, f"defaults + [tolerances] of {suite_file}"
+    return {}, "defaults (suite file not found)" if suite_file else "defaults"
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def make_baseline(run_dir: str | Path, name: str, tolerances: dict[str, Tolerance] | None = None) -> dict[str, Any]:
+    """A baseline from a run folder; refuses a run with failed cases (it would bless a failure)."""
+    from bench.report.load import load_run
+
+    run = load_run(run_dir)
+    failed = [r["case_id"] for r in run.records if r.get("status") != "ok"]
+    if failed:
+        raise BaselineError(f"{run_dir}: {len(failed)} failed case(s) ({failed[0]}, ...): fix them before saving "
+                            "a baseline")
+    if not run.records:
+        raise BaselineError(f"{run_dir}: no records")
+    cases = {}
+    for r in run.records:
+        cases[case_key(r)] = {"model": r["model"]["label"], "T": r["T"], "device": r.get("device"),
+                              "device_name": device_name(r), "batch_size": r.get("batch_size"),
+                              "values": dict(sorted(tracked_values(r, tolerances).items()))}
+    git = run.env.get("git") or {}
+    return {
+        "format": BASELINE_FORMAT,
+        "name": name,
+        "suite": run.run.get("suite"),
+        "suite_file": run.run.get("suite_file"),
+        "run_id": run.run.get("run_id") or run.path.name,
+        "run_created": run.env.get("created"),
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git.get("commit"),
+        "machine": run.env.get("hostname"),
+        "versions": run.env.get("packages"),
+        "cases": cases,
+    }
+
+
+def baseline_path(name_or_path: str | Path, directory: str | Path = BASELINE_DIR) -> Path:
+    """A baseline file from a path, or from a name under ``suites/baselines``."""
+    p = Path(name_or_path)
+    if p.suffix == ".json" or p.exists():
+        return p
+    return Path(directory) / f"{p.name}.json"
+
+
+def save_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(baseline, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no baseline at {path}: save one with `bench baseline save RUN_DIR NAME`")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != BASELINE_FORMAT:
+        raise BaselineError(f"{path}: not a {BASELINE_FORMAT} file (format {data.get('format')!r})")
+    return data
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class Change:
+    case: str
+    field: str
+    baseline: float | None
+    current: float | None
+    tolerance: str
+    verdict: str  # ok | regression | improved | skipped | new
+    note: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.current is None:
+            return None
+        return self.current - self.baseline
+
+    def cells(self) -> tuple[str, ...]:
+        """Display strings: case, field, baseline, current, change, tolerance, verdict, note."""
+        def num(v: float | None) -> str:
+            return "-" if v is None else f"{v:.6g}"
+
+        change = "-" if self.delta is None else f"{self.delta:+.4g}"
+        return (self.case, self.field, num(self.baseline), num(self.current), change, self.tolerance, self.verdict,
+                self.note)
+
+    def summary(self) -> str:
+        """One line naming the case, the field and the move (for logs and CI output)."""
+        moved = "" if self.delta is None else f"{self.baseline:.6g} -> {self.current:.6g} (allowed: {self.tolerance})"
+        return f"{self.case} {self.field}: " + "; ".join(x for x in (moved, self.note) if x)
+
+
+def _verdict(base: float, cur: float, tol: Tolerance) -> str:
+    delta, allowed = cur - base, tol.allowed(base)
+    if tol.better == "higher":
+        return "regression" if delta < -allowed else "improved" if delta > allowed else "ok"
+    if tol.better == "lower":
+        return "regression" if delta > allowed else "improved" if delta < -allowed else "ok"
+    return "regression" if abs(delta) > allowed else "ok"
+
+
+def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
+                    tolerances: dict[str, Tolerance] | None = None) -> list[Change]:
+    """Every tracked field of every baseline case against the run's records."""
+    current = {case_key(r): r for r in records}
+    changes: list[Change] = []
+    for key, case in baseline["cases"].items():
+        record = current.get(key)
+        if record is None:
+            changes.append(Change(key, "(case)", None, None, "-", "regression", "case missing from the run"))
+            continue
+        if record.get("status") != "ok":
+            message = (record.get("error") or {}).get("message", "?")
+            changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
+            continue
+        values = numeric_fields(record)
+        for name, base in case["values"].items():
+            tol = resolve(name, tolerances)
+            if tol is None:
+                continue
+            cur = values.get(name)
+            if tol.same_device and device_name(record) != case.get("device_name"):
+                changes.append(Change(key, name, base, cur, tol.describe(), "skipped",
+                                      f"other device: {device_name(record)} vs {case.get('device_name')}"))
+            elif cur is None:
+                metric, fld = name.split(".", 1)
+                why = ((record.get("metrics") or {}).get(metric) or {}).get(f"{fld}_why")
+                changes.append(Change(key, name, base, None, tol.describe(), "regression",
+                                      "not measured" + (f": {why}" if why else "")))
+            else:
+                changes.append(Change(key, name, base, cur, tol.describe(), _verdict(base, cur, tol)))
+    for key in current.keys() - baseline["cases"].keys():
+        changes.append(Change(key, "(case)", None, None, "-", "new", "not in the baseline"))
+    return changes
+
+
+def compare_run(baseline_file: str | Path, run_dir: str | Path,
+                suite_file: str | Path | None = None) -> tuple[list[Change], str]:
+    """Compare a run folder with a baseline file; tolerances from ``suite_file`` (default: the run's suite)."""
+    from bench.report.load import load_run
+
+    baseline = load_baseline(baseline_file)
+    run = load_run(run_dir)
+    tolerances, source = suite_tolerances(suite_file or run.run.get("suite_file"))
+    return compare_records(baseline, run.records, tolerances), source
+
+
+def regressions(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.verdict == "regression"]
+
+
+def changes_as_dicts(changes: list[Change]) -> list[dict[str, Any]]:
+    return [asdict(c) | {"delta": c.delta} for c in changes]

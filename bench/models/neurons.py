@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn as nn
-from spikingjelly.activation_based import neuron, surrogate
+from spikingjelly.activation_based import functional, neuron, surrogate
 
 SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
     "atan": surrogate.ATan,
@@ -27,10 +28,57 @@ SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
     "piecewise_quadratic": surrogate.PiecewiseQuadratic,
 }
 
-NEURON_KINDS = ("if", "lif", "plif", "liaf", "dsr_if", "dsr_lif")
+NEURON_KINDS = ("if", "lif", "plif", "liaf", "pliaf", "dsr_if", "dsr_lif")
 
 # Kinds whose output is analog, not spikes (reports list them as not spike-driven).
-ANALOG_KINDS = frozenset({"liaf"})
+ANALOG_KINDS = frozenset({"liaf", "pliaf"})
+
+
+class StepwiseMultiStep:
+    """Mixin: multi-step mode loops ``single_step_functional_forward`` over T.
+
+    spikingjelly 2.0's LIF/PLIF nodes run multi-step input through a fused spiking kernel even in
+    subclasses that redefine the single step (its ``LIAFNode`` thus emits binary spikes in multi-step
+    mode); analog subclasses need this loop instead.
+    """
+
+    def multi_step_functional_forward(
+        self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[object, ...]]:
+        outputs = []
+        for t in range(inputs[0].shape[0]):
+            (y,), states = self.single_step_functional_forward(tuple(x[t] for x in inputs), states, **kwargs)
+            outputs.append(y)
+        return (torch.stack(outputs),), states
+
+
+class LIAFNode(StepwiseMultiStep, neuron.LIAFNode):
+    """spikingjelly's LIAF node (LIF dynamics, output ``act(h)``) with analog output in multi-step mode too."""
+
+
+class ParametricLIAFNode(StepwiseMultiStep, neuron.ParametricLIFNode):
+    """Parametric LIAF: PLIF dynamics whose output is ``ReLU`` of the charged membrane (analog, not spikes).
+
+    As the official Spikeformer ``ParametricLIAFNode`` (a PLIF subclass). Per step, with
+    ``k = sigmoid(w)`` (``w`` learned, ``k = 1/init_tau`` at start):
+
+    - charge: ``h = v + k (x - (v - v_reset))`` (``decay_input=True``; else ``h = v - k (v - v_reset) + x``)
+    - output: ``y = ReLU(h)``, taken before the reset
+    - reset:  ``s = H(h - v_threshold)``; ``v = s v_reset + (1 - s) h`` (hard), or ``v = h - s v_threshold``
+      when ``v_reset`` is None. With ``detach_reset`` (the official setting) ``s`` is detached, so the
+      surrogate never enters the gradient; gradients flow through ``ReLU(h)`` and the membrane.
+    """
+
+    def single_step_functional_forward(
+        self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[object, ...]]:
+        x, v = inputs[0], states[0]
+        k = self.w.sigmoid()
+        rest = 0.0 if self.v_reset is None else self.v_reset
+        h = v + (x - (v - rest)) * k if self.decay_input else v - (v - rest) * k + x
+        spike = self.surrogate_function(h - self.v_threshold)
+        v_next = functional.voltage_reset(h, spike, self.v_threshold, self.v_reset, self.detach_reset)
+        return (torch.relu(h),), (v_next, *states[1:])
 
 
 def make_surrogate(name: str = "atan", alpha: float | None = None) -> surrogate.SurrogateFunctionBase:
@@ -69,8 +117,9 @@ def make_neuron(kind: str = "if", **params: Any) -> nn.Module:
     elif kind == "plif":
         node = neuron.ParametricLIFNode(**common, **params)
     elif kind == "liaf":
-        node = neuron.LIAFNode(act=nn.ReLU(), threshold_related=params.pop("threshold_related", False),
-                               **common, **params)
+        node = LIAFNode(act=nn.ReLU(), threshold_related=params.pop("threshold_related", False), **common, **params)
+    elif kind == "pliaf":
+        node = ParametricLIAFNode(**common, **params)
     else:
         raise ValueError(f"unknown neuron kind {kind!r}; choose one of {list(NEURON_KINDS)}")
     return node

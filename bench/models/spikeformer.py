@@ -42,10 +42,10 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from spikingjelly.activation_based import functional, layer, neuron
+from spikingjelly.activation_based import layer
 
 from bench.models.common import MatMul, check_input_size, scaled
-from bench.models.neurons import make_surrogate, neuron_factory
+from bench.models.neurons import NeuronFactory, neuron_factory
 from bench.models.registry import OFFICIAL, register_model
 
 PAPER = "Li, Lei & Yang 2022, Spikeformer: a novel architecture for training high-performance low-latency SNN"
@@ -61,80 +61,18 @@ REAL_VALUED = (
 )
 
 
-class StepwiseMultiStep:
-    """Mixin: multi-step mode loops ``single_step_functional_forward`` over T.
-
-    spikingjelly 2.0's LIF/PLIF nodes run multi-step input through a fused spiking kernel even in
-    subclasses that redefine the single step (its ``LIAFNode`` thus emits binary spikes in multi-step
-    mode); analog subclasses need this loop instead.
-    """
-
-    def multi_step_functional_forward(
-        self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
-    ) -> tuple[tuple[torch.Tensor, ...], tuple[object, ...]]:
-        outputs = []
-        for t in range(inputs[0].shape[0]):
-            (y,), states = self.single_step_functional_forward(tuple(x[t] for x in inputs), states, **kwargs)
-            outputs.append(y)
-        return (torch.stack(outputs),), states
-
-
-class LIAFNode(StepwiseMultiStep, neuron.LIAFNode):
-    """spikingjelly's LIAF node (LIF dynamics, output ``act(h)``) with analog output in multi-step mode too."""
-
-
-class ParametricLIAFNode(StepwiseMultiStep, neuron.ParametricLIFNode):
-    """Parametric LIAF: PLIF dynamics whose output is ``ReLU`` of the charged membrane (analog, not spikes).
-
-    As the official ``ParametricLIAFNode`` (a PLIF subclass). Per step, with ``k = sigmoid(w)`` (``w``
-    learned, ``k = 1/init_tau`` at start):
-
-    - charge: ``h = v + k (x - (v - v_reset))`` (``decay_input=True``; else ``h = v - k (v - v_reset) + x``)
-    - output: ``y = ReLU(h)``, taken before the reset
-    - reset:  ``s = H(h - v_threshold)``; ``v = s v_reset + (1 - s) h`` (hard), or ``v = h - s v_threshold``
-      when ``v_reset`` is None. With ``detach_reset`` (the official setting) ``s`` is detached, so the
-      surrogate never enters the gradient; gradients flow through ``ReLU(h)`` and the membrane.
-    """
-
-    def single_step_functional_forward(
-        self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
-    ) -> tuple[tuple[torch.Tensor, ...], tuple[object, ...]]:
-        x, v = inputs[0], states[0]
-        k = self.w.sigmoid()
-        rest = 0.0 if self.v_reset is None else self.v_reset
-        h = v + (x - (v - rest)) * k if self.decay_input else v - (v - rest) * k + x
-        spike = self.surrogate_function(h - self.v_threshold)
-        v_next = functional.voltage_reset(h, spike, self.v_threshold, self.v_reset, self.detach_reset)
-        return (torch.relu(h),), (v_next, *states[1:])
-
-
-def _analog_node(kind: str, params: dict[str, Any]) -> nn.Module:
-    params = dict(params)
-    sg = make_surrogate(params.pop("surrogate", "atan"), params.pop("alpha", None))
-    if kind == "pliaf":
-        params["init_tau"] = float(params.get("init_tau", 2.0))
-        return ParametricLIAFNode(surrogate_function=sg, step_mode="m", **params)
-    return LIAFNode(act=nn.ReLU(), threshold_related=params.pop("threshold_related", False),
-                    surrogate_function=sg, step_mode="m", **params)
-
-
 def make_neurons(default_kind: str, neuron_kind: str | None,
                  neuron_params: dict[str, Any] | None) -> tuple[str, Callable[[], nn.Module]]:
-    """``(kind, builder)`` for this family: ``pliaf`` (defined here) or a kind of ``bench.models.neurons``.
+    """``(kind, builder)`` for this family from ``bench.models.neurons``.
 
-    ``pliaf`` takes the PLIF parameters (``init_tau``, ``decay_input``, threshold, reset, surrogate); the
-    ImageNet default is ``pliaf`` and overriding it with ``plif`` keeps them. ``liaf`` is built from this
-    module's :class:`LIAFNode` (parameters merged by ``neuron_factory``), because the shared factory's
-    spikingjelly ``LIAFNode`` spikes in multi-step mode.
+    The PLIF-family kinds (``pliaf``, the ImageNet default, and ``plif``, its spiking variant) share the
+    official PLIF parameters, so overriding one with the other keeps them; other kinds keep only the
+    threshold, reset and surrogate choices (``neuron_factory``'s rule).
     """
     kind = neuron_kind or default_kind
-    if kind == "pliaf":
-        params = {**PLIF_PARAMS, **(neuron_params or {})}
-        return kind, lambda: _analog_node(kind, params)
-    factory = neuron_factory("plif", PLIF_PARAMS, kind, neuron_params)
-    if kind == "liaf":
-        return kind, lambda: _analog_node(kind, factory.params)
-    return kind, factory
+    if kind in ("pliaf", "plif"):
+        return kind, NeuronFactory(kind, **{**PLIF_PARAMS, **(neuron_params or {})})
+    return kind, neuron_factory("plif", PLIF_PARAMS, kind, neuron_params)
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int) -> layer.SeqToANNContainer:

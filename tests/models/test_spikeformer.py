@@ -9,9 +9,9 @@ from spikingjelly.activation_based import functional, neuron
 
 from bench.models import create_model, model_info
 from bench.models.common import MatMul
+from bench.models.neurons import ParametricLIAFNode
 from bench.models.spikeformer import (
     MultiHeadSelfAttention,
-    ParametricLIAFNode,
     SEWTokenizerBlock,
     make_neurons,
     tokenizer_channels,

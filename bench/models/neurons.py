@@ -151,9 +151,14 @@ def neuron_factory(default_kind: str, default_params: dict[str, Any],
     """Merge a family's defaults with a user's ``neuron``/``neuron_params`` overrides.
 
     Changing the kind drops the family's kind-specific defaults (tau of LIF makes no sense for IF)
-    but keeps threshold, reset and surrogate choices.
+    but keeps threshold, reset and surrogate choices; a switch to or from a DSR kind keeps nothing.
     """
     kind = neuron or default_kind
     shared = {"v_threshold", "v_reset", "detach_reset", "surrogate", "alpha"}
-    base = default_params if kind == default_kind else {k: v for k, v in default_params.items() if k in shared}
+    if kind == default_kind:
+        base = default_params
+    elif kind.startswith("dsr_") or default_kind.startswith("dsr_"):
+        base = {}  # DSR nodes share no parameter meaning with surrogate-gradient nodes (alpha differs)
+    else:
+        base = {k: v for k, v in default_params.items() if k in shared}
     return NeuronFactory(kind, **{**base, **(neuron_params or {})})

@@ -29,18 +29,23 @@ class MetricSpec:
     name: str
     fn: MetricFn
     description: str
+    # True when the same seed, input and device give bit-for-bit the same values (counts, rates,
+    # CPU accuracy); False for measurements of the machine (time, memory, energy). Reports print it.
+    deterministic: bool = True
 
 
 _METRICS: dict[str, MetricSpec] = {}
 
 
-def register_metric(name: str, description: str = "") -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn(ctx) -> dict`` as metric ``name``."""
+def register_metric(name: str, description: str = "", *,
+                    deterministic: bool = True) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(ctx) -> dict`` as metric ``name``; ``deterministic=False`` for machine measurements."""
 
     def decorator(fn: MetricFn) -> MetricFn:
         if name in _METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
-        _METRICS[name] = MetricSpec(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        _METRICS[name] = MetricSpec(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                                    deterministic)
         return fn
 
     return decorator

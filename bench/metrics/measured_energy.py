@@ -408,7 +408,7 @@ def _gpu_counter(device: torch.device) -> tuple[NvmlCounter | None, int | None, 
 
 
 @register_metric("measured_energy", "GPU (NVML) and CPU (RAPL) energy counters over a timed window; "
-                                    "optional codecarbon estimates")
+                                    "optional codecarbon estimates", deterministic=False)
 def measured_energy(ctx: CaseContext) -> dict[str, Any]:
     """Joules per sample from hardware energy counters, gross and net of idle (see the module docstring)."""
     settings = _settings(ctx)

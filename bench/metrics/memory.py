@@ -112,7 +112,7 @@ def gpu_peak(run: Callable[[], Any], device: torch.device) -> dict[str, float]:
 GPU_FIELDS = ("gpu_peak_allocated_mib", "gpu_peak_growth_mib", "gpu_peak_reserved_mib", "gpu_allocated_before_mib")
 
 
-@register_metric("memory", "peak GPU memory and peak CPU RSS growth of one inference batch")
+@register_metric("memory", "peak GPU memory and peak CPU RSS growth of one inference batch", deterministic=False)
 def memory(ctx: CaseContext) -> dict[str, Any]:
     """Peak GPU memory (CUDA) and sampled CPU RSS growth; options: repeats, interval_s."""
     repeats = int(ctx.option("memory", "repeats", 3))

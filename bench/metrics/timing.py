@@ -317,7 +317,7 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-@register_metric("latency", "wall-clock latency per batch (p50/p90/p99) and throughput")
+@register_metric("latency", "wall-clock latency per batch (p50/p90/p99) and throughput", deterministic=False)
 def latency(ctx: CaseContext) -> dict[str, Any]:
     """Latency percentiles per batch and samples/s; options: warmup, min_runs, min_time_s, max_runs,
     compile (adds a torch.compile variant), compile_backend, channels_last."""

@@ -153,20 +153,24 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 def cmd_models(args: argparse.Namespace, console: Console) -> int:
     from bench.models import create_model, list_models, model_info
 
+    names = list_models(args.pattern)
+    if not names:
+        console.print(f"no registered model matches {args.pattern!r}")
+        return EXIT_BAD_INPUT
     table = Table(title=f"models matching {args.pattern!r}")
-    for col in ("name", "family", "params", "provenance", "T", "neuron", "not spike-driven"):
+    for col in ("name", "family", "params", "provenance", "T", "neuron"):
         table.add_column(col, justify="right" if col in ("params", "T") else "left", overflow="fold")
-    for name in list_models(args.pattern):
+    if args.details:
+        for col in ("paper", "not spike-driven", "notes"):
+            table.add_column(col, overflow="fold")
+    for name in names:
         info = model_info(name)
-        if args.no_params:
-            params = "-"
-        else:
-            model = create_model(name)
-            params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M"
-            del model
-        table.add_row(name, info.family, params, info.provenance, str(info.default_T), info.neuron,
-                      "; ".join(info.non_spiking) or "-")
-    console.print(table)
+        params = "-" if args.no_params else f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.2f}M"
+        row = [name, info.family, params, info.provenance, str(info.default_T), info.neuron]
+        if args.details:
+            row += [info.paper, "; ".join(info.non_spiking) or "-", info.notes or "-"]
+        table.add_row(*row)
+    Console(width=max(console.width, 200 if args.details else 140)).print(table)
     return EXIT_OK
 
 
@@ -203,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list registered models")
     models.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'sew*'")
     models.add_argument("--no-params", action="store_true", help="skip building each model to count parameters")
+    models.add_argument("--details", action="store_true",
+                        help="also show the paper, what is not spike-driven, and notes")
     models.set_defaults(func=cmd_models)
 
     report = sub.add_parser("report", help="render a report from one or more run folders (merged)")

@@ -142,7 +142,7 @@ def _doc_markdown(module: str, title: str) -> str | None:
         return None
     if not doc:
         return None
-    return f"### {title}\n\n" + doc.strip().replace("``", "`") + "\n"
+    return f"## {title}\n\n" + doc.strip().replace("``", "`") + "\n"
 
 
 def conventions_blocks(records: list[dict[str, Any]]) -> list[Block]:

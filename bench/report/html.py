@@ -19,14 +19,15 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 padding:1rem;color:#1b1b1b;line-height:1.45;font-size:16px}
 h1{font-size:1.5rem;margin:.2rem 0 .6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
 h3{font-size:1.05rem;margin-top:1.4rem}h4{font-size:.95rem}
-nav{font-size:.9rem;margin:.5rem 0}nav a{margin-right:.8rem;white-space:nowrap}
+nav{font-size:.9rem;margin:.5rem 0;display:flex;flex-wrap:wrap;gap:.2rem .9rem}nav a{white-space:nowrap}
 .note{background:#fff4d6;border-left:4px solid #e69f00;padding:.45rem .8rem;margin:.4rem 0}
 .note.fallback{background:#fde4dc;border-left-color:#d55e00;font-weight:600}
 dl.context{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .9rem;margin:.5rem 0}
 dl.context dt{font-weight:600}dl.context dd{margin:0;overflow-wrap:anywhere}
 .table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4rem 0 .2rem;max-width:100%}
 table{border-collapse:collapse;font-size:.85rem;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d0d0d0;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th,td{border:1px solid #d0d0d0;padding:.25rem .5rem;text-align:left;white-space:nowrap}
+td.num,th.num{text-align:right}
 th{background:#f0f2f5;position:sticky;top:0}
 th:first-child,td:first-child{text-align:left;position:sticky;left:0;background:#fff;z-index:1}
 th:first-child{background:#f0f2f5;z-index:2}
@@ -96,14 +97,26 @@ def markdown_to_html(markdown: str, shift: int = 1) -> str:
     return '<div class="md">' + "\n".join(out) + "</div>"
 
 
+WRAP_COLUMNS = ("message", "status", "source [confidence]", "not spike-driven", "kwargs")
+_NUMBER = re.compile(r"^[-+]?\d[\d.,]*(e[-+]?\d+)?( ?[kMGTµnpm]?J?)?$|^n/a$")
+
+
+def _numeric(values: list[str]) -> bool:
+    """A column of numbers (with an SI prefix or energy unit, or n/a): right-aligned."""
+    return any(v != "n/a" for v in values) and all(_NUMBER.match(v) for v in values)
+
+
 def table_html(frame: pd.DataFrame, caption: str = "", table_id: str = "") -> str:
     e = html.escape
-    wrap_cols = {i for i, c in enumerate(frame.columns) if str(c) in ("message", "status", "source [confidence]",
-                                                                     "not spike-driven", "kwargs")}
-    head = "".join(f'<th scope="col">{e(str(c))}</th>' for c in frame.columns)
+    classes = []
+    for j, c in enumerate(frame.columns):
+        values = [str(v) for v in frame.iloc[:, j]]
+        classes.append("wrap" if str(c) in WRAP_COLUMNS else "num" if j and _numeric(values) else "")
+    head = "".join(f'<th scope="col"{f" class={classes[j]}" if classes[j] == "num" else ""}>{e(str(c))}</th>'
+                   for j, c in enumerate(frame.columns))
     body = []
     for row in frame.itertuples(index=False):
-        cells = "".join(f'<td{" class=wrap" if j in wrap_cols else ""}>{e(str(v))}</td>' for j, v in enumerate(row))
+        cells = "".join(f'<td{f" class={classes[j]}" if classes[j] else ""}>{e(str(v))}</td>' for j, v in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     ident = f' id="{e(table_id)}"' if table_id else ""
     cap = f"<caption>{e(caption)}</caption>" if caption else ""

@@ -11,7 +11,9 @@ FIGURES_DIR = "figures"
 
 
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Pipes escaped, one line, and no raw HTML (< > &) from error messages or labels."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def frame_to_markdown(frame: pd.DataFrame) -> str:

@@ -9,6 +9,7 @@ marker and line style.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ class FigureData:
 
 def _png(fig: Figure) -> tuple[bytes, int]:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # constrained layout: no tight bbox
     width = int(fig.get_size_inches()[0] * DPI)
     plt.close(fig)
     return buf.getvalue(), width
@@ -74,8 +75,9 @@ def _figure(width: float, height: float) -> tuple[Figure, Any]:
 
 
 def _legend(ax: Any, n: int) -> None:
+    """Below the axes, so the plot keeps its width on a narrow (phone) screen."""
     if n:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, n), frameon=False)
 
 
 def _safe(label: str) -> str:
@@ -190,15 +192,15 @@ def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle) -> Fig
     L, T = matrix.shape
     shown = [n + (" (analog)" if a else "") for n, a in zip(names, analog, strict=True)]
     with plt.rc_context(STYLE):
-        fig, ax = _figure(min(2.6 + 0.45 * T, 7.5), min(1.3 + 0.2 * L, 14))
+        fig, ax = _figure(min(3.2 + 0.45 * T, 7.5), min(max(2.4, 1.3 + 0.2 * L), 14))
         im = ax.imshow(100 * matrix, aspect="auto", cmap="cividis", vmin=0, interpolation="nearest")
         ax.set_xticks(range(T), [str(t + 1) for t in range(T)])
         ax.set_yticks(range(L), shown, fontsize=6 if L > 30 else 7)
         ax.grid(False)
         ax.set_xlabel("time step t")
         ax.set_ylabel("layer (input to output)")
-        ax.set_title(f"Firing rate per layer: {label} (T={record['T']})", color=style.color)
-        fig.colorbar(im, ax=ax, label="firing rate (% of neurons per step)", shrink=0.9)
+        ax.set_title(f"Firing rate per layer: {label} (T={record['T']})")
+        fig.colorbar(im, ax=ax, label="firing rate (%)")
         png, width = _png(fig)
     return FigureData(f"firing_{_safe(label)}", png, f"Heatmap of firing rate per layer and time step for {label}",
                       f"{label}: firing rate (% of neurons firing) per layer and time step at T={record['T']}"
@@ -228,7 +230,7 @@ def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle) -> Figu
                         if max(acs.max(), macs.max()) >= f), (1.0, ""))
     y = np.arange(len(names))
     with plt.rc_context(STYLE):
-        fig, ax = _figure(6.4, min(1.4 + 0.2 * len(names), 14))
+        fig, ax = _figure(6.4, min(2.0 + 0.2 * len(names), 14))
         ax.barh(y, acs / scale, color=style.color, label="ACs (accumulates)")
         ax.barh(y, macs / scale, left=acs / scale, color="white", edgecolor=style.color, hatch="////",
                 label="MACs (multiply-accumulates)")
@@ -236,8 +238,8 @@ def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle) -> Figu
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(f"operations per sample ({unit}ops, all T steps)" if unit else "operations per sample")
-        ax.set_title(f"Operations per layer: {label} (T={record['T']})", color=style.color)
-        ax.legend(loc="lower right", frameon=True)
+        ax.set_title(f"Operations per layer: {label} (T={record['T']})")
+        _legend(ax, 2)
         png, width = _png(fig)
     return FigureData(f"ops_{_safe(label)}", png, f"Bar chart of ACs and MACs per layer for {label}",
                       f"{label}: ACs (solid) and MACs (hatched) per layer and sample, summed over T={record['T']}.",
@@ -261,7 +263,7 @@ def throughput_per_device(records: list[dict[str, Any]], styles: dict[str, Model
     labels = list(bars)
     width = 0.8 / len(labels)
     with plt.rc_context(STYLE):
-        fig, ax = _figure(max(4.0, 1.2 + 1.1 * len(devices) * max(1, len(labels) / 3)), 3.6)
+        fig, ax = _figure(min(9.0, max(4.5, 1.5 + 1.6 * len(devices) * max(1, len(labels) / 3))), 3.8)
         for i, label in enumerate(labels):
             xs = [d for d, dev in enumerate(devices) if dev in bars[label]]
             vs = [bars[label][devices[d]] for d in xs]
@@ -270,7 +272,7 @@ def throughput_per_device(records: list[dict[str, Any]], styles: dict[str, Model
         values = [v for b in bars.values() for v in b.values()]
         if max(values) / max(min(values), 1e-12) > 100:
             ax.set_yscale("log")
-        ax.set_xticks(range(len(devices)), devices)
+        ax.set_xticks(range(len(devices)), [textwrap.fill(d, 18) for d in devices])
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("device")
         ax.set_ylabel("throughput (samples/s)")

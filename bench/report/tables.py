@@ -88,6 +88,13 @@ def fixed(x: float | None, decimals: int = 2) -> str:
     return NA if x is None else f"{x:.{decimals}f}"
 
 
+def sig(x: float | None, digits: int = 4) -> str:
+    """Significant digits without exponents: 512.0 -> '512', 0.01234 -> '0.01234', 12500.0 -> '12500'."""
+    if x is None:
+        return NA
+    return f"{x:.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"
+
+
 def energy_text(joules: float | None) -> str:
     """Joules in the unit that keeps 3 significant digits readable (pJ .. J)."""
     if joules is None:
@@ -201,12 +208,16 @@ def headline_table(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[st
                         notes.append(note)
                 row[f"measured energy / sample [{device}]"] = energy_text(j)
             if has_metric(ok, "latency"):
-                row[f"latency p50 (ms) [{device}]"] = fixed(None if case is None else value(case, LAT_P50), 3)
-                row[f"throughput (samples/s) [{device}]"] = fixed(None if case is None else value(case, THROUGHPUT), 1)
+                row[f"latency p50 (ms) [{device}]"] = sig(None if case is None else value(case, LAT_P50))
+                row[f"throughput (samples/s) [{device}]"] = sig(None if case is None else value(case, THROUGHPUT))
         if has_metric(ok, "params"):
             p = first_value(recs, PARAMS)
             row["params (M)"] = fixed(None if p is None else p / 1e6, 3)
         rows.append(row)
+    frame = pd.DataFrame(rows)
+    # A measured-energy column with no measurement at all only repeats n/a: its reason is in the notes.
+    empty = [c for c in frame.columns if c.startswith("measured energy") and (frame[c] == NA).all()]
+    frame = frame.drop(columns=empty)
     profiles = sorted({str(metric_value(r, *ENERGY_PROFILE)) for r in ok if metric_value(r, *ENERGY_PROFILE)})
     if profiles:
         notes.insert(0, f"estimated energy: computed from op counts with profile {', '.join(profiles)} "
@@ -214,7 +225,7 @@ def headline_table(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[st
     if any(r["model"].get("untrained") for r in ok):
         notes.insert(0, "† no checkpoint: untrained weights (accuracy is chance level; firing and "
                         "event counts are not representative of a trained model)")
-    return pd.DataFrame(rows), notes
+    return frame, notes
 
 
 def cases_table(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -226,8 +237,8 @@ def cases_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         ("ACs", ACS, si), ("MACs", MACS, si), ("SOPs", SOPS, si), ("dense MACs", DENSE_MACS, si),
         ("est. energy", ENERGY_J, energy_text), ("ANN energy", ANN_ENERGY_J, energy_text),
         ("ANN / SNN", ANN_OVER_SNN, lambda v: fixed(v, 2)),
-        ("p50 (ms)", LAT_P50, lambda v: fixed(v, 3)), ("p90 (ms)", LAT_P90, lambda v: fixed(v, 3)),
-        ("p99 (ms)", LAT_P99, lambda v: fixed(v, 3)), ("samples/s", THROUGHPUT, lambda v: fixed(v, 1)),
+        ("p50 (ms)", LAT_P50, sig), ("p90 (ms)", LAT_P90, sig), ("p99 (ms)", LAT_P99, sig),
+        ("samples/s", THROUGHPUT, sig),
         ("GPU peak (MiB)", MEM_GPU, lambda v: fixed(v, 1)), ("CPU RSS growth (MiB)", MEM_CPU, lambda v: fixed(v, 1)),
     ]
     present = [(title, field, fmt) for title, field, fmt in columns if any(reported(r, field) for r in ok)]

@@ -1,0 +1,160 @@
+"""report.html in a real browser: headless Chromium over the DevTools protocol (``--remote-debugging-pipe``,
+driven with os.pipe: no client package). Loads the file on a phone-sized screen; no console errors,
+every image decodes, one headline row per model, no page-wide horizontal scrolling."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.report import render_report
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+
+CHECKS = """(async () => {
+  const imgs = [...document.images];
+  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  return {
+    images: imgs.map(i => ({alt: i.alt, width: i.naturalWidth})),
+    headlineRows: document.querySelectorAll('#headline tbody tr').length,
+    headlineModels: [...document.querySelectorAll('#headline tbody tr td:first-child')].map(td => td.textContent),
+    pageWidth: document.documentElement.scrollWidth,
+    viewportWidth: window.innerWidth,
+    external: [...document.querySelectorAll('[src], [href]')]
+      .map(e => e.getAttribute('src') || e.getAttribute('href')).filter(u => !/^(data:|#)/.test(u)),
+  };
+})()"""
+
+
+class Browser:
+    """Chromium with its DevTools protocol on fds 3 (commands in) and 4 (replies out), NUL-separated JSON."""
+
+    def __init__(self, profile: Path, timeout_s: float = 30.0):
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+
+        def wire_fds() -> None:  # in the child: move the pipe ends to 3 and 4 (via high fds: no clobbering)
+            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
+            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-pipe",
+                f"--user-data-dir={profile}", "about:blank"]
+        self.proc = subprocess.Popen(args, preexec_fn=wire_fds, close_fds=False, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.deadline = time.monotonic() + timeout_s
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _read_message(self) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_child], [], [], left)[0]:
+                raise TimeoutError("chromium did not answer in time")
+            chunk = os.read(self._from_child, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
+        self._next_id += 1
+        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        while True:
+            reply = self._read_message()
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str) -> None:
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._read_message())
+
+    def close(self) -> None:
+        try:
+            os.write(self._to_child, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            os.close(self._to_child)
+            os.close(self._from_child)
+
+
+def inspect_page(path: Path, profile: Path, width: int = 390, height: int = 844) -> dict[str, Any]:
+    """Load ``path`` in a phone-sized viewport; the page's checks plus the console errors it raised."""
+    browser = Browser(profile)
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}, session)
+        browser.send("Page.navigate", {"url": path.resolve().as_uri()}, session)
+        browser.wait_for("Page.loadEventFired")
+        result = browser.send("Runtime.evaluate", {"expression": CHECKS, "awaitPromise": True,
+                                                   "returnByValue": True}, session)
+        checks = result["result"]["value"]
+        errors = []
+        for e in browser.events:
+            p = e.get("params", {})
+            if e.get("method") == "Runtime.exceptionThrown":
+                errors.append(p["exceptionDetails"].get("text", "exception"))
+            elif e.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
+                errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+            elif e.get("method") == "Log.entryAdded" and p["entry"].get("level") == "error":
+                errors.append(p["entry"].get("text", ""))
+        return checks | {"errors": errors}
+    finally:
+        browser.close()
+
+
+@pytest.mark.slow
+def test_report_html_in_chromium(tmp_path):
+    _, html = render_report([FIXTURES / "run_cpu", FIXTURES / "run_gpu"], tmp_path / "report")
+    page = inspect_page(html, tmp_path / "profile")
+    assert page["errors"] == []
+    assert len(page["images"]) == 9  # accuracy vs T, vs energy, 3 heatmaps, 3 ops charts, throughput
+    assert all(img["width"] > 0 for img in page["images"]), page["images"]
+    assert page["headlineRows"] == 3
+    assert [m.rstrip(" †") for m in page["headlineModels"]] == ["SEW ResNet-18", "Spiking ResNet-18",
+                                                                 "DANet-A50 (w=1/4)"]
+    assert page["external"] == []
+    # Wide tables scroll inside their boxes; the page itself fits the phone's width.
+    assert page["pageWidth"] <= page["viewportWidth"]
+
+
+@pytest.mark.slow
+def test_checker_sees_broken_images_and_console_errors(tmp_path):
+    """The harness itself can fail: a broken image and a console error are both reported."""
+    page_file = tmp_path / "broken.html"
+    page_file.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA" alt="bad">'
+                         '<script>console.error("boom")</script></body></html>', encoding="utf-8")
+    page = inspect_page(page_file, tmp_path / "profile")
+    assert page["images"] == [{"alt": "bad", "width": 0}]
+    assert any("boom" in e for e in page["errors"])
+    assert page["headlineRows"] == 0

@@ -1,0 +1,119 @@
+"""Forward-pass speed of our ResNet zoo against spikingjelly 2.0's own implementations.
+
+Pairs (same configuration, same weights copied from theirs into ours, multi-step mode):
+- ``sew_resnet18`` (cnf ADD, IF threshold 1, hard reset, detach_reset, ATan) vs
+  ``spikingjelly.activation_based.model.sew_resnet.sew_resnet18``;
+- ``ms_resnet18`` (LIF tau 4/3 without input decay, threshold 0.5) vs spikingjelly's
+  ``model.ms_resnet.ms_resnet18`` (spikingjelly 2.0 ships an MS-ResNet; it differs from ours only in
+  the surrogate width, which a forward pass does not use);
+- ``spiking_resnet18`` (IF, as above) vs ``model.spiking_resnet.spiking_resnet18``.
+
+Each model runs under ``torch.inference_mode()`` in eval mode with ``reset_net`` before every
+forward (not timed); ours and theirs alternate within each repeat so load changes hit both. The
+medians over repeats after warm-up of wall time and of process CPU time are reported with the ratios
+ours/theirs (target <= 1.05) and the largest output difference (a configuration check: must be ~0).
+Process CPU time is the steadier figure on a shared machine; with one thread it is the work done.
+
+Default setting (about 40 s on 2 busy CPU cores): T=4, B=8, 3x64x64 input, ImageNet stem, 1 thread
+for both (on a loaded 2-core machine, 2 threads mostly measure scheduling stalls), 2 warm-up and 11
+timed runs. Run: ``python benchmarks/zoo_speed.py [--T 4 --batch 8 --size 64 --threads 1 ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional, neuron, surrogate
+from spikingjelly.activation_based.model import ms_resnet as sj_ms
+from spikingjelly.activation_based.model import sew_resnet as sj_sew
+from spikingjelly.activation_based.model import spiking_resnet as sj_spiking
+
+from bench.models.ms_resnet import ms_resnet
+from bench.models.sew_resnet import sew_resnet
+from bench.models.spiking_resnet import spiking_resnet
+
+IF_KWARGS = {"spiking_neuron": neuron.IFNode, "surrogate_function": surrogate.ATan(), "detach_reset": True}
+
+
+def multi_step(model: nn.Module) -> nn.Module:
+    functional.set_step_mode(model, "m")
+    return model
+
+
+def pairs() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], nn.Module], bool]]:
+    """name -> (build ours, build theirs, whether theirs returns the mean over T instead of [T, B, K])."""
+    return {
+        "sew_resnet18 (ADD)": (lambda: sew_resnet(18, cnf="ADD"),
+                               lambda: multi_step(sj_sew.sew_resnet18(cnf="ADD", **IF_KWARGS)), False),
+        "ms_resnet18": (lambda: ms_resnet(18), lambda: sj_ms.ms_resnet18(), True),
+        "spiking_resnet18": (lambda: spiking_resnet(18, zero_init_residual=False),
+                             lambda: multi_step(sj_spiking.spiking_resnet18(**IF_KWARGS)), False),
+    }
+
+
+def copy_weights(src: nn.Module, dst: nn.Module) -> None:
+    """Theirs -> ours by position: both state dicts list the same tensors in the same order."""
+    s, d = src.state_dict(), dst.state_dict()
+    if [v.shape for v in s.values()] != [v.shape for v in d.values()]:
+        raise RuntimeError("the two implementations do not have the same layers")
+    dst.load_state_dict(dict(zip(d, s.values(), strict=True)))
+
+
+def timed_forward(model: nn.Module, x: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    """Wall and process-CPU seconds of one forward from a reset state."""
+    functional.reset_net(model)
+    wall, cpu = time.perf_counter(), time.process_time()
+    y = model(x)
+    return time.perf_counter() - wall, time.process_time() - cpu, y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--T", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=11)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 3, args.size, args.size).unsqueeze(0).repeat(args.T, 1, 1, 1, 1)
+    print(f"T={args.T} B={args.batch} input 3x{args.size}x{args.size} (ImageNet stem), "
+          f"{args.threads} thread(s), median of {args.repeats} after {args.warmup} warm-up, inference_mode, eval; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'':<20} {'wall ms (median)':^24} {'process CPU ms (median)':^24}")
+    print(f"{'model':<20} {'ours':>8} {'theirs':>8} {'ratio':>6} {'ours':>8} {'theirs':>8} {'ratio':>6} "
+          f"{'max|diff|':>10}")
+    with torch.inference_mode():
+        for name, (build_ours, build_theirs, theirs_mean) in pairs().items():
+            theirs = build_theirs().eval()
+            ours = build_ours().eval()
+            copy_weights(theirs, ours)
+            wall: dict[str, list[float]] = {"ours": [], "theirs": []}
+            cpu: dict[str, list[float]] = {"ours": [], "theirs": []}
+            for i in range(args.warmup + args.repeats):
+                order = (("ours", ours), ("theirs", theirs)) if i % 2 == 0 else (("theirs", theirs), ("ours", ours))
+                outs = {}
+                for who, model in order:
+                    dt_wall, dt_cpu, outs[who] = timed_forward(model, x)
+                    if i >= args.warmup:
+                        wall[who].append(dt_wall)
+                        cpu[who].append(dt_cpu)
+            mine = outs["ours"].mean(0) if theirs_mean else outs["ours"]
+            diff = (mine - outs["theirs"]).abs().max().item()
+            w_ours, w_theirs, c_ours, c_theirs = (statistics.median(d[k]) * 1e3 for d in (wall, cpu)
+                                                  for k in ("ours", "theirs"))
+            print(f"{name:<20} {w_ours:8.1f} {w_theirs:8.1f} {w_ours / w_theirs:6.3f} "
+                  f"{c_ours:8.1f} {c_theirs:8.1f} {c_ours / c_theirs:6.3f} {diff:10.2e}")
+
+
+if __name__ == "__main__":
+    main()

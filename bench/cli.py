@@ -21,17 +21,25 @@ Command = Callable[[argparse.Namespace, Console], int]
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from bench import distributed
     from bench.report import render_report
     from bench.runner import run_suite
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
-    outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
-                        show_progress=not args.quiet, console=console, isolate=args.isolate)
-    md, html = render_report([outcome.out_dir])
-    _record_history(outcome.out_dir, console)
-    _print_summary(outcome.records, console)
-    console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
+    try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
+        outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
+                            show_progress=not args.quiet, console=console, isolate=args.isolate)
+        main = distributed.is_main()
+    finally:
+        distributed.shutdown()
+    if not main:
+        console = Console(stderr=True, quiet=True)
+    else:
+        md, html = render_report([outcome.out_dir])
+        _record_history(outcome.out_dir, console)
+        _print_summary(outcome.records, console)
+        console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.failed:
@@ -146,7 +154,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
     console.print(f"{compared} value(s) compared, {len(bad)} regression(s)")
     for c in bad:
-        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}")
+        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -249,12 +257,13 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.checkpoints import CheckpointError
     from bench.compare import BaselineError
     from bench.data import DatasetError
+    from bench.distributed import DistributedError
     from bench.models.registry import UnknownModelError
     from bench.suite import SuiteError
     from bench.train.loop import TrainingError
 
     return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError, TrainingError,
-            BaselineError)
+            BaselineError, DistributedError)
 
 
 def main(argv: list[str] | None = None) -> int:

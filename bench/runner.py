@@ -21,8 +21,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ import torch
 import torch.nn as nn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
+from bench import distributed
 from bench.checkpoints import load_into
 from bench.data import DataBundle, load_data
 from bench.environment import collect_env
@@ -68,8 +70,15 @@ def default_out_dir(suite: Suite, run_id: str, reports_root: str | Path = "repor
 
 
 def make_batches(bundle: DataBundle, batch_size: int, device: torch.device, num_workers: int = 0):
-    """``batches(T)``: an iterator factory over the data, encoded for T steps, on ``device``."""
-    loader = DataLoader(bundle.dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    """``batches(T)``: an iterator factory over the data, encoded for T steps, on ``device``.
+
+    Under torchrun each rank iterates its own contiguous run of whole batches (bench.distributed).
+    """
+    dataset = bundle.dataset
+    if distributed.is_distributed():
+        dataset = Subset(dataset, distributed.shard_samples(len(dataset), batch_size,  # type: ignore[arg-type]
+                                                            distributed.rank(), distributed.world_size()))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
 
     def batches(T: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -194,28 +203,38 @@ class SuiteRunner:
         self._model_cache: dict[str, Any] = {}
 
     def run(self) -> RunOutcome:
-        suite = self.suite
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # Under torchrun (bench.distributed): CUDA devices become the rank's GPU; rank 0 alone writes.
+        suite = self.suite = replace(self.suite, devices=distributed.rank_devices(self.suite.devices))
+        main = distributed.is_main()
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         cases, notes = expand_cases(suite)
+        distributed.check_same([(c.model.label, c.T, c.device.split(":")[0], c.batch_size) for c in cases],
+                               "the cases (model, T, device kind, batch size)")
         bundle = load_data(suite.data, suite.seed)  # DatasetError propagates: bad input, nothing ran yet
-        writer = ResultsWriter(self.out_dir / RESULTS_FILE)
-        previous = read_records(writer.path) if self.resume else []
+        distributed.check_shardable(len(bundle.dataset), suite.data.batch_sizes)  # type: ignore[arg-type]
+        writer = ResultsWriter(self.out_dir / RESULTS_FILE) if main else None
+        previous = read_records(writer.path) if self.resume and writer else []
         done = {r["config_key"] for r in previous if r.get("status") == "ok"}
         # A resumed run keeps its completed records and drops failed ones, which rerun.
-        if self.resume and len(done) != len(previous):
+        if writer and self.resume and len(done) != len(previous):
             self._rewrite(writer, [r for r in previous if r.get("config_key") in done])
         if bundle.fallback_note:
             notes.insert(0, bundle.fallback_note)
-        write_json(collect_env(suite.path, suite.seed), self.out_dir / ENV_FILE)
-        write_json({"run_id": self.run_id, "suite": suite.name, "suite_file": suite.path,
-                    "description": suite.description, "seed": suite.seed, "time_steps": list(suite.time_steps),
-                    "devices": list(suite.devices), "metrics": list(suite.metrics),
-                    "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes},
-                   self.out_dir / RUN_FILE)
+        ranks = distributed.describe()  # world size (and each rank's host) for env.json
+        if writer:
+            write_json(collect_env(suite.path, suite.seed) | ranks, self.out_dir / ENV_FILE)
+            write_json({"run_id": self.run_id, "suite": suite.name, "suite_file": suite.path,
+                        "description": suite.description, "seed": suite.seed, "time_steps": list(suite.time_steps),
+                        "devices": list(suite.devices), "metrics": list(suite.metrics),
+                        "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes},
+                       self.out_dir / RUN_FILE)
         for note in notes:
             self.console.print(f"[yellow]note:[/yellow] {note}")
 
-        todo = [c for c in cases if config_key(suite, c) not in done]
+        # Rank 0 read the results file: its choice of the cases still to run is everyone's.
+        todo = [cases[i] for i in distributed.broadcast_object(
+            [i for i, c in enumerate(cases) if config_key(suite, c) not in done])]
         interrupted = False
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, disable=not self.show_progress)
@@ -228,14 +247,20 @@ class SuiteRunner:
                     else:
                         with case_deadline(suite.case_timeout_s):
                             record = self.run_case(case, bundle, progress)
-                    writer.append(record)
-                    write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
+                    record = distributed.agree_case(record)  # failed on any rank: failed
+                    if record["status"] != "ok":
+                        self._release()  # every rank rebuilds the model, so their caches stay in step
+                    if writer:
+                        writer.append(record)
+                        write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
                     progress.advance(overall)
         except KeyboardInterrupt:  # whenever it lands, the file keeps every record already appended
             interrupted = True
             self.console.print("[red]interrupted:[/red] stopping after the cases already measured")
-        records = read_records(writer.path)  # the file is the source of truth
-        write_csv(records, self.out_dir / CSV_FILE)
+        records = read_records(writer.path) if writer else []  # the file is the source of truth
+        if writer:
+            write_csv(records, self.out_dir / CSV_FILE)
+        records = distributed.broadcast_object(records)  # every rank returns rank 0's records
         return RunOutcome(self.out_dir, records, notes, interrupted)
 
     @staticmethod
@@ -285,6 +310,7 @@ class SuiteRunner:
             "trained_T": case.model.trained_T,
             "device": case.device,
             "batch_size": case.batch_size,
+            "world_size": distributed.world_size(),
             "data": {"dataset": bundle.name, "split": suite.data.split, "labelled": bundle.labelled},
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": {},
@@ -360,7 +386,8 @@ class SuiteRunner:
             "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
                       "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
             "T": case.T, "trained_T": case.model.trained_T, "device": case.device,
-            "batch_size": case.batch_size, "metrics": {}, "status": "failed", "error": error,
+            "batch_size": case.batch_size, "world_size": distributed.world_size(), "metrics": {},
+            "status": "failed", "error": error,
             "duration_s": round(time.perf_counter() - started, 3),
         }
 
@@ -387,11 +414,20 @@ def _isolated_case(suite: Suite, case: Case, run_id: str, result_path: str) -> N
 
 def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False,
               show_progress: bool = True, console: Console | None = None, isolate: bool = False) -> RunOutcome:
-    """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``)."""
-    out = Path(out_dir) if out_dir else default_out_dir(suite, new_run_id())
+    """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``).
+
+    Launched by torchrun, the ranks share the cases' data (see bench.distributed); rank 0 prints and writes.
+    """
+    if distributed.init() and isolate:
+        raise distributed.DistributedError("--isolate runs each case in a child process, which cannot take "
+                                           "part in the ranks' collectives. Fix: drop --isolate under torchrun")
+    if not distributed.is_main():
+        console, show_progress = Console(stderr=True, quiet=True), False
+    out = distributed.broadcast_object(Path(out_dir) if out_dir else default_out_dir(suite, new_run_id()))
     if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
         from bench.train import prepare_checkpoints
 
-        suite = prepare_checkpoints(suite, out, console, show_progress=show_progress)
+        # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
+        suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console, show_progress=show_progress))
     return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
                        isolate=isolate).run()

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from spikingjelly.activation_based import functional
 
+from bench.distributed import all_reduce_sum
 from bench.metrics.base import CaseContext, register_metric
 from bench.models.common import cumulative_mean
 
@@ -39,7 +40,8 @@ def evaluate(ctx: CaseContext, T: int, steps: tuple[int, ...]) -> dict[int, tupl
     """(top-1 correct, top-5 correct, samples) at each t in ``steps`` from passes at T.
 
     ``steps`` other than ``(T,)`` need causal dynamics: the answer at t is the cumulative mean
-    of the first t per-step outputs.
+    of the first t per-step outputs. Under torchrun each rank counts its shard and the counts are
+    summed over the ranks (one int64 all-reduce), so they equal the single-process counts.
     """
     counts = {t: [0, 0, 0] for t in steps}
     model = ctx.model
@@ -55,7 +57,8 @@ def evaluate(ctx: CaseContext, T: int, steps: tuple[int, ...]) -> dict[int, tupl
                 c[1] += correct_counts(decoded[t - 1], labels, 5)
                 c[2] += labels.shape[0]
     functional.reset_net(model)
-    return {t: (c[0], c[1], c[2]) for t, c in counts.items()}
+    total = all_reduce_sum([v for t in steps for v in counts[t]])
+    return {t: (total[3 * i], total[3 * i + 1], total[3 * i + 2]) for i, t in enumerate(steps)}
 
 
 @register_metric("accuracy", "top-1/top-5 accuracy (%) at T by rate decoding")

@@ -35,3 +35,18 @@ def bench(session: nox.Session) -> None:
 
     for script in sorted(pathlib.Path("benchmarks").glob("*.py")):
         session.run(sys.executable, str(script), *session.posargs)
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    """The deterministic CPU suite (suites/regression.toml) against suites/baselines/regression.json: fails
+    on a regression. ``nox -s regression -- --update`` refreshes the baseline from a fresh run instead."""
+    import tempfile
+
+    cli = (sys.executable, "-m", "bench.cli")
+    out = tempfile.mkdtemp(prefix="snnbench-regression-")
+    session.run(*cli, "run", "suites/regression.toml", "--out", out, "-q")
+    if "--update" in session.posargs:
+        session.run(*cli, "baseline", "save", out, "regression")
+    else:
+        session.run(*cli, "compare", "regression", out)

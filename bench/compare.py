@@ -242,17 +242,23 @@ class Change:
 
     def cells(self) -> tuple[str, ...]:
         """Display strings: case, field, baseline, current, change, tolerance, verdict, note."""
-        def num(v: float | None) -> str:
-            return "-" if v is None else f"{v:.6g}"
-
-        change = "-" if self.delta is None else f"{self.delta:+.4g}"
-        return (self.case, self.field, num(self.baseline), num(self.current), change, self.tolerance, self.verdict,
-                self.note)
+        change = "-" if self.delta is None else ("+" if self.delta > 0 else "") + _num(self.delta)
+        return (self.case, self.field, _num(self.baseline), _num(self.current), change, self.tolerance,
+                self.verdict, self.note)
 
     def summary(self) -> str:
         """One line naming the case, the field and the move (for logs and CI output)."""
-        moved = "" if self.delta is None else f"{self.baseline:.6g} -> {self.current:.6g} (allowed: {self.tolerance})"
+        moved = "" if self.delta is None else f"{_num(self.baseline)} -> {_num(self.current)} (allowed: {self.tolerance})"
         return f"{self.case} {self.field}: " + "; ".join(x for x in (moved, self.note) if x)
+
+
+def _num(v: float | None) -> str:
+    """Counts in full (a one-op change must show), other values to 6 significant digits."""
+    if v is None:
+        return "-"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
 
 
 def _verdict(base: float, cur: float, tol: Tolerance) -> str:

@@ -18,9 +18,9 @@ Process CPU time is the steadier figure on a shared machine; with one thread it 
 The script exits 1 when outputs differ or the CPU-time ratio exceeds ``--max-ratio`` after one
 longer re-measurement (on a busy 2-core machine single runs scatter by about +-5 to 9 %).
 
-Default setting (about 25 s of CPU time; 40-75 s wall on the busy shared 2-core machine): T=4, B=8, 3x64x64 input, ImageNet stem, 1 thread
-for both (on a loaded 2-core machine, 2 threads mostly measure scheduling stalls), 2 warm-up and 11
-timed runs. Run: ``python benchmarks/zoo_speed.py [--T 4 --batch 8 --size 64 --threads 1 ...]``.
+Default setting (about 25 s of CPU time; 40-75 s wall on the busy shared 2-core machine): T=4, B=8,
+3x64x64 input, ImageNet stem, 1 thread for both (on a loaded 2-core machine, 2 threads mostly
+measure scheduling stalls), 2 warm-up and 11 timed runs. Run: ``python benchmarks/zoo_speed.py [--T 4 --batch 8 --size 64 --threads 1 ...]``.
 """
 
 from __future__ import annotations

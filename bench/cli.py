@@ -33,13 +33,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         main = distributed.is_main()
     finally:
         distributed.shutdown()
-    if not main:
-        console = Console(stderr=True, quiet=True)
-    else:
-        md, html = render_report([outcome.out_dir])
-        _record_history(outcome.out_dir, console)
-        _print_summary(outcome.records, console)
-        console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
+    if not main:  # rank 0's exit code is the run's: a rank leaving early with 1 would make torchrun stop rank 0
+        return EXIT_OK
+    md, html = render_report([outcome.out_dir])
+    _record_history(outcome.out_dir, console)
+    _print_summary(outcome.records, console)
+    console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.failed:

@@ -40,6 +40,9 @@ Conventions (also in the README, "Multi-GPU and multi-node"):
   (segfault, OOM kill) is seen by torchrun, which stops the other ranks and exits non-zero;
   a rank stuck in a collective otherwise raises after the process group's time-out.
   ``--isolate`` (one process per case) cannot take part in collectives and is refused.
+- Exit codes: rank 0's is the run's. The other ranks exit 0 once the cases are done, since
+  torchrun stops every rank as soon as one exits non-zero and rank 0 still has the report to
+  write; bad input raises on every rank (exit 2).
 """
 
 from __future__ import annotations

@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from spikingjelly.activation_based import functional
 
 from bench import distributed
 from bench.cli import main
-from bench.data.digits import digits_tensors
 from bench.history import list_runs
 from bench.results import read_records
 
@@ -73,36 +71,17 @@ def test_single_process_leaves_everything_alone():
 class _FailsOnRank1(nn.Module):
     def __init__(self, num_classes: int):
         super().__init__()
-        self.num_classes = num_classes
+        self.bias = nn.Parameter(torch.zeros(num_classes))  # something for [train] to fit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if os.environ.get("RANK") == "1":
             raise RuntimeError("deliberate failure on rank 1")
-        return torch.zeros(x.shape[0], x.shape[1], self.num_classes)
+        return self.bias.expand(x.shape[0], x.shape[1], -1)
 
 
 def fails_on_rank1(num_classes: int = 10) -> nn.Module:
-    """Outputs zeros, except on rank 1 of a distributed run, where its forward raises."""
+    """A learnable constant output, except on rank 1 of a distributed run, where its forward raises."""
     return _FailsOnRank1(num_classes)
-
-
-def trained_tiny_snn(path: Path) -> None:
-    """A few Adam steps of toy_models.tiny_snn on the digits train split (T=2), saved to ``path``."""
-    from toy_models import tiny_snn
-
-    torch.manual_seed(0)
-    model = tiny_snn()
-    x, y = digits_tensors("train")
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for step in range(60):
-        idx = torch.randint(0, len(y), (64,), generator=torch.Generator().manual_seed(step))
-        functional.reset_net(model)
-        out = model(x[idx].unsqueeze(0).repeat(2, 1, 1, 1, 1)).mean(0)
-        loss = nn.functional.cross_entropy(out, y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    torch.save(model.state_dict(), path)
 
 
 SUITE = """
@@ -126,7 +105,18 @@ label = "fails on rank 1"
 [[models]]
 name = "toy_models:tiny_snn"
 label = "tiny"
-checkpoint = "tiny.pt"
+{checkpoint}
+{train}"""
+
+# Rank 0 trains tiny_snn on 640 digits (T=2) while rank 1 waits, then both evaluate its checkpoint.
+TRAIN = """
+[train]
+epochs = 3
+lr = 0.02
+batch_size = 32
+T = 2
+max_samples = 640
+device = "cpu"
 """
 
 
@@ -141,9 +131,8 @@ def one_thread():
 
 @pytest.mark.slow
 def test_two_ranks_equal_one_process(tmp_path, monkeypatch, one_thread):
-    trained_tiny_snn(tmp_path / "tiny.pt")
     suite = tmp_path / "suite.toml"
-    suite.write_text(SUITE, encoding="utf-8")
+    suite.write_text(SUITE.format(checkpoint="", train=TRAIN), encoding="utf-8")
     work = tmp_path / "cwd"  # the ranks' working folder: any stray file would land here
     work.mkdir()
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
@@ -153,10 +142,14 @@ def test_two_ranks_equal_one_process(tmp_path, monkeypatch, one_thread):
     done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 1, done.stdout + done.stderr  # one case failed (on rank 1)
 
-    monkeypatch.setenv("BENCH_HISTORY", "off")
-    assert main(["run", str(suite), "--out", str(tmp_path / "single"), "-q"]) == 0
-
     dist = {(r["model"]["label"], r["T"]): r for r in read_records(tmp_path / "dist" / "results.jsonl")}
+    checkpoint = dist[("tiny", 1)]["model"]["checkpoint"]
+    assert Path(checkpoint).parent == tmp_path / "dist" / "checkpoints"
+
+    monkeypatch.setenv("BENCH_HISTORY", "off")  # the single-process reference evaluates the same checkpoint
+    reference = tmp_path / "reference.toml"
+    reference.write_text(SUITE.format(checkpoint=f"checkpoint = {json.dumps(checkpoint)}", train=""), encoding="utf-8")
+    assert main(["run", str(reference), "--out", str(tmp_path / "single"), "-q"]) == 0
     single = {(r["model"]["label"], r["T"]): r for r in read_records(tmp_path / "single" / "results.jsonl")}
     assert len(dist) == 4 and sorted(dist) == sorted(single), "one record per case: only rank 0 wrote"
     for T in (1, 2):
@@ -165,7 +158,7 @@ def test_two_ranks_equal_one_process(tmp_path, monkeypatch, one_thread):
         assert d["metrics"]["accuracy"] == s["metrics"]["accuracy"], "summed counts equal one process exactly"
         assert d["metrics"]["accuracy"]["n_samples"] == 45
         assert d["metrics"]["params"] == s["metrics"]["params"]
-        assert (d["world_size"], s["world_size"]) == (2, 1)
+        assert (d["world_size"], s["world_size"]) == (2, 1) and d["trained_T"] == 2
     assert single[("tiny", 2)]["metrics"]["accuracy"]["top1"] > 50.0, "the trained model is not at chance"
 
     # A case failing on rank 1 only is failed for everyone, with rank 1's error, and the run goes on.
@@ -176,10 +169,13 @@ def test_two_ranks_equal_one_process(tmp_path, monkeypatch, one_thread):
         assert "deliberate failure on rank 1" in failed["error"]["message"]
         assert set(failed["error"]["failed_ranks"]) == {"0", "1"}  # rank 0 was left out of step
 
+    # Rank 1 exits 0 with the cases done, so torchrun lets rank 0 finish the report and the history.
+    assert all((tmp_path / "dist" / name).is_file() for name in ("results.csv", "report.md", "report.html"))
+    assert "deliberate failure on rank 1" in (tmp_path / "dist" / "report.md").read_text()
     env_json = json.loads((tmp_path / "dist" / "env.json").read_text())
     assert env_json["world_size"] == 2 and [r["rank"] for r in env_json["ranks"]] == [0, 1]
     assert json.loads((tmp_path / "dist" / "run.json").read_text())["suite"] == "dist"
     assert len(list_runs(tmp_path / "history.sqlite")) == 1, "the history got the run once"
     assert list(work.iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "dist", "history.sqlite", "single",
-                                                          "suite.toml", "tiny.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "dist", "history.sqlite", "reference.toml",
+                                                          "single", "suite.toml"]

@@ -97,9 +97,22 @@ def test_history_path_from_environment(monkeypatch, tmp_path):
 
 
 def test_bench_run_appends_to_history(monkeypatch, tmp_path, write_suite, tiny_suite_text):
+    """`bench run` ends by appending its run folder (the run itself is replaced by a copy of a fixture run)."""
+    from bench.results import read_records
+    from bench.runner import RunOutcome
+
+    def fake_run_suite(suite, out_dir, **kwargs):
+        shutil.copytree(FIXTURES / "run_cpu", out_dir)
+        records = [r for r in read_records(out_dir / "results.jsonl") if r["status"] == "ok"]
+        for r in records:  # params only: a fast report
+            r["metrics"] = {"params": r["metrics"]["params"]}
+        (out_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return RunOutcome(out_dir, records)
+
+    monkeypatch.setattr("bench.runner.run_suite", fake_run_suite)
     db = tmp_path / "h.sqlite"
     monkeypatch.setenv("BENCH_HISTORY", str(db))
     assert main(["run", str(write_suite(tiny_suite_text)), "--out", str(tmp_path / "run"), "-q"]) == 0
     (listed,) = list_runs(db)
-    assert listed["run_id"] == "run" and listed["suite"] == "tiny" and listed["n_cases"] == 2
-    assert [p.T for p in metric_series(db, "params.params", ["tiny"])] == [1, 2]
+    assert listed["run_id"] == "cpu-run" and listed["n_cases"] == 9 and listed["n_failed"] == 0
+    assert len(metric_series(db, "params.params", ["SEW ResNet-18"])) == 3

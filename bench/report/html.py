@@ -25,7 +25,7 @@ nav{font-size:.9rem;margin:.5rem 0;display:flex;flex-wrap:wrap;gap:.2rem .9rem}n
 dl.context{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .9rem;margin:.5rem 0}
 dl.context dt{font-weight:600}dl.context dd{margin:0;overflow-wrap:anywhere}
 .table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4rem 0 .2rem;max-width:100%}
-table{border-collapse:collapse;font-size:.85rem;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;font-size:.85em;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d0d0d0;padding:.25rem .5rem;text-align:left;white-space:nowrap}
 td.num,th.num{text-align:right}
 th{background:#f0f2f5;position:sticky;top:0}
@@ -41,8 +41,10 @@ code{background:#f3f3f3;padding:0 .2rem;border-radius:3px;font-size:.9em}
 .md li{margin:.15rem 0}.md table td{white-space:normal;text-align:left}
 @media (max-width:600px){body{padding:.6rem;font-size:15px}dl.context{grid-template-columns:1fr}
 dl.context dd{margin-bottom:.4rem}h1{font-size:1.25rem}}
-@media print{body{max-width:none;padding:0;font-size:11px}.table-wrap{overflow:visible}nav{display:none}
-th,td{white-space:normal}th:first-child,td:first-child,th{position:static}h2{break-after:avoid}}
+@media print{body{max-width:none;padding:0;font-size:10pt}.table-wrap{overflow:visible}nav{display:none}
+table{font-size:7pt;width:100%}th,td{white-space:normal;overflow-wrap:anywhere;padding:.1em .25em}
+td.wrap{min-width:0}td.num{white-space:nowrap;overflow-wrap:normal}th:first-child,td:first-child,th{position:static}h2{break-after:avoid}tr{break-inside:avoid}
+figure img{max-height:24cm;width:auto}}
 """
 
 _INLINE_CODE = re.compile(r"`([^`]+)`")

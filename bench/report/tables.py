@@ -139,7 +139,7 @@ def device_order(records: list[dict[str, Any]]) -> list[str]:
 @dataclass(frozen=True)
 class MainT:
     T: int
-    basis: str  # "trained T" | "largest T evaluated"
+    basis: str  # "trained" | "largest evaluated"
 
 
 def main_T(model_records: list[dict[str, Any]]) -> MainT:
@@ -147,8 +147,8 @@ def main_T(model_records: list[dict[str, Any]]) -> MainT:
     evaluated = {r["T"] for r in model_records}
     trained = next((r.get("trained_T") for r in model_records if r.get("trained_T")), None)
     if trained in evaluated:
-        return MainT(trained, "trained T")
-    return MainT(max(evaluated), "largest T evaluated")
+        return MainT(trained, "trained")
+    return MainT(max(evaluated), "largest evaluated")
 
 
 def by_model(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

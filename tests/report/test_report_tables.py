@@ -33,10 +33,10 @@ def test_headline_one_row_per_model_at_main_T(merged_records):
     frame, notes = tb.headline_table(merged_records)
     got = rows(frame)
     assert list(got) == ["SEW ResNet-18", "Spiking ResNet-18", "DANet-A50 (w=1/4)"]
-    # trained_T = 4 recorded -> "trained T"; the untrained model falls back to the largest T evaluated (4, not
+    # trained_T = 4 recorded -> "trained"; the untrained model falls back to the largest T evaluated (4, not
     # the failed T=8 case).
-    assert got["SEW ResNet-18"]["main T"] == "4 (trained T)"
-    assert got["Spiking ResNet-18"]["main T"] == "4 (largest T evaluated)"
+    assert got["SEW ResNet-18"]["main T"] == "4 (trained)"
+    assert got["Spiking ResNet-18"]["main T"] == "4 (largest evaluated)"
     assert got["SEW ResNet-18"]["top-1 (%)"] == "63.02"
     # ACs of the fixture at T=4: 115e6*4*r + 58e6*4*r + 7e6*4*r + 512000*4*r with r = 0.180134 (mean rate).
     assert got["SEW ResNet-18"]["ACs / sample"] == "130 M"

@@ -39,6 +39,8 @@ Conventions (also in the README, "Multi-GPU and multi-node"):
   (:func:`agree_case`), so one rank's exception never deadlocks the others. A crashed rank
   (segfault, OOM kill) is seen by torchrun, which stops the other ranks and exits non-zero;
   a rank stuck in a collective otherwise raises after the process group's time-out.
+  ``suite.case_timeout_s`` fails the case on the rank that ran past it (a rank waiting inside a
+  collective notices only when the collective returns).
   ``--isolate`` (one process per case) cannot take part in collectives and is refused.
 - Exit codes: rank 0's is the run's. The other ranks exit 0 once the cases are done, since
   torchrun stops every rank as soon as one exits non-zero and rank 0 still has the report to

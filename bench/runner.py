@@ -260,7 +260,8 @@ class SuiteRunner:
         records = read_records(writer.path) if writer else []  # the file is the source of truth
         if writer:
             write_csv(records, self.out_dir / CSV_FILE)
-        records = distributed.broadcast_object(records)  # every rank returns rank 0's records
+        if not interrupted:  # an interrupt may stop the ranks at different points: no collective then
+            records = distributed.broadcast_object(records)  # every rank returns rank 0's records
         return RunOutcome(self.out_dir, records, notes, interrupted)
 
     @staticmethod

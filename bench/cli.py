@@ -33,7 +33,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         main = distributed.is_main()
     finally:
         distributed.shutdown()
-    if not main:  # rank 0's exit code is the run's: a rank leaving early with 1 would make torchrun stop rank 0
+    if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
         return EXIT_OK
     md, html = render_report([outcome.out_dir])
     _record_history(outcome.out_dir, console)

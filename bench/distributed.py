@@ -1,4 +1,4 @@
-"""Data-parallel evaluation with ``torch.distributed``: ``torchrun --nproc_per_node=N bench run SUITE.toml``.
+"""Data-parallel evaluation with torch.distributed: ``torchrun --nproc_per_node=N -m bench.cli run SUITE``.
 
 A process started by torchrun (``WORLD_SIZE`` > 1 with ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` in its environment) joins a process group; every rank runs every case in the same
@@ -151,9 +151,10 @@ def check_shardable(n: int, batch_sizes: Sequence[int]) -> None:
     """Every rank needs at least one batch (metrics read each rank's first batch)."""
     world = world_size()
     for bs in batch_sizes:
-        if -(-n // bs) < world:
-            raise DistributedError(f"{n} samples in batches of {bs} make {-(-n // bs)} batch(es), fewer than the "
-                                   f"{world} ranks. Fix: use fewer processes or a smaller data.batch_size")
+        n_batches = -(-n // bs)
+        if n_batches < world:
+            raise DistributedError(f"{n} samples in batches of {bs} make {n_batches} batch(es), fewer than "
+                                   f"the {world} ranks. Fix: use fewer processes or a smaller batch_size")
 
 
 def rank_devices(devices: Sequence[str]) -> tuple[str, ...]:

@@ -76,8 +76,9 @@ def make_batches(bundle: DataBundle, batch_size: int, device: torch.device, num_
     """
     dataset = bundle.dataset
     if distributed.is_distributed():
-        dataset = Subset(dataset, distributed.shard_samples(len(dataset), batch_size,  # type: ignore[arg-type]
-                                                            distributed.rank(), distributed.world_size()))
+        shard = distributed.shard_samples(len(dataset), batch_size, distributed.rank(),  # type: ignore[arg-type]
+                                          distributed.world_size())
+        dataset = Subset(dataset, shard)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
 
@@ -429,6 +430,7 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
         from bench.train import prepare_checkpoints
 
         # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
-        suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console, show_progress=show_progress))
+        suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
+                                                show_progress=show_progress))
     return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
                        isolate=isolate).run()

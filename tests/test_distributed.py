@@ -148,7 +148,8 @@ def test_two_ranks_equal_one_process(tmp_path, monkeypatch, one_thread):
 
     monkeypatch.setenv("BENCH_HISTORY", "off")  # the single-process reference evaluates the same checkpoint
     reference = tmp_path / "reference.toml"
-    reference.write_text(SUITE.format(checkpoint=f"checkpoint = {json.dumps(checkpoint)}", train=""), encoding="utf-8")
+    reference.write_text(SUITE.format(checkpoint=f"checkpoint = {json.dumps(checkpoint)}", train=""),
+                         encoding="utf-8")
     assert main(["run", str(reference), "--out", str(tmp_path / "single"), "-q"]) == 0
     single = {(r["model"]["label"], r["T"]): r for r in read_records(tmp_path / "single" / "results.jsonl")}
     assert len(dist) == 4 and sorted(dist) == sorted(single), "one record per case: only rank 0 wrote"

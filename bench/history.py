@@ -155,6 +155,7 @@ def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
 
     from bench.report.plots import STYLE, model_styles, plt
 
+    points = [p for p in points if p.created]  # a run folder without env.json has no time to plot at
     styles = model_styles(p.model for p in points)
     series: dict[tuple[str, int, str, int], list[Point]] = {}
     for p in points:

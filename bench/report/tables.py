@@ -269,7 +269,7 @@ def published_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         for pub in published_for(first["model"]["name"], dataset):
             at_T = [r for r in recs if r["T"] == pub.T]
             ours = first_value(at_T, TOP1)
-            modified = {k: v for k, v in (first["model"].get("kwargs") or {}).items()}
+            modified = first["model"].get("kwargs") or {}
             if modified:
                 status = "not comparable: modified (" + ", ".join(f"{k}={v}" for k, v in modified.items()) + ")"
             elif not at_T:

@@ -118,6 +118,8 @@ def test_absent_gpus_are_skipped_with_a_note(write_suite, tiny_suite_text, monke
 
 def test_env_var_in_root_and_checkpoint(write_suite, tiny_suite_text, monkeypatch, tmp_path):
     monkeypatch.setenv("SNNBENCH_CKPT_DIR", str(tmp_path / "ck"))
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "m.pt").write_bytes(b"")  # validation checks the file is there, not its content
     text = tiny_suite_text + 'checkpoint = "${SNNBENCH_CKPT_DIR}/m.pt"\n'
     suite = load_suite(write_suite(text))
     assert suite.models[0].checkpoint == str(tmp_path / "ck" / "m.pt")

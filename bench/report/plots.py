@@ -165,9 +165,16 @@ def accuracy_vs_energy(records: list[dict[str, Any]], styles: dict[str, ModelSty
                       "point is both cheaper and more accurate). Energy is an estimate from op counts.", width)
 
 
+def layer_rows(table: Any) -> list[dict[str, Any]]:
+    """A per-layer table as a list of rows with a ``name``: a list of rows, or a dict keyed by layer name."""
+    if isinstance(table, dict):
+        return [{"name": name, **row} for name, row in table.items() if isinstance(row, dict)]
+    return [row for row in table or [] if isinstance(row, dict)]
+
+
 def firing_matrix(record: dict[str, Any]) -> tuple[list[str], np.ndarray, list[bool]] | None:
     """(layer names, rates [layers, T], analog flags) from a firing record's per-layer table."""
-    layers = tb.metric_value(record, "firing", "layers")
+    layers = layer_rows(tb.metric_value(record, "firing", "layers"))
     if not layers:
         return None
     names, rows, analog = [], [], []
@@ -210,7 +217,7 @@ def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle) -> Fig
 def ops_layers(record: dict[str, Any]) -> list[tuple[str, float, float]]:
     """(layer, ACs, MACs) per sample for the layers with a count, from an ops record's per-layer table."""
     out = []
-    for layer in tb.metric_value(record, "ops", "layers") or []:
+    for layer in layer_rows(tb.metric_value(record, "ops", "layers")):
         acs, macs = layer.get("acs"), layer.get("macs")
         if acs is None and macs is None:
             continue

@@ -132,3 +132,16 @@ def test_model_colours_are_deterministic_and_colour_blind_safe():
     many = plots.model_styles([f"m{i:02d}" for i in range(10)])
     assert many["m08"].color == many["m00"].color and many["m08"].linestyle != many["m00"].linestyle
     assert {s.color for s in many.values()} <= set(plots.OKABE_ITO)
+
+
+def test_per_layer_tables_read_as_list_or_dict(cpu_records):
+    rec = next(r for r in cpu_records if r["case_id"] == "SEW ResNet-18|T=4|cpu|bs=32")
+    names, matrix, analog = plots.firing_matrix(rec)
+    assert names == ["layer1.0.sn1", "layer1.0.sn2", "layer2.0.sn1", "layer2.0.sn2"] and matrix.shape == (4, 4)
+    assert matrix[0, 0] == pytest.approx(0.18 * 0.7)  # base rate x (0.6 + 0.1 x layer index 1) at t = 0
+    as_dict = copy.deepcopy(rec)
+    as_dict["metrics"]["firing"]["layers"] = {row.pop("name"): row for row in as_dict["metrics"]["firing"]["layers"]}
+    assert plots.firing_matrix(as_dict)[0] == names
+    ops = plots.ops_layers(rec)
+    assert ops[0] == ("conv1", 0.0, 472_000_000.0)  # analog first conv: MACs only
+    assert sum(a for _, a, _ in ops) == rec["metrics"]["ops"]["acs"]

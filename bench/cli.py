@@ -149,7 +149,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             continue
         style = {"regression": "red", "improved": "green", "skipped": "dim"}.get(c.verdict)
         table.add_row(*(escape(v) for v in c.cells()), style=style)
-    console.print(table)
+    if table.row_count:
+        console.print(table)
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
     console.print(f"{compared} value(s) compared, {len(bad)} regression(s)")
     for c in bad:

@@ -28,6 +28,12 @@ label = "tiny"
 """
 
 
+@pytest.fixture(autouse=True)
+def no_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never append to the history store of the folder they run in (tests of it set their own)."""
+    monkeypatch.setenv("BENCH_HISTORY", "off")
+
+
 @pytest.fixture
 def write_suite(tmp_path: Path) -> Callable[[str], Path]:
     """Write TOML text (dedented) to a suite file in a temporary folder and return its path."""

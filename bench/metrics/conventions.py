@@ -1,0 +1,161 @@
+"""Counting conventions and energy profiles, as data: the single source every report renders from.
+
+``bench.metrics.ops`` / ``ops_rules`` apply :data:`OPS_RULES`, ``bench.metrics.firing`` applies
+:data:`FIRING_RULES`, ``bench.metrics.energy`` applies :data:`ENERGY_PROFILES`. Records carry
+:data:`OPS_CONVENTION_ID` so a report (also of a past run) can print the rules that produced the numbers
+with :func:`conventions_markdown`; nothing here is retyped elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+OPS_CONVENTION_ID = "snnbench-ops-v1"
+
+# Input kinds, decided per call from the tensor itself (see ops_rules.classify).
+INPUT_KINDS: dict[str, str] = {
+    "binary": "values in {0, 1} (or a bool tensor): spikes.",
+    "scaled": "values in {0, v} with a single nonzero magnitude v > 0 (e.g. DSR nodes' {0, v_th}): spikes "
+              "whose amplitude is folded into the weights; each nonzero is one event.",
+    "multispike": "non-negative integers with a maximum above 1 (e.g. SEW ADD sums of spike trains): an "
+                  "input of value n is n events.",
+    "zero": "all zeros: spikes with no events (0 ACs, 0 MACs).",
+    "analog": "anything else (negative, fractional, or several magnitudes): real-valued operands, counted "
+              "as dense MACs, zeros included.",
+}
+
+# (topic, rule): applied by ops_rules.py; every per-layer count is a total over all T steps of one sample.
+OPS_RULES: tuple[tuple[str, str], ...] = (
+    ("Unit", "All counts are per sample: the total over all T time steps of the forward pass, divided by the "
+             "number of samples (batch size x batches). A row aggregates every call of its module."),
+    ("Input kind", "Decided per call from the tensor (min/max, then one exactness check): binary, scaled, "
+                   "multispike, zero or analog (see input kinds)."),
+    ("Conv / Linear, spike input", "ACs = sum over input elements of events(x) x reach, EXACTLY: reach[c, h, w] "
+     "= number of (output position, output channel) pairs the element reaches, padding (zeros, reflect, "
+     "replicate, circular), stride, dilation and groups respected. events(x) = 1 per nonzero for binary and "
+     "scaled inputs, the value for multispike inputs. Linear: reach = out_features. Zero-padding taps cost "
+     "nothing. Equals spikingjelly 2.0 SynOpCounter on binary inputs."),
+    ("Conv / Linear, analog input", "MACs = dense MACs of that call (zeros included)."),
+    ("Dense MACs", "ANN-equivalent: every MAC a dense ANN of the same shapes does = output elements x "
+                   "(in_channels / groups) x kernel size (conv), output elements x in_features (linear), "
+                   "b x n x k x m (matmul); bias adds excluded. Matches fvcore's conv/linear counts."),
+    ("SOPs", "Synaptic operations = the ACs of event-driven synaptic products (conv, linear, MatMul with a "
+             "spike operand). ACs additionally include avg-pooling additions; SOPs do not."),
+    ("Bias", "Bias adds are not counted (neither ACs nor MACs nor dense MACs): one add per output element, "
+             "negligible against the fan-in, and the same for a folded BN's shift."),
+    ("BatchNorm", "fold_bn=True (default): a BN whose input is the live output of a conv/linear is folded into "
+                  "it (0 ops, row noted 'folded into <layer>'). Other BNs (after adds, pre-activation, or "
+                  "fold_bn=False): 1 MAC per element (y = a x + b with precomputed a, b), also in dense MACs."),
+    ("LayerNorm / GroupNorm", "Not foldable: 3 MACs per element with affine, 2 without (statistics, "
+                              "normalisation, affine); also in dense MACs. fvcore uses a rough 5 per element."),
+    ("MatMul (attention)", "Through bench.models.common.MatMul. Both operands spikes: ACs = number of nonzero "
+     "products, sum over (i, k, j) of events(a_ik) x events(b_kj) (computed exactly as sum_k colsum(a)_k x "
+     "rowsum(b)_k). One spike operand: ACs = its events x the other operand's free dimension (each event adds "
+     "one row/column of real values). Both analog (e.g. softmax attention): MACs = dense."),
+    ("Avg pooling", "Counted as ACs (additions, no weights), not SOPs: sum over input elements of events(x) x "
+                    "reach (spike input) or of reach (analog input), reach = number of windows covering the "
+                    "element; the 1/k scale is folded into the next layer and not counted. Not in dense MACs."),
+    ("Max pooling", "Comparisons listed in 'cmps' = (input, window) pairs - outputs; not costed and not SOPs."),
+    ("Neurons", "neuron_updates = one per neuron per time step (output elements), a separate column, never "
+                "mixed into ACs/MACs; an energy profile may price them (neuron_update_pj)."),
+    ("Approximate SOPs", "Literature formula beside the exact count, per spike-input conv/linear/MatMul: "
+     "approx_sops = r_in x T x dense MACs per step = r_in x dense MACs, r_in = events(x) / numel(x) of that "
+     "layer's input (its mean firing rate). approx_sops_error = approx_sops / sops - 1."),
+    ("Not counted", "Element-wise nonlinearities and arithmetic (softmax, ReLU, GELU, residual adds, scaling, "
+                    "embeddings added in a forward), reshapes, dropout. Modules present but excluded this way are "
+                    "listed under 'excluded'."),
+    ("Uncounted", "A called leaf module with parameters, or a known compute module (e.g. ConvTranspose, "
+                  "MultiheadAttention), without a rule is listed under 'uncounted' (strict=True raises); its row "
+                  "shows no numbers, never 0, and totals are marked incomplete. Non-leaf modules with their own "
+                  "parameters (e.g. positional embeddings, or a weight used via F.linear) are listed under "
+                  "'unverified': hooks cannot see what their forward does with them."),
+    ("Mode", "The model runs in eval mode under torch.inference_mode, after functional.reset_net, once per "
+             "batch; training flags are restored afterwards."),
+)
+
+FIRING_RULES: tuple[tuple[str, str], ...] = (
+    ("Neurons", "Modules that are spikingjelly BaseNode subclasses, DSRIFNode / DSRLIFNode, or a user-given "
+                "class; outputs must be multi-step [T, ...]."),
+    ("Rate", "Per layer and time step t: events at t / neurons, averaged over the batch; an event is a nonzero "
+             "output (so {0, v_th} scaled spikes count one per nonzero)."),
+    ("Analog layers", "A neuron whose output is not {0, v} (e.g. LIAF: ReLU of the membrane) is flagged "
+                      "analog; its 'rate' is the fraction of nonzero outputs and it is excluded from the "
+                      "network mean rate."),
+    ("Silent / saturated", "Over the whole window of T steps, per sample and neuron: silent = no event at any "
+                           "step, saturated = an event at every step; fractions of (sample, neuron) pairs."),
+    ("Network mean", "Mean over spiking (non-analog) layers weighted by neuron count = all events / all "
+                     "neuron-steps."),
+    ("Data", "The runner's plug-in uses the case's fixed sample batch (ctx.sample_batch()) unless "
+             "num_batches > 1; the same pass gives the op counts."),
+    ("Untrained models", "Rates of a model without a trained checkpoint are not representative; records carry "
+                         "'untrained_warning' when the runner knows the model is untrained."),
+)
+
+
+@dataclass(frozen=True)
+class EnergyProfile:
+    """Per-operation energy costs in picojoules, with the source they come from."""
+
+    name: str
+    mac_pj: float
+    ac_pj: float
+    source: str
+    neuron_update_pj: float | None = None
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+HOROWITZ_2014 = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
+                 "45 nm process, Table of arithmetic energies")
+
+ENERGY_PROFILES: dict[str, EnergyProfile] = {
+    "45nm-fp32": EnergyProfile("45nm-fp32", 4.6, 0.9, HOROWITZ_2014,
+                               notes="fp32: MAC = mult 3.7 + add 0.9 pJ; AC = fp32 add 0.9 pJ"),
+    "45nm-fp16": EnergyProfile("45nm-fp16", 1.5, 0.4, HOROWITZ_2014,
+                               notes="fp16: MAC = mult 1.1 + add 0.4 pJ; AC = fp16 add 0.4 pJ"),
+    "45nm-int8": EnergyProfile("45nm-int8", 0.23, 0.03, HOROWITZ_2014,
+                               notes="int8: MAC = mult 0.2 + add 0.03 pJ; AC = int8 add 0.03 pJ"),
+}
+
+ENERGY_RULES: tuple[tuple[str, str], ...] = (
+    ("SNN energy", "E = MACs x mac_pj + ACs x ac_pj (+ neuron_updates x neuron_update_pj when the profile "
+                   "prices neuron updates), per sample, compute only (no memory access)."),
+    ("ANN-equivalent", "E_ANN = dense MACs x mac_pj; ann_over_snn = E_ANN / E (above 1: the SNN is cheaper)."),
+    ("Literature figure", "E_lit = MACs x mac_pj + approx SOPs x ac_pj: the usual paper formula, for comparison."),
+    ("Not priced", "Max-pool comparisons, element-wise ops, memory access. The optional spikingjelly "
+                   "SimpleEnergyProfiler figure (energy option memory_aware) adds parameter and neuron-state "
+                   "memory traffic at 24.96 pJ/byte (its own counting rules, not ours)."),
+)
+
+
+def _table(title: str, rules: tuple[tuple[str, str], ...]) -> list[str]:
+    return [f"### {title}", "", *[f"- **{topic}**: {text}" for topic, text in rules], ""]
+
+
+def conventions_markdown() -> str:
+    """The counting conventions and energy profiles as Markdown, for every report."""
+    lines = [f"## Counting conventions ({OPS_CONVENTION_ID})", ""]
+    lines += ["### Input kinds", "", *[f"- **{k}**: {v}" for k, v in INPUT_KINDS.items()], ""]
+    lines += _table("Operation counts", OPS_RULES)
+    lines += _table("Firing rates", FIRING_RULES)
+    lines += _table("Energy", ENERGY_RULES)
+    lines += ["| profile | MAC (pJ) | AC (pJ) | neuron update (pJ) | source |", "|---|---|---|---|---|"]
+    for p in ENERGY_PROFILES.values():
+        upd = "not priced" if p.neuron_update_pj is None else f"{p.neuron_update_pj:g}"
+        lines.append(f"| {p.name} | {p.mac_pj:g} | {p.ac_pj:g} | {upd} | {p.source}; {p.notes} |")
+    return "\n".join(lines) + "\n"
+
+
+def conventions_dict() -> dict[str, Any]:
+    """The same content as plain data (JSON-serialisable)."""
+    return {
+        "id": OPS_CONVENTION_ID,
+        "input_kinds": dict(INPUT_KINDS),
+        "ops": dict(OPS_RULES),
+        "firing": dict(FIRING_RULES),
+        "energy": dict(ENERGY_RULES),
+        "profiles": {k: p.as_dict() for k, p in ENERGY_PROFILES.items()},
+    }

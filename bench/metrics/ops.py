@@ -1,0 +1,186 @@
+"""Operation counts per layer and in total (plug-in ``ops``): MACs, exact ACs, SOPs, dense MACs, neuron updates.
+
+Conventions: ``bench.metrics.conventions.OPS_RULES`` (id ``OPS_CONVENTION_ID``, rendered into every report),
+applied per module by :mod:`bench.metrics.ops_rules`. Every count is **per sample**: the total over all T
+steps of the forward pass divided by the number of samples.
+
+- ``macs``: multiply-accumulates on analog operands (dense, zeros included).
+- ``acs``: accumulates: event-driven synaptic accumulates (``sops``) plus avg-pooling additions.
+- ``sops``: synaptic operations: for each spike-input conv/linear/MatMul, ``sum(events(x) * reach)``,
+  exact (padding, stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled
+  inputs, the value for multispike inputs.
+- ``dense_macs``: what a dense ANN of the same shapes computes (conv/linear/matmul, unfolded norms).
+- ``approx_sops``: the literature's ``firing rate x T x dense MACs per step`` beside the exact count.
+- ``neuron_updates``: one per neuron per step; ``cmps``: max-pool comparisons (not costed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from bench.metrics.base import CaseContext, register_metric
+from bench.metrics.conventions import OPS_CONVENTION_ID
+from bench.metrics.firing import FiringReport, resolve_neuron_types
+from bench.metrics.ops_rules import COUNT_FIELDS
+from bench.metrics.probe import Probe, ProbeResult
+
+__all__ = ["LayerOps", "OpsReport", "case_reports", "count_ops", "profile"]
+
+TOTAL_FIELDS = COUNT_FIELDS
+
+
+@dataclass(frozen=True)
+class LayerOps:
+    """Counts of one module per sample; None where not counted (uncounted module) or not applicable."""
+
+    name: str
+    type: str
+    kinds: tuple[str, ...]
+    macs: float | None
+    acs: float | None
+    sops: float | None
+    dense_macs: float | None
+    approx_sops: float | None
+    neuron_updates: float | None
+    cmps: float | None
+    calls: int
+    note: str = ""
+    counted: bool = True
+
+
+@dataclass
+class OpsReport:
+    """Per-layer and total counts, per sample (see the module docstring and ``conventions.OPS_RULES``)."""
+
+    layers: list[LayerOps]
+    samples: int
+    T: int
+    fold_bn: bool
+    uncounted: list[dict[str, str]] = field(default_factory=list)
+    unverified: list[dict[str, str]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    convention: str = OPS_CONVENTION_ID
+
+    @classmethod
+    def from_probe(cls, result: ProbeResult) -> OpsReport:
+        n = result.samples
+        layers = []
+        for name, rec in result.layers.items():
+            c = rec["counts"]
+            layers.append(LayerOps(
+                name=name, type=rec["type"], kinds=tuple(rec["kinds"]), calls=rec["calls"],
+                note="; ".join(rec["notes"]), **{f: (None if c[f] is None else c[f] / n) for f in COUNT_FIELDS},
+            ))
+        for item in result.uncounted:
+            layers.append(LayerOps(item["module"], item["type"], (), *([None] * len(COUNT_FIELDS)), calls=0,
+                                   note="no counting rule", counted=False))
+        return cls(layers, n, result.T, result.fold_bn, list(result.uncounted), list(result.unverified),
+                   list(result.excluded))
+
+    @property
+    def complete(self) -> bool:
+        """True when every called module with parameters or known compute had a counting rule."""
+        return not self.uncounted
+
+    @property
+    def totals(self) -> dict[str, float]:
+        """Per-sample totals over counted layers (``approx_sops`` over the layers where it applies)."""
+        return {f: float(sum(getattr(lay, f) or 0.0 for lay in self.layers)) for f in TOTAL_FIELDS}
+
+    @property
+    def approx_sops_error(self) -> float | None:
+        """How far the literature's estimate is off: ``approx_sops / sops - 1`` (None without SOPs)."""
+        t = self.totals
+        return t["approx_sops"] / t["sops"] - 1.0 if t["sops"] else None
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per module (name as index), the count columns per sample."""
+        rows = [asdict(lay) for lay in self.layers]
+        return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable form: per-sample totals as scalars, the per-layer table nested."""
+        return {
+            **self.totals,
+            "per": "sample (total over all T steps)",
+            "samples": self.samples,
+            "T": self.T,
+            "fold_bn": self.fold_bn,
+            "convention": self.convention,
+            "complete": self.complete,
+            "approx_sops_error": self.approx_sops_error,
+            "n_uncounted": len(self.uncounted),
+            "uncounted": list(self.uncounted),
+            "unverified": list(self.unverified),
+            "excluded": list(self.excluded),
+            "layers": [{**asdict(lay), "kinds": list(lay.kinds)} for lay in self.layers],
+        }
+
+
+def _inputs(x: torch.Tensor | Iterable[torch.Tensor]) -> Iterable[torch.Tensor]:
+    return [x] if isinstance(x, torch.Tensor) else x
+
+
+def count_ops(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], fold_bn: bool = True,
+              strict: bool = False, neuron_types: Iterable[type[nn.Module]] = ()) -> OpsReport:
+    """Count operations of ``model`` on ``x`` (``[T, B, ...]`` or an iterable of batches), per sample.
+
+    ``strict=True`` raises NotImplementedError when a called module has no counting rule (otherwise it is
+    listed in ``uncounted`` and the report is marked incomplete). The model runs in eval mode under
+    ``torch.no_grad`` after ``functional.reset_net`` per batch.
+    """
+    probe = Probe(model, firing=False, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types)
+    return OpsReport.from_probe(probe.run(_inputs(x)).finish())
+
+
+def profile(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], fold_bn: bool = True,
+            strict: bool = False, neuron_types: Iterable[type[nn.Module]] = ()) -> tuple[FiringReport, OpsReport]:
+    """Firing statistics and op counts from ONE forward pass per batch (shared hooks)."""
+    probe = Probe(model, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types)
+    result = probe.run(_inputs(x)).finish()
+    return FiringReport.from_probe(result), OpsReport.from_probe(result)
+
+
+def _case_inputs(ctx: CaseContext) -> list[torch.Tensor]:
+    n = int(ctx.option("firing", "num_batches", ctx.option("ops", "num_batches", 1)))
+    if n <= 1:
+        return [ctx.sample_batch()[0]]
+    xs = []
+    for x, _ in ctx.batches(ctx.T):
+        xs.append(x)
+        if len(xs) == n:
+            break
+    return xs
+
+
+def case_reports(ctx: CaseContext) -> tuple[FiringReport, OpsReport]:
+    """Firing and ops reports of a case, from one pass over the case's sample batch, cached in ``ctx.cache``.
+
+    Options: ``[metrics.ops] fold_bn`` (default true), ``strict`` (default false); ``num_batches`` (in
+    ``[metrics.firing]`` or ``[metrics.ops]``, default 1: the fixed sample batch); ``neuron_types``
+    (``"package.module:Class"`` strings) in ``[metrics.firing]``.
+    """
+    if "ops_report" not in ctx.cache:
+        firing, ops = profile(
+            ctx.model, _case_inputs(ctx), fold_bn=bool(ctx.option("ops", "fold_bn", True)),
+            strict=bool(ctx.option("ops", "strict", False)),
+            neuron_types=resolve_neuron_types(ctx.option("firing", "neuron_types")),
+        )
+        ctx.cache["firing_report"], ctx.cache["ops_report"] = firing, ops
+    return ctx.cache["firing_report"], ctx.cache["ops_report"]
+
+
+@register_metric("ops", "MACs, exact ACs/SOPs, dense MACs, neuron updates per sample (one shared pass)")
+def ops_metric(ctx: CaseContext) -> dict[str, Any]:
+    """Per-sample totals, the per-layer table, uncounted modules and the convention id."""
+    _, report = case_reports(ctx)
+    out = report.to_dict()
+    if out["approx_sops_error"] is None:
+        out["approx_sops_error_why"] = "no spike-driven synaptic operations"
+    return out

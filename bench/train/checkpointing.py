@@ -4,7 +4,8 @@
   it with ``weights_only=True`` and returns ``meta`` (``trained_T``, ``model``, ``kwargs``, ``epoch``,
   ``method``, ``config``, ``config_key``, ``history``, ...).
 - ``<name>.last.pt`` (after every epoch): the same plus ``optimizer``, ``scheduler`` and ``rng`` (torch's
-  CPU generator state), so a rerun resumes after the last finished epoch.
+  CPU generator state), so a rerun resumes after the last finished epoch. It is deleted once the final
+  file is written (so deleting a final checkpoint trains that model anew).
 
 Files hold only tensors and plain containers (loadable with ``weights_only=True``), and are written to
 a temporary file first and renamed, so an interrupted save never leaves a truncated checkpoint.

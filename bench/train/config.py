@@ -17,6 +17,7 @@
     split = "train"              # training split of the suite's dataset (same kind, root, image size)
     max_samples = 0              # cap on training samples (0 = all)
     num_workers = 0              # DataLoader workers (default: data.num_workers)
+    num_threads = 0              # torch intra-op CPU threads while training (0 = torch's default)
     seed = 0                     # default: suite.seed
     device = "auto"              # auto (cuda:0 if present, else cpu) | cpu | cuda:N
 
@@ -24,7 +25,7 @@
     lr = 0.05
 
 Models listed with a ``checkpoint`` are not trained. ``split``, ``max_samples``, ``num_workers``,
-``seed`` and ``device`` are suite-wide (one training set per suite); every other key may be overridden
+``num_threads``, ``seed`` and ``device`` are suite-wide (one training set per suite); every other key may be overridden
 per model. The loss is cross-entropy on the rate-decoded output (mean of the per-step outputs over T),
 the same decoding the accuracy metric uses. No data augmentation is applied.
 """
@@ -40,7 +41,7 @@ from bench.suite import MAX_TIME_STEP, DataSpec, Suite, SuiteError, _Checker
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 METHODS = ("auto", "bptt", "dsr")
-SUITE_WIDE = ("split", "max_samples", "num_workers", "seed", "device")
+SUITE_WIDE = ("split", "max_samples", "num_workers", "num_threads", "seed", "device")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class TrainConfig:
     split: str = "train"
     max_samples: int = 0
     num_workers: int = 0
+    num_threads: int = 0
     seed: int = 0
     device: str = "auto"
 
@@ -131,6 +133,7 @@ def _parse_table(table: dict[str, Any], field: str, base: TrainConfig, check: _T
         split=check.string(table, "split", field, default=base.split),
         max_samples=check.integer(table, "max_samples", field, default=base.max_samples),
         num_workers=check.integer(table, "num_workers", field, default=base.num_workers, maximum=64),
+        num_threads=check.integer(table, "num_threads", field, default=base.num_threads, maximum=1024),
         seed=check.integer(table, "seed", field, default=base.seed),
         device=device,
     )

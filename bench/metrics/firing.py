@@ -143,7 +143,8 @@ def calibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
     flags and BN momenta are restored.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = {m: (m.training, m.momentum) for m in model.modules() if isinstance(m, nn.Module)}
+    training = {m: m.training for m in model.modules()}
+    momenta = {bn: bn.momentum for bn in bns}
     try:
         model.eval()
         for bn in bns:
@@ -154,10 +155,10 @@ def calibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
             functional.reset_net(model)
             model(x)
     finally:
-        for m, (training, momentum) in saved.items():
-            m.training = training
-            if m in bns:
-                m.momentum = momentum
+        for m, flag in training.items():
+            m.training = flag
+        for bn, momentum in momenta.items():
+            bn.momentum = momentum
         functional.reset_net(model)
     return model
 

@@ -168,7 +168,7 @@ class Probe:
 
     def _firing_stats(self, name: str, m: nn.Module, o: torch.Tensor) -> None:
         T = self.T
-        if o.dim() < 2 or o.shape[0] != T:
+        if getattr(m, "step_mode", "m") != "m" or o.dim() < 2 or o.shape[0] != T:
             raise ValueError(f"neuron {name!r} returned shape {tuple(o.shape)}; firing statistics need multi-step "
                              f"outputs [T={T}, ...] (step_mode='m')")
         flat = o.reshape(T, -1)

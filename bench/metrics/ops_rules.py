@@ -86,7 +86,8 @@ def _sample(x: torch.Tensor) -> torch.Tensor:
     return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
 
 
-def classify(x: torch.Tensor, total: torch.Tensor | None = None) -> InputInfo:
+def classify(x: torch.Tensor, total: torch.Tensor | None = None,
+             bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputInfo:
     """Classify a tensor as binary / scaled / multispike / zero / analog.
 
     ``min``/``max`` first (one pass, one host sync): any negative value means analog, all zeros "zero".
@@ -99,7 +100,8 @@ def classify(x: torch.Tensor, total: torch.Tensor | None = None) -> InputInfo:
       ``0 <= y <= 1``. Both sums are exact for binary ``y`` (float32 partials of integers below 2^24), so
       spikes always pass; another tensor passes only if its departure from {0, v} is below the float32
       rounding of these sums (its value-weighted counts then differ from event counts by less than that).
-      ``total`` may pass a precomputed exact ``sum(x)`` (used when ``v == 1``).
+      ``total`` may pass a precomputed exact ``sum(x)`` (used when ``v == 1``), ``bounds`` a precomputed
+      ``(min, max)``.
     - else, ``v`` an integer and ``frac(x) == 0`` everywhere (one pass): multispike.
     - anything else: analog.
     """
@@ -109,7 +111,10 @@ def classify(x: torch.Tensor, total: torch.Tensor | None = None) -> InputInfo:
     if n == 0:
         return InputInfo("zero", numel=0)
     # aminmax copies a non-contiguous input; amin + amax read it in place.
-    mn_t, mx_t = torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
+    if bounds is not None:
+        mn_t, mx_t = bounds
+    else:
+        mn_t, mx_t = torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
     mn, mx = mn_t.item(), mx_t.item()
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
         return InputInfo("analog", numel=n)

@@ -12,6 +12,7 @@ does not classify it again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -175,9 +176,17 @@ class Probe:
         if o.dtype == torch.bool:
             flat = flat.to(torch.uint8)
         n = flat.shape[1]
-        exact32 = o.numel() < ops_rules.EXACT_F32
-        per_t = flat.sum(1) if exact32 else flat.sum(1, dtype=torch.float64)
-        info = ops_rules.classify(o, total=per_t.sum())
+        # For a feature map [T, B, C, H, W], the per-step event sums per position (H, W) give both the
+        # per-step counts and the event profile a 2-D conv reading o needs, in one pass.
+        k = 2 if self.ops and o.dim() == 5 else 0
+        if k:
+            grid = ops_rules.exact_sum(flat.view(T, -1, math.prod(o.shape[-k:])), 1.0, dim=1)  # [T, positions]
+            per_t = ops_rules.exact_sum(grid, n / grid.shape[1], dim=1)
+        else:
+            per_t = ops_rules.exact_sum(flat, 1.0, dim=1)
+        # Per-neuron min / max over the window: the global range, and for spikes silent / saturated.
+        lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPU)
+        info = ops_rules.classify(o, total=per_t.sum(dtype=torch.float64), bounds=(lo.min(), hi.max()))
         acc = self.neurons.get(name)
         if acc is None:
             acc = self.neurons[name] = NeuronAcc(type(m).__name__)
@@ -187,13 +196,10 @@ class Probe:
         profile = None
         if info.kind == "binary":
             acc.events_t.append(per_t)
-            c = flat.sum(0)  # events per (sample, neuron) over the window, in 0..T
-            if self.ops and o.dim() >= 4:
-                # What a conv reading o needs (events per spatial position), from c at 1/T of the cost.
-                k = o.dim() - 3
-                profile = ops_rules.exact_sum(c.view(-1, *o.shape[-k:]), T, dim=0)
-            acc.saturated.append((c - (T - 1)).clamp_(min=0).sum())
-            acc.active.append(c.clamp_(max=1).sum())
+            acc.active.append(ops_rules.exact_sum(hi))  # (sample, neuron) pairs with an event at some step
+            acc.saturated.append(ops_rules.exact_sum(lo))  # ... at every step
+            if k:
+                profile = ops_rules.exact_sum(grid, n / grid.shape[1], dim=0).view(o.shape[-k:])
         elif info.kind == "zero":
             acc.events_t.append(torch.zeros(T))
         else:

@@ -202,7 +202,7 @@ def test_neuron_implementation_reports_fallbacks():
     got = neuron_implementation(model, torch.device("cpu"))
     assert got == ("DSRIFNode: own multi-step forward: torch ops; "
                    "IFNode: if op -> torch-reference (surrogate has no fused kernel); "
-                   "LIAFNode: lif op -> torch-reference; LIFNode: lif op -> torch-reference")
+                   "LIAFNode: own multi-step forward: torch ops; LIFNode: lif op -> torch-reference")
     assert neuron_implementation(nn.Linear(2, 2), torch.device("cpu")).startswith("none")
 
 

@@ -29,8 +29,13 @@ INPUT_KINDS: dict[str, str] = {
 OPS_RULES: tuple[tuple[str, str], ...] = (
     ("Unit", "All counts are per sample: the total over all T time steps of the forward pass, divided by the "
              "number of samples (batch size x batches). A row aggregates every call of its module."),
-    ("Input kind", "Decided per call from the tensor (min/max, then one exactness check): binary, scaled, "
-                   "multispike, zero or analog (see input kinds)."),
+    ("Input kind", "Decided per call from the tensor (see input kinds): min/max (any negative value: analog); "
+                   "a 1/61 strided sample looks for a witness against {0, v} and integrality (cheap rejection); "
+                   "then exactly: {0, v} iff sum(y) == sum(y^2) for y = x / v (exact for spikes, float32 "
+                   "partials of integers; a tensor within float32 rounding of {0, v} in aggregate also passes, "
+                   "its value-weighted counts then differ from event counts by less than that rounding); "
+                   "multispike iff v is an integer and frac(x) == 0 everywhere. Neuron outputs are classified "
+                   "once and reused by the layers reading them (views included)."),
     ("Conv / Linear, spike input", "ACs = sum over input elements of events(x) x reach, EXACTLY: reach[c, h, w] "
      "= number of (output position, output channel) pairs the element reaches, padding (zeros, reflect, "
      "replicate, circular), stride, dilation and groups respected. events(x) = 1 per nonzero for binary and "
@@ -61,7 +66,8 @@ OPS_RULES: tuple[tuple[str, str], ...] = (
                 "mixed into ACs/MACs; an energy profile may price them (neuron_update_pj)."),
     ("Approximate SOPs", "Literature formula beside the exact count, per spike-input conv/linear/MatMul: "
      "approx_sops = r_in x T x dense MACs per step = r_in x dense MACs, r_in = events(x) / numel(x) of that "
-     "layer's input (its mean firing rate). approx_sops_error = approx_sops / sops - 1."),
+     "layer's input (its mean firing rate; for a MatMul of two spike operands the product of both rates). "
+     "approx_sops_error = approx_sops / sops - 1 over the whole model."),
     ("Not counted", "Element-wise nonlinearities and arithmetic (softmax, ReLU, GELU, residual adds, scaling, "
                     "embeddings added in a forward), reshapes, dropout. Modules present but excluded this way are "
                     "listed under 'excluded'."),
@@ -70,8 +76,9 @@ OPS_RULES: tuple[tuple[str, str], ...] = (
                   "shows no numbers, never 0, and totals are marked incomplete. Non-leaf modules with their own "
                   "parameters (e.g. positional embeddings, or a weight used via F.linear) are listed under "
                   "'unverified': hooks cannot see what their forward does with them."),
-    ("Mode", "The model runs in eval mode under torch.inference_mode, after functional.reset_net, once per "
-             "batch; training flags are restored afterwards."),
+    ("Mode", "The model runs in eval mode under torch.no_grad (version counters let a classified tensor be "
+             "reused safely; under an outer torch.inference_mode every input is classified afresh), after "
+             "functional.reset_net, once per batch; training flags are restored afterwards."),
 )
 
 FIRING_RULES: tuple[tuple[str, str], ...] = (

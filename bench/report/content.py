@@ -150,12 +150,9 @@ def conventions_blocks(records: list[dict[str, Any]]) -> list[Block]:
     measured = {m for r in records for m in (r.get("metrics") or {})}
     blocks: list[Block] = []
     if measured & {"ops", "firing", "energy"}:
-        try:
-            from bench.metrics.conventions import conventions_markdown
-        except ImportError:
-            blocks.append(TextBlock("bench.metrics.conventions is not available in this installation."))
-        else:
-            blocks.append(MarkdownBlock(conventions_markdown()))
+        from bench.metrics.conventions import conventions_markdown
+
+        blocks.append(MarkdownBlock(conventions_markdown()))
     for metric, module, title in (("latency", "bench.metrics.timing", "Timing method (latency, throughput)"),
                                   ("memory", "bench.metrics.memory", "Memory method"),
                                   ("measured_energy", "bench.metrics.measured_energy", "Measured energy method")):
@@ -164,7 +161,27 @@ def conventions_blocks(records: list[dict[str, Any]]) -> list[Block]:
     accuracy = _doc_markdown("bench.metrics.accuracy", "Accuracy method") if "accuracy" in measured else None
     if accuracy:
         blocks.insert(0, MarkdownBlock(accuracy))
+    if repeatability := repeatability_markdown(measured):
+        blocks.append(MarkdownBlock(repeatability))
     return blocks
+
+
+def repeatability_markdown(measured: set[str]) -> str | None:
+    """Which of the run's metrics repeat bit for bit, from each plug-in's declaration."""
+    from bench.metrics import available_metrics, get_metric
+
+    known = [m for m in sorted(measured) if m in available_metrics()]
+    if not known:
+        return None
+    fixed = [m for m in known if get_metric(m).deterministic]
+    varying = [m for m in known if not get_metric(m).deterministic]
+    lines = ["## Repeatability", ""]
+    if fixed:
+        lines.append(f"- Repeat bit for bit with the same seed, input and device: {', '.join(fixed)} "
+                     "(on GPUs, accuracy can vary where nondeterministic cuDNN kernels are used).")
+    if varying:
+        lines.append(f"- Vary from run to run (measurements of the machine): {', '.join(varying)}.")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- the report

@@ -132,9 +132,9 @@ def accuracy_vs_energy(records: list[dict[str, Any]], styles: dict[str, ModelSty
     for label, recs in tb.by_model(records).items():
         seen = {}
         for r in recs:
-            e, a = tb.value(r, tb.ENERGY_J), tb.value(r, tb.TOP1)
+            e, a = tb.value(r, tb.ENERGY_MJ), tb.value(r, tb.TOP1)
             if e is not None and a is not None and e > 0 and r["T"] not in seen:
-                seen[r["T"]] = (e * 1e6, a, r["T"])
+                seen[r["T"]] = (e * 1e3, a, r["T"])  # mJ -> µJ
         if seen:
             pts[label] = sorted(seen.values())
     if not pts:

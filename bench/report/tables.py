@@ -33,8 +33,8 @@ ACS = ("ops", "acs")
 MACS = ("ops", "macs")
 SOPS = ("ops", "sops")
 DENSE_MACS = ("ops", "dense_macs")
-ENERGY_J = ("energy", "energy_j")
-ANN_ENERGY_J = ("energy", "ann_energy_j")
+ENERGY_MJ = ("energy", "energy_mj")  # the energy plug-in reports millijoules per sample
+ANN_ENERGY_MJ = ("energy", "ann_energy_mj")
 ANN_OVER_SNN = ("energy", "ann_over_snn")
 ENERGY_PROFILE = ("energy", "profile")
 LAT_P50 = ("latency", "latency_p50_ms")
@@ -103,6 +103,14 @@ def energy_text(joules: float | None) -> str:
         if abs(joules) >= factor:
             return f"{joules / factor:.3g} {unit}"
     return f"{joules / 1e-12:.3g} pJ"
+
+
+def millijoules_to_joules(mj: float | None) -> float | None:
+    return None if mj is None else mj * 1e-3
+
+
+def energy_text_mj(mj: float | None) -> str:
+    return energy_text(millijoules_to_joules(mj))
 
 
 # ---------------------------------------------------------------- grouping
@@ -196,7 +204,9 @@ def headline_table(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[st
             row["MACs / sample"] = si(first_value(at_T, MACS))
             row["SOPs / sample"] = si(first_value(at_T, SOPS))
         if has_metric(ok, "energy"):
-            row["estimated energy / sample"] = energy_text(first_value(at_T, ENERGY_J))
+            row["estimated energy / sample"] = energy_text_mj(first_value(at_T, ENERGY_MJ))
+            row["ANN-equivalent energy / sample"] = energy_text_mj(first_value(at_T, ANN_ENERGY_MJ))
+            row["ANN / SNN energy"] = fixed(first_value(at_T, ANN_OVER_SNN), 2)
         for device in devices:
             case = device_case(at_T, device)
             if has_metric(ok, "measured_energy"):
@@ -235,7 +245,7 @@ def cases_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         ("top-1 (%)", TOP1, fixed), ("top-5 (%)", TOP5, fixed),
         ("firing (%)", FIRING_MEAN, lambda v: fixed(None if v is None else 100 * v)),
         ("ACs", ACS, si), ("MACs", MACS, si), ("SOPs", SOPS, si), ("dense MACs", DENSE_MACS, si),
-        ("est. energy", ENERGY_J, energy_text), ("ANN energy", ANN_ENERGY_J, energy_text),
+        ("est. energy", ENERGY_MJ, energy_text_mj), ("ANN energy", ANN_ENERGY_MJ, energy_text_mj),
         ("ANN / SNN", ANN_OVER_SNN, lambda v: fixed(v, 2)),
         ("p50 (ms)", LAT_P50, sig), ("p90 (ms)", LAT_P90, sig), ("p99 (ms)", LAT_P99, sig),
         ("samples/s", THROUGHPUT, sig),

@@ -35,9 +35,9 @@ def firing(label: str, T: int) -> dict:
             continue
         per_t = [round(base * (0.6 + 0.1 * i) * (1 + 0.15 * t), 6) for t in range(T)]
         rate = sum(per_t) / T
-        layers.append({"name": name, "type": "IFNode", "neurons": n, "rate": round(rate, 6), "rate_per_t": per_t,
-                       "silent_fraction": round(1 - min(1.0, 2 * rate), 4), "saturated_fraction": 0.001,
-                       "analog": False})
+        layers.append({"name": name, "type": "IFNode", "kind": "binary", "n_neurons": float(n),
+                       "rate": round(rate, 6), "rate_per_t": per_t,
+                       "silent_frac": round(1 - min(1.0, 2 * rate), 4), "saturated_frac": 0.001, "analog": False})
         events += rate * n
         total += n
     return {"mean_rate": round(events / total, 6), "layers": layers, "num_layers": len(layers),
@@ -50,8 +50,8 @@ def ops(label: str, T: int) -> dict:
     rows = [("conv1", 0.0, 118e6 * T * scale), ("layer1.0.conv2", 115e6 * T * scale * rate, 0.0),
             ("layer2.0.conv1", 58e6 * T * scale * rate, 0.0), ("layer2.0.downsample", 7e6 * T * scale * rate, 0.0),
             ("fc", 512 * 1000 * T * rate * scale, 0.0)]
-    layers = [{"name": n, "type": "Conv2d" if "conv" in n or "down" in n else "Linear", "kind":
-               "analog" if macs else "binary", "acs": round(acs), "macs": round(macs), "sops": round(acs),
+    layers = [{"name": n, "type": "Conv2d" if "conv" in n or "down" in n else "Linear", "kinds":
+               ["analog" if macs else "binary"], "acs": round(acs), "macs": round(macs), "sops": round(acs),
                "dense_macs": round(macs + acs / rate if rate else macs)} for n, acs, macs in rows]
     acs = sum(r["acs"] for r in layers)
     macs = sum(r["macs"] for r in layers)
@@ -60,9 +60,9 @@ def ops(label: str, T: int) -> dict:
 
 
 def energy(o: dict) -> dict:
-    e = (o["macs"] * MAC_PJ + o["acs"] * AC_PJ) * 1e-12
-    ann = o["dense_macs"] * MAC_PJ * 1e-12
-    return {"energy_j": e, "ann_energy_j": ann, "ann_over_snn": round(ann / e, 4), "profile": "45nm-fp32",
+    e = (o["macs"] * MAC_PJ + o["acs"] * AC_PJ) * 1e-9  # pJ -> mJ, as the energy plug-in reports
+    ann = o["dense_macs"] * MAC_PJ * 1e-9
+    return {"energy_mj": e, "ann_energy_mj": ann, "ann_over_snn": round(ann / e, 4), "profile": "45nm-fp32",
             "profile_source": "M. Horowitz, ISSCC 2014, 45 nm", "estimate": True}
 
 

@@ -54,6 +54,9 @@ def test_estimates_and_measurements_never_share_a_column(merged_records):
     got = rows(frame)
     # Estimated: 472 M MACs x 4.6 pJ + 130 M ACs x 0.9 pJ = 2.29 mJ.
     assert got["SEW ResNet-18"]["estimated energy / sample"] == "2.29 mJ"
+    # ANN-equivalent: 1194.048 M dense MACs x 4.6 pJ = 5.49 mJ; ratio 5.4926 / 2.2882 = 2.40.
+    assert got["SEW ResNet-18"]["ANN-equivalent energy / sample"] == "5.49 mJ"
+    assert got["SEW ResNet-18"]["ANN / SNN energy"] == "2.40"
     assert got["SEW ResNet-18"]["measured energy / sample [NVIDIA H100 80GB HBM3]"] == "8.1 mJ"
     # The CPU run has only codecarbon's estimate (0.5 J): no measured column for the CPU, a note says why.
     assert not any(c.startswith("measured energy") and "EPYC" in c for c in frame.columns)
@@ -145,3 +148,12 @@ def test_per_layer_tables_read_as_list_or_dict(cpu_records):
     ops = plots.ops_layers(rec)
     assert ops[0] == ("conv1", 0.0, 472_000_000.0)  # analog first conv: MACs only
     assert sum(a for _, a, _ in ops) == rec["metrics"]["ops"]["acs"]
+
+
+def test_repeatability_lists_each_metric_by_its_declaration():
+    from bench.report.content import repeatability_markdown
+
+    text = repeatability_markdown({"accuracy", "ops", "latency", "memory"})
+    fixed, varying = text.splitlines()[2], text.splitlines()[3]
+    assert "accuracy, ops" in fixed and "latency" not in fixed
+    assert "latency, memory" in varying

@@ -328,6 +328,7 @@ class SuiteRunner:
             record["model"]["info"] = info.as_dict()
             model, info, kwargs = self._build(case, bundle)
             record["model"]["build_kwargs"] = kwargs
+            self._model_cache["untrained"] = case.model.checkpoint is None  # firing/ops warn on untrained nets
             record["trained_T"] = case.model.trained_T or self._model_meta.get("trained_T")
             progress.advance(task)
             device = torch.device(case.device)

@@ -77,8 +77,8 @@ def test_synthetic_fallback_is_announced_first(write_suite, run_dir, monkeypatch
     dataset = "imagenet"
     root = "${SNNBENCH_NO_SUCH_ROOT}"
     on_missing = "synthetic"
+    fallback_samples = 3
     image_size = 8
-    max_samples = 4
     batch_size = 4
     [[models]]
     name = "toy_models:tiny_snn"
@@ -91,6 +91,7 @@ def test_synthetic_fallback_is_announced_first(write_suite, run_dir, monkeypatch
     report = (run_dir / "report.md").read_text().splitlines()
     first_lines = "\n".join(report[:5])
     assert "accuracy was not measured" in first_lines and "SNNBENCH_NO_SUCH_ROOT" in first_lines
+    assert "3 samples" in first_lines, "the fallback uses data.fallback_samples samples"
 
 
 def test_missing_root_without_fallback_is_bad_input(write_suite, tiny_suite_text, run_dir, capsys):
@@ -116,3 +117,11 @@ def test_one_pass_accuracy_is_used_for_causal_models_only(write_suite, tiny_suit
     methods = [r["metrics"]["accuracy"]["method"] for r in outcome.records]
     # user models are not known to be causal: separate passes
     assert all(m.startswith("separate pass") for m in methods)
+
+
+def test_untrained_models_carry_the_firing_warning(write_suite, tiny_suite_text, run_dir):
+    text = tiny_suite_text.replace('metrics = ["accuracy", "params"]', 'metrics = ["firing"]')
+    assert main(["run", str(write_suite(text)), "--out", str(run_dir), "-q"]) == 0
+    record = read_records(run_dir / "results.jsonl")[0]
+    assert record["model"]["untrained"] is True
+    assert "not representative" in record["metrics"]["firing"]["untrained_warning"]

@@ -263,16 +263,23 @@ class Probe:
             offsets.append(offsets[-1] + t.numel())
 
         def resolve(v: Any) -> Any:
+            """A deferred scalar as a float."""
             if isinstance(v, _Pending):
-                chunk = flat[offsets[v.index]:offsets[v.index + 1]]
-                return chunk[0] if len(chunk) == 1 else chunk
+                (value,) = flat[offsets[v.index]:offsets[v.index + 1]]
+                return value
             return v
+
+        def resolve_steps(v: Any) -> list[float]:
+            """A deferred per-time-step vector as a list (also when T = 1)."""
+            if isinstance(v, _Pending):
+                return flat[offsets[v.index]:offsets[v.index + 1]]
+            return list(v)
 
         neurons = {}
         for name, (a, events_t, active, saturated) in deferred_neurons.items():
             per_t = [0.0] * self.T
             for ev in events_t:
-                per_t = [p + float(e) for p, e in zip(per_t, resolve(ev), strict=True)]
+                per_t = [p + float(e) for p, e in zip(per_t, resolve_steps(ev), strict=True)]
             neurons[name] = {
                 "type": a.type, "kinds": sorted(a.kinds), "calls": a.calls, "elems_per_t": a.elems_per_t,
                 "events_t": per_t, "active": sum(float(resolve(v)) for v in active),

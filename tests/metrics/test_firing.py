@@ -128,3 +128,18 @@ def test_single_step_neurons_are_rejected():
 def test_untrained_warning():
     assert untrained_warning(True) == UNTRAINED_WARNING
     assert untrained_warning(False) is None and untrained_warning(None) is None
+
+
+def test_single_time_step_rates():
+    """T = 1 is a real case (accuracy at T=1): one rate per layer, equal to the recorded spikes' mean."""
+    from spikingjelly.activation_based import layer
+
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Linear(6, 5, step_mode="m"), neuron.IFNode(v_threshold=0.2, step_mode="m"))
+    x = torch.rand(1, 4, 6)
+    with torch.no_grad():
+        expected = net(x).mean().item()
+    functional.reset_net(net)
+    (layer_report,) = firing_rates(net, x).to_dict()["layers"]
+    assert layer_report["rate_per_t"] == [pytest.approx(expected)]
+    assert 0 < expected < 1

@@ -86,11 +86,26 @@ def _sample(x: torch.Tensor) -> torch.Tensor:
     return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
 
 
+_PRESCREEN_MIN = 4 * _SAMPLE_STEP
+
+
+def _analog_witness(xs: torch.Tensor) -> bool:
+    """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
+    other than 0 and the sample's max (a {0, v} tensor has only 0 and v; a multispike one only integers).
+
+    Real-valued activations (LayerNorm outputs, attention probabilities) are rejected on 1/61 of their
+    elements, without the full min/max pass; a tensor without a witness goes on to the exact tests."""
+    odd = (xs != 0) & (xs != xs.amax()) & (torch.frac(xs) != 0)
+    return bool(((xs < 0) | odd).any())
+
+
 def classify(x: torch.Tensor, total: torch.Tensor | None = None,
              bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputInfo:
     """Classify a tensor as binary / scaled / multispike / zero / analog.
 
-    ``min``/``max`` first (one pass, one host sync): any negative value means analog, all zeros "zero".
+    A strided sample (1/61 of the elements) is first searched for a witness that the tensor is analog
+    (``_analog_witness``). Then ``min``/``max`` (one pass, one host sync): any negative value means
+    analog, all zeros "zero".
     With ``v = max``, a strided sample (1/61 of the elements) first looks for a witness against each
     candidate kind (a value outside {0, v}; a non-integer), which rejects analog tensors cheaply; a
     candidate without witness is then decided exactly on the whole tensor:
@@ -110,6 +125,8 @@ def classify(x: torch.Tensor, total: torch.Tensor | None = None,
         return InputInfo("binary", events=float(torch.count_nonzero(x)), numel=n, max_value=1.0)
     if n == 0:
         return InputInfo("zero", numel=0)
+    if bounds is None and n >= _PRESCREEN_MIN and _analog_witness(_sample(x)):
+        return InputInfo("analog", numel=n)
     # aminmax copies a non-contiguous input; amin + amax read it in place.
     if bounds is not None:
         mn_t, mx_t = bounds

@@ -288,6 +288,19 @@ def test_classify_kinds():
     assert info.kind == "binary" and info.events == float(len(range(0, 1 << 20, 3)))
 
 
+def test_classify_large_tensors_with_and_without_a_sampled_witness():
+    """Large tensors go through the sample pre-screen first; its verdicts must agree with the exact tests."""
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(4, 8, 16, 16, generator=gen) < 0.3).float()
+    assert classify(spikes).kind == "binary"
+    assert classify(spikes * 0.25).kind == "scaled"
+    assert classify(spikes + (torch.rand(spikes.shape, generator=gen) < 0.3).float()).kind == "multispike"
+    assert classify(torch.softmax(torch.randn(4, 8, 64, generator=gen), -1)).kind == "analog"  # witness
+    hidden = spikes.clone().flatten()
+    hidden[1] = 0.5  # index 1 is not on the 61-stride sample: no witness, the exact test must catch it
+    assert classify(hidden.view_as(spikes)).kind == "analog"
+
+
 def test_counts_under_inference_mode(fired_net):
     net, x = fired_net
     plain = count_ops(net, x)

@@ -259,11 +259,12 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.data import DatasetError
     from bench.distributed import DistributedError
     from bench.models.registry import UnknownModelError
+    from bench.runner import RunFolderError
     from bench.suite import SuiteError
     from bench.train.loop import TrainingError
 
     return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError, TrainingError,
-            BaselineError, DistributedError)
+            BaselineError, DistributedError, RunFolderError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -138,6 +138,23 @@ def config_key(suite: Suite, case: Case) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class RunFolderError(ValueError):
+    """An output folder that would mix runs (or a resume without a run to continue)."""
+
+
+def run_folder_problem(out: Path, resume: bool) -> str | None:
+    """Why ``out`` cannot take this run: a new run needs a folder without results, a resumed one a folder
+    with them."""
+    results = out / RESULTS_FILE
+    if resume and not results.is_file():
+        return (f"{out} holds no {RESULTS_FILE}: there is no run to resume. Fix: give the folder of an earlier "
+                f"run, or use --out to start a new one")
+    if not resume and results.exists():
+        return (f"{out} already holds a run ({RESULTS_FILE}); its records would mix with this run's. "
+                f"Fix: --resume {out} to continue it, or choose another --out")
+    return None
+
+
 class CaseTimeoutError(TimeoutError):
     """A case ran past the suite's ``case_timeout_s``."""
 
@@ -427,6 +444,9 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
     if not distributed.is_main():
         console, show_progress = Console(stderr=True, quiet=True), False
     out = distributed.broadcast_object(Path(out_dir) if out_dir else default_out_dir(suite, new_run_id()))
+    # Rank 0 looks at the folder; every rank raises the same error, so none waits in a collective.
+    if problem := distributed.broadcast_object(run_folder_problem(out, resume) if distributed.is_main() else None):
+        raise RunFolderError(problem)
     if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
         from bench.train import prepare_checkpoints
 

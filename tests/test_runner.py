@@ -125,3 +125,14 @@ def test_untrained_models_carry_the_firing_warning(write_suite, tiny_suite_text,
     record = read_records(run_dir / "results.jsonl")[0]
     assert record["model"]["untrained"] is True
     assert "not representative" in record["metrics"]["firing"]["untrained_warning"]
+
+
+def test_a_new_run_never_writes_into_an_earlier_runs_folder(write_suite, tiny_suite_text, run_dir, capsys):
+    suite = str(write_suite(tiny_suite_text))
+    assert main(["run", suite, "--out", str(run_dir), "-q"]) == 0
+    before = (run_dir / "results.jsonl").read_bytes()
+    assert main(["run", suite, "--out", str(run_dir), "-q"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (run_dir / "results.jsonl").read_bytes() == before, "the earlier run's records are untouched"
+    assert main(["run", suite, "--resume", str(run_dir.parent / "nothing-here"), "-q"]) == 2
+    assert "no run to resume" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from bench.models.registry import (
     register_model,
 )
 
-# One module per family; a family missing from the tree is simply not registered.
+# One module per family; importing it registers its models.
 FAMILY_MODULES = (
     "spiking_resnet",
     "sew_resnet",
@@ -24,10 +24,6 @@ FAMILY_MODULES = (
 )
 
 for _module in FAMILY_MODULES:
-    try:
-        importlib.import_module(f"bench.models.{_module}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"bench.models.{_module}":
-            raise
+    importlib.import_module(f"bench.models.{_module}")
 
 __all__ = ["ModelInfo", "UnknownModelError", "create_model", "list_models", "model_info", "register_model"]

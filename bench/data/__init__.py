@@ -35,7 +35,7 @@ def _fallback(spec, seed: int, reason: str) -> DataBundle:
     shape = dict(DECLARED_SHAPES.get(spec.dataset, DECLARED_SHAPES["synthetic"]))
     if spec.image_size:
         shape["image_size"] = spec.image_size
-    n = spec.fallback_samples
+    n = min(spec.fallback_samples, spec.max_samples) if spec.max_samples else spec.fallback_samples
     note = (f"accuracy was not measured: {reason}; synthetic {spec.dataset}-shaped input "
             f"({shape['in_channels']}x{shape['image_size']}x{shape['image_size']}, {n} samples) was used instead")
     return synthetic(n, shape["in_channels"], shape["image_size"], shape["num_classes"], seed,

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +32,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                               "or remove it to evaluate the untrained model")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds objects other than tensors and plain containers, and is only "
-            f"loaded with weights_only=True (no code from files is executed). Fix: re-save its state dict "
-            f"with torch.save(model.state_dict(), ...). Detail: {str(exc).splitlines()[0]}") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint: "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    except Exception as exc:  # torch raises many types for foreign bytes (IndexError for text files)
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds objects other than tensors and plain containers, and is only "
+                f"loaded with weights_only=True (no code from files is executed). Fix: re-save its state dict "
+                f"with torch.save(model.state_dict(), ...). Detail: {first_line}") from exc
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint "
+                              f"({type(exc).__name__}: {first_line})") from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(obj).__name__}, not a state dict")
     return obj

@@ -155,6 +155,10 @@ def run_folder_problem(out: Path, resume: bool) -> str | None:
     return None
 
 
+class MetricError(RuntimeError):
+    """A metric plug-in raised; the message names the metric."""
+
+
 class CaseTimeoutError(TimeoutError):
     """A case ran past the suite's ``case_timeout_s``."""
 
@@ -363,13 +367,15 @@ class SuiteRunner:
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:
-                    raise RuntimeError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+                    raise MetricError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
                 progress.advance(task)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # isolation: record and go on (MemoryError and CUDA OOM included)
             record["status"] = "failed"
-            record["error"] = error_record(exc.__cause__ or exc) | {"message": str(exc)}
+            # A metric's failure is recorded as its own error type, with the metric named in the message.
+            cause = exc.__cause__ if isinstance(exc, MetricError) and exc.__cause__ else exc
+            record["error"] = error_record(cause) | {"message": str(exc)}
             self._release()
         finally:
             progress.remove_task(task)

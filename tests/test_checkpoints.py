@@ -68,3 +68,21 @@ def test_checkpoint_names_are_file_safe_and_distinct(tmp_path):
     assert a.startswith("Net_w_1_8") and a != b and "/" not in a
     final, last = checkpoint_paths(tmp_path, "x")
     assert (final.name, last.name, final.parent.name) == ("x.pt", "x.last.pt", "checkpoints")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is a text file, not a checkpoint\n", b"PK\x03\x04garbage"])
+def test_truncated_or_foreign_files_fail_naming_the_file(tmp_path, content):
+    good = tmp_path / "good.pt"
+    torch.save(net().state_dict(), good)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content or good.read_bytes()[: len(good.read_bytes()) // 2])  # empty -> half a real file
+    with pytest.raises(CheckpointError, match="bad.pt") as info:
+        load_into(net(), bad)
+    assert "truncated or not a PyTorch checkpoint" in str(info.value)
+
+
+def test_a_tensor_that_is_not_a_state_dict_is_refused(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(CheckpointError, match="not a state dict"):
+        load_into(net(), path)

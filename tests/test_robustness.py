@@ -131,3 +131,14 @@ def test_missing_checkpoint_is_bad_input(write_suite, tmp_path, tiny_suite_text,
     assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "models[0].checkpoint" in err and "nope.pt" in err
+
+
+def test_corrupt_checkpoint_fails_its_case_and_keeps_the_others(write_suite, tmp_path):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    text = (BASE.format(suite_extra="") + GOOD.format(label="first")
+            + '\n[[models]]\nname = "toy_models:tiny_snn"\nlabel = "corrupt"\ncheckpoint = "broken.pt"\n'
+            + GOOD.format(label="last"))
+    assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 1
+    assert statuses(tmp_path / "r") == {"first": "ok", "corrupt": "failed", "last": "ok"}
+    error = errors(tmp_path / "r")["corrupt"]
+    assert error["type"] == "CheckpointError" and "broken.pt" in error["message"]

@@ -103,3 +103,20 @@ def test_plugin_options_fold_bn_and_batches(fired_net):
     assert unfolded["macs"] > folded["macs"]
     two = ops_metric(_ctx(net, x, {"ops": {"num_batches": 2}}))  # the batches iterator holds one batch
     assert two["samples"] == x.shape[1] and two["acs"] == folded["acs"]
+
+
+def test_memory_aware_figure_is_per_sample_and_prices_analog_macs_at_4_6_pj():
+    """spikingjelly's SimpleEnergyProfiler as a second figure: an analog 4 -> 3 linear layer is 12 MACs per
+    sample (12 x 4.6 pJ of compute), and the per-sample figures do not change when the batch is doubled."""
+    from spikingjelly.activation_based import layer
+
+    from bench.metrics.energy import spikingjelly_simple_energy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(layer.Linear(4, 3, bias=False, step_mode="m"))
+    x = torch.rand(1, 2, 4)
+    one = spikingjelly_simple_energy(model, x)
+    assert one["sj_simple_compute_mj"] == pytest.approx(12 * 4.6e-9)
+    two = spikingjelly_simple_energy(model, torch.cat([x, x], dim=1))
+    assert {k: v for k, v in two.items() if k.endswith("_mj")} == pytest.approx(
+        {k: v for k, v in one.items() if k.endswith("_mj")})

@@ -39,7 +39,7 @@ from bench.data import DataBundle, load_data
 from bench.environment import collect_env
 from bench.metrics.base import CaseContext, get_metric
 from bench.models.common import repeat_encode
-from bench.models.registry import ModelInfo, model_info
+from bench.models.registry import USER, ModelInfo, model_info
 from bench.results import CSV_FILE, ENV_FILE, RESULTS_FILE, ResultsWriter, read_records, write_csv, write_json
 from bench.suite import Case, ModelSpec, Suite, expand_cases
 
@@ -113,9 +113,10 @@ def model_kwargs(spec: ModelSpec, info: ModelInfo, bundle: DataBundle, T: int) -
     if factory_takes_T(info):
         defaults["T"] = T
     for key, value in defaults.items():
-        if key not in kwargs and (info.provenance != "user model" or key in _explicit_params(info)):
-            if factory_accepts(info, key):
-                kwargs[key] = value
+        # User factories get only the arguments they name; ours also take them through **kwargs.
+        if key not in kwargs and (key in _explicit_params(info) or (info.provenance != USER and
+                                                                   factory_accepts(info, key))):
+            kwargs[key] = value
     return kwargs
 
 

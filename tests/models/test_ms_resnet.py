@@ -15,14 +15,6 @@ from bench.models.resnet_parts import LIF_025_PARAMS
 NAMES = ["ms_resnet18", "ms_resnet34", "ms_resnet104"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convs on a shared 2-core machine: more threads only add synchronisation stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def expected_params(blocks: tuple[int, ...], stem: int, num_classes: int = 1000) -> int:
     """Worked out by hand: basic blocks, every stage's first block projected (stage 1 is strided)."""

@@ -15,24 +15,6 @@ DEPTHS = (18, 34, 50, 101, 152)
 NAMES = [f"sew_resnet{d}{s}" for d in DEPTHS for s in ("", "_and", "_iand")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convs on a shared 2-core machine: more threads only add synchronisation stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def conv_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Input of every nn.Conv2d during one forward, by module name."""
-    seen: dict[str, torch.Tensor] = {}
-    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].detach()))
-               for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    model(x)
-    for h in handles:
-        h.remove()
-    return seen
 
 
 def test_registered_names_and_metadata():
@@ -123,7 +105,7 @@ def test_add_makes_integer_multi_spikes():
 
 
 @pytest.mark.parametrize("cnf", ["AND", "IAND"])
-def test_and_iand_keep_every_conv_input_binary(cnf):
+def test_and_iand_keep_every_conv_input_binary(cnf, conv_inputs):
     torch.manual_seed(0)
     model = sew_resnet(18, num_classes=5, input_size="cifar", width=1 / 16, cnf=cnf,
                        neuron_params={"v_threshold": 0.2})

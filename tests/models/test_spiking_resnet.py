@@ -15,28 +15,10 @@ from bench.models.spiking_resnet import SpikingBlock, spiking_resnet
 NAMES = [f"spiking_resnet{d}" for d in (18, 34, 50, 101, 152)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convs on a shared 2-core machine: more threads only add synchronisation stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(name: str, **kwargs) -> nn.Module:
     return create_model(name, num_classes=5, input_size="cifar", width=1 / 16, **kwargs)
 
-
-def conv_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Input of every nn.Conv2d during one forward, by module name."""
-    seen: dict[str, torch.Tensor] = {}
-    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].detach()))
-               for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    model(x)
-    for h in handles:
-        h.remove()
-    return seen
 
 
 def test_registered_names():
@@ -79,7 +61,7 @@ def test_reset_net_makes_forwards_repeatable():
 
 
 @pytest.mark.parametrize("name", ["spiking_resnet18", "spiking_resnet50"])
-def test_every_conv_after_the_stem_sees_binary_spikes(name):
+def test_every_conv_after_the_stem_sees_binary_spikes(name, conv_inputs):
     torch.manual_seed(0)
     model = tiny(name, zero_init_residual=False)
     inputs = conv_inputs(model, torch.rand(3, 2, 3, 32, 32))

@@ -75,3 +75,35 @@ def test_models_not_causal_over_T_get_separate_passes(trained):
         result = accuracy(context(model, test, T, STEPS, False, cache))
         assert result["method"] == f"separate pass at T={T}, mean over all steps"
     assert "accuracy_one_pass" not in cache
+
+
+class _RankedLogits(nn.Module):
+    """Per-step logits that put sample i's label at a chosen rank: the input image *is* the logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)
+
+
+def test_top1_and_top5_equal_hand_counted_ranks():
+    from torch.utils.data import TensorDataset
+
+    from bench.data.base import DataBundle
+
+    # 10 samples, 10 classes; sample i's label sits at rank ranks[i] (1 = highest logit).
+    ranks = [1, 1, 1, 2, 3, 5, 5, 6, 9, 10]
+    labels = torch.arange(10) % 10
+    logits = torch.zeros(10, 10)
+    for i, (label, rank) in enumerate(zip(labels.tolist(), ranks, strict=True)):
+        others = [c for c in range(10) if c != label]
+        order = others[: rank - 1] + [label] + others[rank - 1:]  # classes from highest to lowest logit
+        for position, c in enumerate(order):
+            logits[i, c] = 10.0 - position
+    bundle = DataBundle(dataset=TensorDataset(logits.view(10, 1, 1, 10), labels), name="ranked",
+                        num_classes=10, in_channels=1, image_size=10)
+    ctx = CaseContext(model=_RankedLogits(), info=model_info("toy_models:tiny_snn"), T=3,
+                      device=torch.device("cpu"), batch_size=4, batches=make_batches(bundle, 4, torch.device("cpu")),
+                      num_classes=10)
+    result = accuracy(ctx)
+    assert result["top1"] == pytest.approx(100 * 3 / 10)  # ranks 1, 1, 1
+    assert result["top5"] == pytest.approx(100 * 7 / 10)  # ranks 1, 1, 1, 2, 3, 5, 5
+    assert result["n_samples"] == 10

@@ -29,32 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.contract import EXACT, Tolerance, ToleranceError, parse_tolerances  # noqa: F401  (re-exported)
+
 BASELINE_FORMAT = "snnbench-baseline-1"
 BASELINE_DIR = Path("suites") / "baselines"
-DIRECTIONS = ("higher", "lower", "none")
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a field may move from its baseline value before the move is a regression."""
-
-    abs: float = 0.0
-    rel: float = 0.0
-    better: str = "none"  # higher | lower | none
-    same_device: bool = False
-    skip: bool = False
-
-    def allowed(self, baseline: float) -> float:
-        return max(self.abs, self.rel * abs(baseline))
-
-    def describe(self) -> str:
-        if self.abs == 0 and self.rel == 0:
-            return "exact"
-        parts = ([f"±{self.abs:g}"] if self.abs else []) + ([f"±{100 * self.rel:g}%"] if self.rel else [])
-        return " or ".join(parts) + (f", {self.better} is better" if self.better != "none" else "")
-
-
-EXACT = Tolerance()
 
 # Defaults, first match wins. Counts on a fixed input and seed are deterministic: exact. Accuracy of
 # quickly trained nets moves a little with library versions: a few points. Wall clock: wide, same
@@ -78,44 +58,8 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-class ToleranceError(ValueError):
-    """A bad ``[tolerances]`` entry: the key, the problem and the fix (the suite loader reports them)."""
-
-    def __init__(self, key: str, problem: str, fix: str):
-        self.key, self.problem, self.fix = key, problem, fix
-        super().__init__(f"tolerances.{key}: {problem}; fix: {fix}")
-
-
 class BaselineError(ValueError):
     """A baseline that cannot be written or read."""
-
-
-def parse_tolerances(table: dict[str, Any]) -> dict[str, Tolerance]:
-    """Validate a suite's ``[tolerances]`` table: ``"<metric>.<field>" = { abs, rel, better, same_device, skip }``."""
-    out: dict[str, Tolerance] = {}
-    allowed = {"abs", "rel", "better", "same_device", "skip"}
-    for key, entry in table.items():
-        if "." not in key:
-            raise ToleranceError(key, "expected '<metric>.<field>'", 'write e.g. "accuracy.top1" = { abs = 2.0 }')
-        if not isinstance(entry, dict):
-            raise ToleranceError(key, f"expected a table, got {entry!r}", f'write "{key}" = {{ abs = 1.0 }}')
-        unknown = sorted(set(entry) - allowed)
-        if unknown:
-            raise ToleranceError(f"{key}.{unknown[0]}", "unknown key", f"use {', '.join(sorted(allowed))}")
-        for name in ("abs", "rel"):
-            v = entry.get(name, 0.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ToleranceError(f"{key}.{name}", f"expected a number >= 0, got {v!r}", f"write {name} = 0.5")
-        better = entry.get("better", "none")
-        if better not in DIRECTIONS:
-            raise ToleranceError(f"{key}.better", f"{better!r} is not a direction", f"use one of {DIRECTIONS}")
-        for name in ("same_device", "skip"):
-            if not isinstance(entry.get(name, False), bool):
-                raise ToleranceError(f"{key}.{name}", f"expected true or false, got {entry[name]!r}",
-                                     f"write {name} = true")
-        out[key] = Tolerance(abs=float(entry.get("abs", 0.0)), rel=float(entry.get("rel", 0.0)), better=better,
-                             same_device=entry.get("same_device", False), skip=entry.get("skip", False))
-    return out
 
 
 def resolve(name: str, suite_tolerances: dict[str, Tolerance] | None = None) -> Tolerance | None:

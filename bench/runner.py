@@ -38,6 +38,7 @@ from bench.checkpoints import load_into
 from bench.data import DataBundle, load_data
 from bench.environment import collect_env
 from bench.metrics.base import CaseContext, get_metric
+from bench.metrics.conventions import conventions_dict
 from bench.models.common import repeat_encode
 from bench.models.registry import USER, ModelInfo, model_info
 from bench.results import CSV_FILE, ENV_FILE, RESULTS_FILE, ResultsWriter, read_records, write_csv, write_json
@@ -250,7 +251,11 @@ class SuiteRunner:
             write_json({"run_id": self.run_id, "suite": suite.name, "suite_file": suite.path,
                         "description": suite.description, "seed": suite.seed, "time_steps": list(suite.time_steps),
                         "devices": list(suite.devices), "metrics": list(suite.metrics),
-                        "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes},
+                        "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes,
+                        # What downstream reads instead of code: each metric's declared fields, and the
+                        # counting conventions in force when the numbers were measured.
+                        "metric_contracts": {m: get_metric(m).contract.to_dict() for m in suite.metrics},
+                        "conventions": conventions_dict()},
                        self.out_dir / RUN_FILE)
         for note in notes:
             self.console.print(f"[yellow]note:[/yellow] {note}")

@@ -292,7 +292,7 @@ def _parse(raw: dict[str, Any], path: Path, check: _Checker) -> Suite:
 
 
 def _parse_tolerances(raw: dict[str, Any], check: _Checker) -> dict[str, Any]:
-    from bench.compare import ToleranceError, parse_tolerances
+    from bench.contract import ToleranceError, parse_tolerances
 
     try:
         return parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
@@ -345,13 +345,22 @@ def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
 
 
 def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: _Checker) -> dict[str, dict]:
+    """Each ``[metrics.<name>]`` table checked against the options its plug-in declares."""
+    from bench.contract import OptionError
+    from bench.metrics import get_metric
+
     options = check.table(raw.get("metrics", {}), "metrics")
+    out: dict[str, dict] = {}
     for key, value in options.items():
         check.table(value, f"metrics.{key}")
         if key not in metrics:
             raise check.fail(f"metrics.{key}", f"options for metric {key!r}, which suite.metrics does not list",
                              f"add {key!r} to suite.metrics or remove [metrics.{key}]")
-    return options
+        try:
+            out[key] = get_metric(key).contract.validate_options(value)
+        except OptionError as exc:
+            raise check.fail(f"metrics.{key}.{exc.key}", exc.problem, exc.fix) from exc
+    return out
 
 
 def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[ModelSpec, ...]:

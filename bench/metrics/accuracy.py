@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from spikingjelly.activation_based import functional
 
+from bench.contract import Field, Tolerance
 from bench.distributed import all_reduce_sum
 from bench.metrics.base import CaseContext, register_metric
 from bench.models.common import cumulative_mean
@@ -61,7 +62,17 @@ def evaluate(ctx: CaseContext, T: int, steps: tuple[int, ...]) -> dict[int, tupl
     return {t: (total[3 * i], total[3 * i + 1], total[3 * i + 2]) for i, t in enumerate(steps)}
 
 
-@register_metric("accuracy", "top-1/top-5 accuracy (%) at T by rate decoding")
+FIELDS = (
+    Field("top1", "top-1", "%", "fixed2", "higher", "samples whose label is the arg-max of the rate-decoded output",
+          headline=True, summary=True, tolerance=Tolerance(abs=2.0, better="higher")),
+    Field("top5", "top-5", "%", "fixed2", "higher", "samples whose label is among the 5 largest outputs",
+          tolerance=Tolerance(abs=2.0, better="higher")),
+    Field("n_samples", "samples", "", "int", description="evaluated samples"),
+    Field("method", "method", fmt="text", description="one pass at the largest T, or a separate pass per T"),
+)
+
+
+@register_metric("accuracy", "top-1/top-5 accuracy (%) at T by rate decoding", fields=FIELDS)
 def accuracy(ctx: CaseContext) -> dict[str, Any]:
     if not ctx.labelled:
         why = "synthetic data (random labels): accuracy not measured"

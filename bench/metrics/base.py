@@ -8,6 +8,11 @@ metric's internals: it builds a :class:`CaseContext` and calls each metric the s
 
 A value that could not be measured is ``None`` with a ``<field>_why`` string beside it; a metric
 never reports 0 for something it did not count.
+
+Each plug-in declares its contract with the registration (:mod:`bench.contract`): its options (validated
+when the suite loads) and its fields (title, unit, format, better direction, headline, default tolerance).
+Everything downstream (report, CSV, ``bench compare``, terminal summary) reads those declarations, which
+the runner stores in ``run.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from bench.contract import Field, MetricContract, Option, OptionsCheck
 from bench.models.registry import ModelInfo
 
 MetricFn = Callable[["CaseContext"], dict[str, Any]]
@@ -26,26 +32,44 @@ MetricFn = Callable[["CaseContext"], dict[str, Any]]
 
 @dataclass
 class MetricSpec:
-    name: str
+    """A registered metric: its function and its declared contract."""
+
     fn: MetricFn
-    description: str
-    # True when the same seed, input and device give bit-for-bit the same values (counts, rates,
-    # CPU accuracy); False for measurements of the machine (time, memory, energy). Reports print it.
-    deterministic: bool = True
+    contract: MetricContract
+
+    @property
+    def name(self) -> str:
+        return self.contract.name
+
+    @property
+    def description(self) -> str:
+        return self.contract.description
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the same seed, input and device give bit-for-bit the same values (counts, rates, CPU
+        accuracy); False for measurements of the machine (time, memory, energy). Reports print it."""
+        return self.contract.deterministic
 
 
 _METRICS: dict[str, MetricSpec] = {}
 
 
-def register_metric(name: str, description: str = "", *,
-                    deterministic: bool = True) -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn(ctx) -> dict`` as metric ``name``; ``deterministic=False`` for machine measurements."""
+def register_metric(name: str, description: str = "", *, deterministic: bool = True,
+                    fields: tuple[Field, ...] = (), options: tuple[Option, ...] = (),
+                    check_options: OptionsCheck | None = None) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(ctx) -> dict`` as metric ``name`` with its declared fields and options
+    (``deterministic=False`` for measurements of the machine)."""
 
     def decorator(fn: MetricFn) -> MetricFn:
         if name in _METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
-        _METRICS[name] = MetricSpec(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
-                                    deterministic)
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metric {name!r} declares a field twice")
+        contract = MetricContract(name, description or (fn.__doc__ or "").strip().split("\n")[0], deterministic,
+                                  tuple(fields), tuple(options), check_options)
+        _METRICS[name] = MetricSpec(fn, contract)
         return fn
 
     return decorator
@@ -96,4 +120,5 @@ class CaseContext:
         return self.cache["sample_batch"]
 
     def option(self, metric: str, key: str, default: Any = None) -> Any:
+        """The suite's value of ``[metrics.<metric>] key`` (validated at load), else ``default``."""
         return self.options.get(metric, {}).get(key, default)

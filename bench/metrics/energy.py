@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from bench.contract import Field, Option, OptionError, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import ENERGY_PROFILES, EnergyProfile
 from bench.metrics.ops import OpsReport, case_reports
@@ -68,7 +69,9 @@ def get_profile(profile: str | Mapping[str, Any] | EnergyProfile,
     if isinstance(profile, Mapping):
         return profile_from_dict(profile)
     users: dict[str, EnergyProfile] = {}
-    entries = user_profiles.values() if isinstance(user_profiles, Mapping) else (user_profiles or [])
+    # A table keyed by name (the suite's ``profiles = { mychip = {...} }``) names each entry by its key.
+    entries = ([{"name": key, **entry} if isinstance(entry, Mapping) else entry for key, entry in user_profiles.items()]
+               if isinstance(user_profiles, Mapping) else (user_profiles or []))
     for entry in entries:
         p = profile_from_dict(entry)
         users[p.name] = p
@@ -170,7 +173,54 @@ def spikingjelly_simple_energy(model: nn.Module, x: torch.Tensor) -> dict[str, A
     }
 
 
-@register_metric("energy", "energy per sample from op counts x per-operation costs (profile with its source)")
+_EXACT_ENERGY = Tolerance(rel=1e-9)
+FIELDS = (
+    Field("energy_mj", "est. energy / sample", "", "mj", "lower", "MACs x MAC cost + ACs x AC cost (+ neuron updates "
+          "when the profile prices them): an estimate, not a measurement", headline=True, summary=True,
+          tolerance=_EXACT_ENERGY),
+    Field("ann_energy_mj", "ANN-equivalent energy / sample", "", "mj", description="dense MACs x MAC cost",
+          headline=True, tolerance=_EXACT_ENERGY),
+    Field("ann_over_snn", "ANN / SNN energy", "", "fixed2", "higher", "above 1 the SNN's estimate is lower",
+          headline=True),
+    Field("mac_energy_mj", "MAC energy", "", "mj", description="MACs x MAC cost"),
+    Field("ac_energy_mj", "AC energy", "", "mj", description="ACs x AC cost"),
+    Field("neuron_energy_mj", "neuron-update energy", "", "mj", description="neuron updates x their cost"),
+    Field("literature_energy_mj", "literature estimate", "", "mj",
+          description="MACs x MAC cost + approx. SOPs x AC cost (the papers' formula)"),
+    Field("profile", "energy profile", fmt="text", description="per-operation costs used"),
+    Field("profile_source", "profile source", fmt="text", description="where the costs come from"),
+    Field("profile_notes", "profile notes", fmt="text"),
+    Field("mac_pj", "MAC cost", "pJ", "sig"),
+    Field("ac_pj", "AC cost", "pJ", "sig"),
+    Field("neuron_update_pj", "neuron-update cost", "pJ", "sig"),
+    Field("complete", "complete", fmt="text", description="the op counts had no uncounted module"),
+    Field("per", "unit", fmt="text"),
+    Field("convention", "convention", fmt="text", description="id of the counting conventions applied"),
+    Field("sj_simple_energy_mj", "spikingjelly memory-aware energy", "", "mj",
+          description="spikingjelly 2.0 SimpleEnergyProfiler, compute + memory (memory_aware = true)"),
+    Field("sj_simple_compute_mj", "spikingjelly compute energy", "", "mj"),
+    Field("sj_simple_memory_mj", "spikingjelly memory energy", "", "mj"),
+    Field("sj_simple_model", "spikingjelly energy model", fmt="text"),
+)
+
+
+def _check_profile(options: dict[str, Any]) -> None:
+    """The named profile must exist and every user profile must be well formed."""
+    try:
+        get_profile(options["profile"], options["profiles"])
+    except ValueError as exc:
+        raise OptionError("profile", str(exc), "name a built-in profile or define it under profiles") from exc
+
+
+OPTIONS = (
+    Option("profile", str, "45nm-fp32", "energy profile name (built-in or defined under profiles)"),
+    Option("profiles", dict, {}, "user profiles: { name = { mac_pj, ac_pj, source, ... } }"),
+    Option("memory_aware", bool, False, "add spikingjelly's memory-aware SimpleEnergyProfiler figure"),
+)
+
+
+@register_metric("energy", "energy per sample from op counts x per-operation costs (profile with its source)",
+                 fields=FIELDS, options=OPTIONS, check_options=_check_profile)
 def energy_metric(ctx: CaseContext) -> dict[str, Any]:
     """Energy of the case's op counts (shared pass with ``ops``/``firing``), ANN-equivalent and ratio."""
     _, ops = case_reports(ctx)

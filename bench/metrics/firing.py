@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional
 
+from bench.contract import Field, Option, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult
 
@@ -178,7 +179,25 @@ def resolve_neuron_types(spec: Iterable[str | type[nn.Module]] | None) -> tuple[
     return tuple(out)
 
 
-@register_metric("firing", "firing rate per spiking layer and time step, silent/saturated fractions")
+FIELDS = (
+    Field("mean_rate", "firing rate", "%", "percent", description="events per neuron per step over the spiking "
+          "(non-analog) layers, weighted by neuron count", headline=True, summary=True, tolerance=Tolerance(abs=1e-9)),
+    Field("silent_frac", "silent neurons", "%", "percent", description="(sample, neuron) pairs without an event in "
+          "the T-step window"),
+    Field("saturated_frac", "saturated neurons", "%", "percent", description="(sample, neuron) pairs with an event "
+          "at every step"),
+    Field("samples", "samples", fmt="int", description="samples the statistics are over"),
+    Field("T", "T", fmt="int", description="time steps of the pass"),
+    Field("untrained_warning", "warning", fmt="text", description="set when the model has no trained checkpoint"),
+)
+OPTIONS = (
+    Option("num_batches", int, 1, "evaluation batches the statistics are taken over (shared with ops)", minimum=1),
+    Option("neuron_types", list, [], "extra neuron classes as 'package.module:Class' strings", item_type=str),
+)
+
+
+@register_metric("firing", "firing rate per spiking layer and time step, silent/saturated fractions",
+                 fields=FIELDS, options=OPTIONS)
 def firing_metric(ctx: CaseContext) -> dict[str, Any]:
     """Network mean rate and the per-layer, per-step table, from the pass shared with ``ops``."""
     from bench.metrics.ops import case_reports  # local: ops imports this module

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import torch
 from spikingjelly.activation_based import functional as sj_functional
 
+from bench.contract import Field, Option, Tolerance
 from bench.devices import nvml, nvml_handle
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.timing import inference_fn
@@ -407,8 +408,61 @@ def _gpu_counter(device: torch.device) -> tuple[NvmlCounter | None, int | None, 
         return None, None, f"NVML energy counter unavailable: {type(err).__name__}: {err}"
 
 
+def _counter_fields(prefix: str, what: str, kind: str) -> tuple[Field, ...]:
+    """The fields one hardware counter produces (``gpu_*`` from NVML, ``cpu_*`` from RAPL)."""
+    return (
+        Field(f"{prefix}_energy_j_per_sample", f"measured {what} energy / sample", "", "joules", "lower",
+              f"gross {what} energy per sample from the hardware counter over the timed window", headline=True,
+              per_device=True, device_kind=kind, tolerance=Tolerance(rel=0.3, better="lower", same_device=True)),
+        Field(f"{prefix}_energy_net_j_per_sample", f"measured {what} energy above idle / sample", "", "joules",
+              "lower", "gross minus idle power x window, per sample", per_device=True, device_kind=kind),
+        Field(f"{prefix}_energy_j", f"{what} energy over the window", "J", "sig", per_device=True, device_kind=kind),
+        Field(f"{prefix}_avg_power_w", f"{what} average power", "W", "sig", per_device=True, device_kind=kind),
+        Field(f"{prefix}_idle_power_w", f"{what} idle power", "W", "sig", per_device=True, device_kind=kind),
+        Field(f"{prefix}_idle_method", f"{what} idle method", fmt="text", per_device=True, device_kind=kind),
+        Field(f"{prefix}_energy_method", f"{what} energy method", fmt="text", per_device=True, device_kind=kind),
+        Field(f"{prefix}_counter_period_s", f"{what} counter period", "s", "sig", per_device=True, device_kind=kind),
+        Field(f"{prefix}_energy_rel_error_bound", f"{what} energy error bound", "", "percent", per_device=True,
+              device_kind=kind),
+    )
+
+
+FIELDS = (
+    *_counter_fields("gpu", "GPU", "cuda"),
+    *_counter_fields("cpu", "CPU", "cpu"),
+    Field("energy_window_s", "energy window", "s", "sig", per_device=True),
+    Field("energy_required_window_s", "required window", "s", "sig", per_device=True),
+    Field("energy_batches", "energy batches", fmt="int", per_device=True),
+    Field("energy_samples", "energy samples", fmt="int", per_device=True),
+    *(Field(name, name.replace("_", " "), "", "joules" if name.endswith("_j_per_sample") else "sig",
+            description="codecarbon: an estimate unless its method is a hardware counter", per_device=True)
+      for name in CODECARBON_FIELDS),
+    *(Field(name, name.replace("_", " "), fmt="text", per_device=True) for name in (
+        "codecarbon_cpu_method", "codecarbon_gpu_method", "codecarbon_ram_method", "codecarbon_country",
+        "codecarbon_tracking_mode")),
+    Field("codecarbon_setup_s", "codecarbon setup", "s", "sig", per_device=True),
+    Field("codecarbon_window_s", "codecarbon window", "s", "sig", per_device=True),
+    Field("codecarbon_samples", "codecarbon samples", fmt="int", per_device=True),
+)
+OPTIONS = (
+    Option("warmup", int, 3, "untimed batches before measuring", minimum=0, maximum=10_000),
+    Option("idle_s", float, 0.5, "idle phase before the window (s)", minimum=0.0, maximum=3600.0),
+    Option("poll_s", float, 0.005, "counter polling interval (s)", minimum=1e-4, maximum=10.0),
+    Option("min_window_s", float, 1.0, "shortest measurement window (s)", minimum=0.0, maximum=3600.0),
+    Option("min_batches", int, 10, "fewest batches in the window", minimum=1, maximum=1_000_000),
+    Option("max_rel_error", float, 0.01, "counter resolution / window at most", minimum=1e-6, maximum=1.0),
+    Option("max_window_s", float, 30.0, "longest measurement window (s)", minimum=0.01, maximum=86_400.0),
+    Option("codecarbon", bool, False, "add codecarbon's figures (estimates unless its method is a counter)"),
+    Option("codecarbon_window_s", float, 5.0, "codecarbon window (s)", minimum=0.1, maximum=86_400.0),
+    Option("country_iso_code", str, "USA", "codecarbon's country (carbon intensity)"),
+    Option("tracking_mode", str, "process", "codecarbon tracking mode", choices=("process", "machine")),
+    Option("measure_power_secs", float, 1.0, "codecarbon power sampling interval (s)", minimum=0.01, maximum=3600.0),
+)
+
+
 @register_metric("measured_energy", "GPU (NVML) and CPU (RAPL) energy counters over a timed window; "
-                                    "optional codecarbon estimates", deterministic=False)
+                                    "optional codecarbon estimates", deterministic=False,
+                 fields=FIELDS, options=OPTIONS)
 def measured_energy(ctx: CaseContext) -> dict[str, Any]:
     """Joules per sample from hardware energy counters, gross and net of idle (see the module docstring)."""
     settings = _settings(ctx)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from spikingjelly.activation_based import functional as sj_functional
 
+from bench.contract import Field, Option, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.timing import inference_fn
 
@@ -112,7 +113,28 @@ def gpu_peak(run: Callable[[], Any], device: torch.device) -> dict[str, float]:
 GPU_FIELDS = ("gpu_peak_allocated_mib", "gpu_peak_growth_mib", "gpu_peak_reserved_mib", "gpu_allocated_before_mib")
 
 
-@register_metric("memory", "peak GPU memory and peak CPU RSS growth of one inference batch", deterministic=False)
+FIELDS = (
+    Field("gpu_peak_allocated_mib", "GPU peak allocated", "MiB", "fixed1", "lower",
+          "torch.cuda.max_memory_allocated over one inference batch", per_device=True, device_kind="cuda",
+          tolerance=Tolerance(rel=0.1, better="lower", same_device=True)),
+    Field("gpu_peak_growth_mib", "GPU peak growth", "MiB", "fixed1", "lower", "peak minus allocated before",
+          per_device=True, device_kind="cuda"),
+    Field("gpu_peak_reserved_mib", "GPU peak reserved", "MiB", "fixed1", "lower", per_device=True,
+          device_kind="cuda"),
+    Field("gpu_allocated_before_mib", "GPU allocated before", "MiB", "fixed1", per_device=True, device_kind="cuda"),
+    Field("cpu_peak_rss_growth_mib", "CPU RSS growth", "MiB", "fixed1", "lower",
+          "peak resident-set growth during forwards (sampled: a lower bound)", per_device=True, device_kind="cpu"),
+    Field("cpu_rss_samples", "RSS samples", fmt="int", per_device=True, device_kind="cpu"),
+    Field("cpu_rss_method", "RSS method", fmt="text", per_device=True, device_kind="cpu"),
+)
+OPTIONS = (
+    Option("repeats", int, 3, "forwards sampled for the CPU RSS peak", minimum=1, maximum=10_000),
+    Option("interval_s", float, 5e-4, "RSS sampling interval (s)", minimum=1e-5, maximum=10.0),
+)
+
+
+@register_metric("memory", "peak GPU memory and peak CPU RSS growth of one inference batch", deterministic=False,
+                 fields=FIELDS, options=OPTIONS)
 def memory(ctx: CaseContext) -> dict[str, Any]:
     """Peak GPU memory (CUDA) and sampled CPU RSS growth; options: repeats, interval_s."""
     repeats = int(ctx.option("memory", "repeats", 3))

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from bench.contract import EXACT, Field, Option
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import OPS_CONVENTION_ID
 from bench.metrics.firing import FiringReport, resolve_neuron_types
@@ -176,7 +177,36 @@ def case_reports(ctx: CaseContext) -> tuple[FiringReport, OpsReport]:
     return ctx.cache["firing_report"], ctx.cache["ops_report"]
 
 
-@register_metric("ops", "MACs, exact ACs/SOPs, dense MACs, neuron updates per sample (one shared pass)")
+FIELDS = (
+    Field("acs", "ACs", "", "count", "lower", "accumulates per sample: event-driven synaptic ACs plus avg-pooling "
+          "additions", headline=True, tolerance=EXACT),
+    Field("macs", "MACs", "", "count", "lower", "multiply-accumulates on analog operands per sample", headline=True,
+          tolerance=EXACT),
+    Field("sops", "SOPs", "", "count", "lower", "synaptic operations (exact event x reach counts) per sample",
+          headline=True, summary=True, tolerance=EXACT),
+    Field("dense_macs", "dense MACs", "", "count", description="what a dense ANN of the same shapes computes",
+          tolerance=EXACT),
+    Field("approx_sops", "approx. SOPs", "", "count", description="the literature's firing rate x T x dense MACs"),
+    Field("approx_sops_error", "approx. SOPs error", "%", "percent", description="approx_sops / sops - 1"),
+    Field("neuron_updates", "neuron updates", "", "count", description="one per neuron per step"),
+    Field("cmps", "max-pool comparisons", "", "count", description="listed, not costed"),
+    Field("complete", "complete", fmt="text", description="every called module with compute had a counting rule"),
+    Field("n_uncounted", "uncounted modules", fmt="int", description="called modules without a counting rule"),
+    Field("samples", "samples", fmt="int", description="samples the counts are over"),
+    Field("T", "T", fmt="int", description="time steps of the pass"),
+    Field("fold_bn", "BN folded", fmt="text", description="BN after conv/linear folded (0 ops)"),
+    Field("per", "unit", fmt="text", description="what one count refers to"),
+    Field("convention", "convention", fmt="text", description="id of the counting conventions applied"),
+)
+OPTIONS = (
+    Option("fold_bn", bool, True, "fold a BN that reads a conv/linear output into it (0 ops)"),
+    Option("strict", bool, False, "raise when a called module has no counting rule"),
+    Option("num_batches", int, 1, "evaluation batches the counts are taken over (shared with firing)", minimum=1),
+)
+
+
+@register_metric("ops", "MACs, exact ACs/SOPs, dense MACs, neuron updates per sample (one shared pass)",
+                 fields=FIELDS, options=OPTIONS)
 def ops_metric(ctx: CaseContext) -> dict[str, Any]:
     """Per-sample totals, the per-layer table, uncounted modules and the convention id."""
     _, report = case_reports(ctx)

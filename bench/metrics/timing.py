@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional as sj_functional
 
+from bench.contract import Field, Option, Tolerance
 from bench.devices import describe_device
 from bench.metrics.base import CaseContext, register_metric
 
@@ -317,7 +318,62 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-@register_metric("latency", "wall-clock latency per batch (p50/p90/p99) and throughput", deterministic=False)
+_LATENCY_TOL = Tolerance(rel=0.5, better="lower", same_device=True)
+
+
+def _ms(name: str, title: str, **kw: Any) -> Field:
+    return Field(name, title, "ms", "sig", "lower", **kw)
+
+
+FIELDS = (
+    _ms("latency_p50_ms", "latency p50", description="median wall-clock time of one batch (reset + forward)",
+        headline=True, summary=True, per_device=True, tolerance=_LATENCY_TOL),
+    _ms("latency_p90_ms", "latency p90", per_device=True),
+    _ms("latency_p99_ms", "latency p99", per_device=True),
+    _ms("latency_mean_ms", "latency mean", per_device=True),
+    _ms("latency_std_ms", "latency std", per_device=True),
+    _ms("latency_min_ms", "latency min", per_device=True),
+    _ms("latency_max_ms", "latency max", per_device=True),
+    _ms("latency_iqr_ms", "latency IQR", per_device=True),
+    Field("latency_rel_iqr", "latency IQR / p50", "", "fixed3", "lower", "scatter of the timed runs",
+          per_device=True),
+    Field("throughput_sps", "throughput", "samples/s", "sig", "higher", "batch size / p50 latency", headline=True,
+          summary=True, per_device=True, tolerance=Tolerance(rel=0.5, better="higher", same_device=True)),
+    Field("runs", "timed runs", fmt="int", per_device=True),
+    Field("warmup", "warm-up runs", fmt="int", per_device=True),
+    Field("stopped_by", "stopped by", fmt="text", per_device=True),
+    Field("timed_total_s", "timed total", "s", "sig", per_device=True),
+    Field("batch_size", "batch size", fmt="int"),
+    Field("threads", "CPU threads", fmt="int", per_device=True),
+    Field("device_name", "device", fmt="text", per_device=True),
+    Field("timer", "timer", fmt="text", per_device=True),
+    Field("variant", "variant", fmt="text", per_device=True),
+    Field("reset_in_timed_region", "reset timed", fmt="text", per_device=True),
+    Field("neuron_impl", "neuron implementation", fmt="text", per_device=True),
+    _ms("latency_compiled_p50_ms", "compiled latency p50", per_device=True),
+    _ms("latency_compiled_p90_ms", "compiled latency p90", per_device=True),
+    _ms("latency_compiled_p99_ms", "compiled latency p99", per_device=True),
+    _ms("latency_compiled_mean_ms", "compiled latency mean", per_device=True),
+    _ms("latency_compiled_std_ms", "compiled latency std", per_device=True),
+    Field("runs_compiled", "compiled timed runs", fmt="int", per_device=True),
+    Field("throughput_compiled_sps", "compiled throughput", "samples/s", "sig", "higher", per_device=True),
+    Field("compile_time_s", "compile time", "s", "sig", "lower", per_device=True),
+    Field("compile_backend", "compile backend", fmt="text", per_device=True),
+    Field("compiled_neuron_impl", "compiled neuron implementation", fmt="text", per_device=True),
+)
+OPTIONS = (
+    Option("warmup", int, 3, "untimed runs before timing", minimum=0, maximum=10_000),
+    Option("min_runs", int, 10, "timed runs at least", minimum=1, maximum=1_000_000),
+    Option("min_time_s", float, 1.0, "timed seconds at least", minimum=0.0, maximum=86_400.0),
+    Option("max_runs", int, None, "stop after this many timed runs (default: no cap)", minimum=1),
+    Option("compile", bool, False, "also time a torch.compile variant"),
+    Option("compile_backend", str, "inductor", "torch.compile backend"),
+    Option("channels_last", bool, False, "time the model in channels-last memory format"),
+)
+
+
+@register_metric("latency", "wall-clock latency per batch (p50/p90/p99) and throughput", deterministic=False,
+                 fields=FIELDS, options=OPTIONS)
 def latency(ctx: CaseContext) -> dict[str, Any]:
     """Latency percentiles per batch and samples/s; options: warmup, min_runs, min_time_s, max_runs,
     compile (adds a torch.compile variant), compile_backend, channels_last."""

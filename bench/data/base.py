@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from bench.data.limits import MemoryEstimate
 
 
 class DatasetError(ValueError):
@@ -33,6 +36,8 @@ class DataBundle:
     # Set when the declared data was missing and a fallback was used; reports print it first.
     fallback_note: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Bytes held once loaded, worked out (and checked against the limit) before loading: bench.data.limits.
+    memory: MemoryEstimate | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,7 @@ class DataBundle:
             "labelled": self.labelled,
             "description": self.description,
             "fallback_note": self.fallback_note,
+            "memory": self.memory.to_dict() if self.memory else None,
         }
 
 

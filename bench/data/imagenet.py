@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.data.base import DataBundle, DatasetError
+from bench.data.limits import ENV_VAR, MemoryEstimate, check_fits, float_bytes
 from bench.data.options import check_options, normalize, option_int, option_triple
 
 LAYOUT = ("<root>/<split>/<class>/<image> (ImageFolder: one folder per class, e.g. "
@@ -105,6 +106,13 @@ def find_samples(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, samples
 
 
+def estimate(spec, root: Path | None = None) -> MemoryEstimate:
+    """Images are decoded per item: nothing is held up front; one sample is ``3 x S x S`` float32."""
+    crop = spec.image_size or 224
+    return MemoryEstimate(0, float_bytes(3, crop, crop), f"images decoded per item, each served as 3x{crop}x{crop} "
+                          "float32 (the decoded file and its resized copy come on top, briefly)")
+
+
 def imagenet(spec, root: Path, seed: int = 0) -> DataBundle:
     """The ``spec.split`` folder of an ImageFolder tree at ``root``, with the evaluation transform."""
     options = dict(spec.options)
@@ -114,6 +122,10 @@ def imagenet(spec, root: Path, seed: int = 0) -> DataBundle:
     if resize < crop:
         raise DatasetError(f"data.options.resize = {resize} is smaller than the {crop}-px crop")
     num_classes = option_int(options, "num_classes", 1000)
+    memory = estimate(spec)
+    memory.check(f"data.image_size = {crop}: imagenet input", f"lower data.image_size, or raise {ENV_VAR}")
+    check_fits(3 * resize * resize, f"data.options.resize = {resize}: each image resized to at least "
+               f"{resize}x{resize} RGB", f"lower data.options.resize (default {crop} x 256 / 224), or raise {ENV_VAR}")
     mean = option_triple(options, "mean", IMAGENET_MEAN, 3)
     std = option_triple(options, "std", IMAGENET_STD, 3)
     folder = root / spec.split
@@ -136,4 +148,5 @@ def imagenet(spec, root: Path, seed: int = 0) -> DataBundle:
         description=f"ImageFolder {folder} ({len(samples)} images, {len(classes)} classes): resize {resize}, "
         f"centre crop {crop}, mean {list(mean)}, std {list(std)}",
         extra={"classes": len(classes)},
+        memory=memory,
     )

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from bench.data.base import DataBundle
+from bench.data.limits import LABEL_BYTES, MemoryEstimate, float_bytes
 
 # Shapes of the real datasets, used when a suite falls back to synthetic input.
 DECLARED_SHAPES: dict[str, dict[str, int]] = {
@@ -18,9 +19,22 @@ DECLARED_SHAPES: dict[str, dict[str, int]] = {
 }
 
 
+def estimate(num_samples: int, in_channels: int, image_size: int) -> MemoryEstimate:
+    """Every image is generated up front: ``num_samples`` float32 images and int64 labels."""
+    sample = float_bytes(in_channels, image_size, image_size)
+    return MemoryEstimate(num_samples * (sample + LABEL_BYTES), sample,
+                          f"{num_samples} synthetic images of {in_channels}x{image_size}x{image_size} float32")
+
+
 def synthetic(num_samples: int, in_channels: int, image_size: int, num_classes: int, seed: int,
               name: str = "synthetic", fallback_note: str | None = None) -> DataBundle:
-    """``num_samples`` images uniform in [0, 1) and uniform labels, from a seeded generator."""
+    """``num_samples`` images uniform in [0, 1) and uniform labels, from a seeded generator.
+
+    Refused before generation when they would exceed the data memory limit (bench.data.limits).
+    """
+    memory = estimate(num_samples, in_channels, image_size)
+    memory.check(f"data.image_size = {image_size} with {num_samples} samples: {name} input",
+                 "lower data.image_size or data.max_samples (data.fallback_samples for a fallback)")
     gen = torch.Generator().manual_seed(seed)
     images = torch.rand(num_samples, in_channels, image_size, image_size, generator=gen)
     labels = torch.randint(0, num_classes, (num_samples,), generator=gen)
@@ -34,4 +48,5 @@ def synthetic(num_samples: int, in_channels: int, image_size: int, num_classes: 
         description=f"synthetic uniform [0,1) images {in_channels}x{image_size}x{image_size}, "
         f"random labels, seed {seed}",
         fallback_note=fallback_note,
+        memory=memory,
     )

@@ -156,13 +156,53 @@ def save_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
+    """A baseline file, checked: a JSON object of this format whose ``cases`` each hold numeric ``values``.
+
+    FileNotFoundError when absent; BaselineError naming the file, the case and the fix otherwise.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no baseline at {path}: save one with `bench baseline save RUN_DIR NAME`")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    fix = "save it again with `bench baseline save RUN_DIR NAME` (or restore it from version control)"
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}. Fix: check its permissions") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
+    if not isinstance(data, dict):
+        raise BaselineError(f"{path} holds a JSON {type(data).__name__}, not a baseline object. Fix: {fix}")
     if data.get("format") != BASELINE_FORMAT:
-        raise BaselineError(f"{path}: not a {BASELINE_FORMAT} file (format {data.get('format')!r})")
+        raise BaselineError(f"{path}: not a {BASELINE_FORMAT} file (format {data.get('format')!r}). Fix: {fix}")
+    cases = data.get("cases")
+    if not isinstance(cases, dict) or not cases:
+        raise BaselineError(f"{path}: baseline has no cases ('cases' is {_kind(cases)}), so nothing would be "
+                            f"compared. Fix: {fix}")
+    for key, case in cases.items():
+        _check_case(path, key, case, fix)
     return data
+
+
+def _kind(value: Any) -> str:
+    """'missing', 'an empty dict', 'a list': what a field holds, for messages."""
+    if value is None:
+        return "missing"
+    return f"{'an empty' if not value else 'a'} {type(value).__name__}"
+
+
+def _check_case(path: Path, key: str, case: Any, fix: str) -> None:
+    """A baseline case must be an object whose ``values`` map field names to finite numbers."""
+    values = case.get("values") if isinstance(case, dict) else None
+    if not isinstance(values, dict):
+        raise BaselineError(f"{path}: case {key!r} has no 'values' object. Fix: {fix}")
+    for name, value in values.items():
+        if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+                or "." not in name):
+            raise BaselineError(f"{path}: case {key!r}, field {name!r}: expected '<metric>.<field>' with a number, "
+                                f"got {value!r}. Fix: {fix}")
+    device_name = case.get("device_name")
+    if device_name is not None and not isinstance(device_name, str):
+        raise BaselineError(f"{path}: case {key!r}: device_name {device_name!r} is not a string. Fix: {fix}")
 
 
 # ---------------------------------------------------------------- comparison

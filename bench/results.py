@@ -1,8 +1,16 @@
 """Result records: one JSON object per case, appended to ``results.jsonl`` as each case finishes.
 
-Durability: every record is written as one line, flushed and fsync'd before the next case starts,
-so a run killed at any moment leaves only complete lines (a torn last line, possible only if the
-process dies inside ``write``, is skipped with a warning on reading and the case reruns on resume).
+Durability: a record counts once its line, newline included, is on disk. Every record is written as
+one line and fsync'd before the next case starts. An append that fails (disk full, Ctrl-C inside the
+write) truncates the file back to its last whole line and raises :class:`ResultsWriteError`, so the
+file never holds half a record. A process killed inside the write (SIGKILL, power loss) can leave a
+torn tail: bytes after the last newline. Reading skips it with a :class:`TornTailWarning`;
+:func:`repair_tail` (called by ``--resume``) removes it, keeping every whole line, and the case
+reruns; the writer refuses to append after a torn tail rather than merge a record into it. Anything
+else that is not a record (bad JSON on a whole line, a JSON value that is not an object, a record
+without its identifying fields) is corruption: :class:`RunFileError` names the file and the line.
+Derived files (``results.csv``, ``env.json``, ``run.json``) are written to a ``.tmp`` file and moved
+into place; a failed write removes the ``.tmp`` and leaves the previous file as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +29,26 @@ SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 CSV_FILE = "results.csv"
 ENV_FILE = "env.json"
+RUN_FILE = "run.json"
+TORN_SUFFIX = ".torn"  # repair_tail keeps the bytes it removes in <results file>.torn
+# Fields every record has (runner.run_case), checked on reading: resume, reports and compare index them.
+REQUIRED_FIELDS: dict[str, type] = {"case_id": str, "config_key": str, "status": str, "T": int}
+
+
+class RunFileError(ValueError):
+    """A run-folder file (results.jsonl, env.json, run.json) that cannot be read: names the file, the line, the fix."""
+
+
+class ResultsWriteError(RuntimeError):
+    """A record or derived file could not be written (disk full, ...); what was on disk before is left whole."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class TornTailWarning(UserWarning):
+    """The results file ends with a torn line (a write interrupted by a kill); it is not a record."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -36,35 +65,162 @@ def _jsonable(value: Any) -> Any:
 
 
 class ResultsWriter:
-    """Appends records to a JSONL file, one flushed and fsync'd line per record."""
+    """Appends records to a JSONL file, one fsync'd line per record; a failed append leaves the file whole."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_jsonable(record), allow_nan=False, sort_keys=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        """Append one record as one line; RunFileError after a torn tail, ResultsWriteError when the write fails."""
+        data = _line(record)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            whole = _whole_length(fd, size)
+            if whole != size:
+                raise RunFileError(f"{self.path} ends with {size - whole} bytes of a torn record (no newline): a "
+                                   f"record appended now would be merged into it and lost. Fix: resume the run "
+                                   f"(bench run SUITE --resume DIR removes the torn tail), or call "
+                                   f"bench.results.repair_tail")
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            except BaseException as exc:
+                restored = _truncate(fd, size)
+                if not isinstance(exc, OSError):
+                    raise  # Ctrl-C inside the write: the file is whole again, the interrupt goes on
+                raise ResultsWriteError(
+                    f"could not append the record of case {record.get('case_id')!r} to {self.path}: "
+                    f"{exc.strerror or exc}. "
+                    + (f"The file was restored to its {size:,} bytes of whole records. " if restored else
+                       "The file could not be truncated back: resume repairs its torn tail. ")
+                    + "Fix: free space (or fix the folder), then resume with --resume", exc.errno) from exc
+        finally:
+            os.close(fd)
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    """A record as one UTF-8 JSON line (NaN and infinities as null)."""
+    return (json.dumps(_jsonable(record), allow_nan=False, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a short write is retried; an error raises)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _truncate(fd: int, size: int) -> bool:
+    """Cut the file back to ``size`` bytes after a failed append; False when even that fails."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _whole_length(fd: int, size: int, chunk: int = 1 << 16) -> int:
+    """Bytes up to and including the last newline (the whole lines); reads backwards from the end."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        os.lseek(fd, start, os.SEEK_SET)
+        block = os.read(fd, end - start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def repair_tail(path: str | Path) -> int:
+    """Remove a torn tail (the bytes after the last newline), keeping every whole line; returns bytes removed.
+
+    The removed bytes are appended to ``<path>.torn`` (one line per repair) where that can be written, so
+    nothing is silently lost; they are never a record (a record counts once its newline is written).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        whole = _whole_length(fd, size)
+        if whole == size:
+            return 0
+        os.lseek(fd, whole, os.SEEK_SET)
+        _keep_fragment(path, os.read(fd, size - whole))
+        os.ftruncate(fd, whole)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size - whole
+
+
+def _keep_fragment(path: Path, fragment: bytes) -> None:
+    """Append a torn fragment to ``<path>.torn``; a failure (full disk) is a warning, not a stop."""
+    torn = path.with_name(path.name + TORN_SUFFIX)
+    try:
+        with open(torn, "ab") as f:
+            f.write(fragment + b"\n")
+    except OSError as exc:
+        warnings.warn(f"{path}: the torn tail ({len(fragment)} bytes) could not be kept in {torn}: {exc}",
+                      TornTailWarning, stacklevel=3)
+
+
+def check_record(record: Any, where: str) -> dict[str, Any]:
+    """``record`` when it is a JSON object with the fields every record has; RunFileError naming ``where``."""
+    if not isinstance(record, dict):
+        raise RunFileError(f"{where}: a {type(record).__name__} where a record (a JSON object) belongs. Fix: "
+                           f"delete the line (its case reruns on --resume) or restore the file")
+    model = record.get("model")
+    problems = [f"{key!r} ({kind.__name__})" for key, kind in REQUIRED_FIELDS.items()
+                if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool)]
+    if not isinstance(model, dict) or not isinstance(model.get("label"), str):
+        problems.append("'model.label' (str)")
+    if problems:
+        raise RunFileError(f"{where}: the record lacks {', '.join(problems)}: not a record bench run wrote. Fix: "
+                           f"delete the line (its case reruns on --resume) or restore the file")
+    return record
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete record of a results file; a torn line is skipped with a warning."""
-    records = []
+    """Every record of a results file.
+
+    A torn tail (bytes after the last newline) is skipped with a :class:`TornTailWarning`; any other line
+    that is not a record (bad UTF-8 or JSON, not an object, identifying fields missing) raises
+    :class:`RunFileError` naming the file and the line. Blank lines are skipped.
+    """
     path = Path(path)
     if not path.exists():
-        return records
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: incomplete record skipped", stacklevel=2)
+        return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}. Fix: check the path and its permissions") from exc
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            records.append(_parse_line(line, f"{path}, line {number}"))
+    if tail.strip():
+        warnings.warn(f"{path}, line {len(lines) + 1}: torn tail: incomplete record ({len(tail)} bytes without a "
+                      f"newline) skipped; --resume removes it and reruns its case", TornTailWarning, stacklevel=2)
     return records
+
+
+def _parse_line(line: bytes, where: str) -> dict[str, Any]:
+    """One whole line as a record; RunFileError naming ``where`` when it is not one."""
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{where}: not a JSON record ({exc}); a whole line cannot be torn by a crash, so the "
+                           f"file was altered. Fix: delete or restore the line (its case reruns on --resume)") from exc
+    return check_record(value, where)
 
 
 def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -99,14 +255,39 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def write_csv(records: list[dict[str, Any]], path: str | Path) -> None:
     """Rewrite the CSV from the records (atomic replace, so a crash never leaves half a file)."""
-    path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    records_frame(records).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    replace_file(Path(path), lambda tmp: records_frame(records).to_csv(tmp, index=False))
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
+    text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
+    replace_file(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def replace_file(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` to ``<path>.tmp``, then move it onto ``path``; on failure the ``.tmp`` is removed, ``path`` is
+    left as it was and an OSError becomes ResultsWriteError (the records in results.jsonl are untouched)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ResultsWriteError(f"could not write {path}: {exc.strerror or exc}. The previous {path.name} (if "
+                                    f"any) is unchanged and {RESULTS_FILE} keeps every record. Fix: free space, then "
+                                    f"`bench report {path.parent}`", exc.errno) from exc
+        raise
+
+
+def rewrite_records(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Replace a results file by ``records`` (resume drops failed cases), atomically: all or nothing."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            for record in records:
+                f.write(_line(record))
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the source of truth
+
+    replace_file(path, write)

@@ -9,10 +9,15 @@ import pytest
 from bench.results import ResultsWriter, flatten_record, read_records
 
 
+def rec(case_id: str, **fields) -> dict:
+    """The smallest record read_records accepts: the identifying fields every record has."""
+    return {"case_id": case_id, "config_key": f"k-{case_id}", "status": "ok", "T": 4, "model": {"label": "m"}} | fields
+
+
 def test_append_writes_one_line_per_record(tmp_path):
     writer = ResultsWriter(tmp_path / "r.jsonl")
-    writer.append({"case_id": "a", "metrics": {"m": {"x": 1.5}}})
-    writer.append({"case_id": "b", "metrics": {"m": {"x": float("nan")}}})
+    writer.append(rec("a", metrics={"m": {"x": 1.5}}))
+    writer.append(rec("b", metrics={"m": {"x": float("nan")}}))
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
     assert len(lines) == 2
     assert json.loads(lines[1])["metrics"]["m"]["x"] is None, "NaN is not JSON: stored as null"
@@ -20,7 +25,7 @@ def test_append_writes_one_line_per_record(tmp_path):
 
 def test_torn_last_line_is_skipped_with_a_warning(tmp_path):
     path = tmp_path / "r.jsonl"
-    ResultsWriter(path).append({"case_id": "a"})
+    ResultsWriter(path).append(rec("a"))
     with open(path, "a") as f:
         f.write('{"case_id": "b", "metr')
     with pytest.warns(UserWarning, match="incomplete record"):

@@ -7,8 +7,10 @@ Split ``test`` (alias ``val``) or ``train``. Labels: CIFAR-10 ``labels``, CIFAR-
 Trust assumption: these batches are Python pickles. They are read only from the two fixed file names
 in the folder the suite names, and with a restricted unpickler that builds only plain containers,
 strings and numpy arrays (``numpy`` array reconstruction, ``ndarray``, ``dtype``, ``_codecs.encode``)
-and refuses any other global, so a tampered file cannot run code; still, point ``data.root`` only
-at a copy of the official archive you trust.
+and refuses any other global, so a tampered file cannot run code. Nor can it exhaust memory: a file
+larger than the data memory limit (bench.data.limits) is refused before it is read, and an array
+declaring more bytes than the whole file holds is refused before numpy allocates it. Still, point
+``data.root`` only at a copy of the official archive you trust.
 
 Transform: scale to [0, 1], normalise with ``mean``/``std`` (defaults: the CIFAR-10 training-set
 statistics below, used for CIFAR-100 too; set ``data.options.mean``/``std`` to what your checkpoint

@@ -11,9 +11,14 @@ with ``allow_pickle=False``. Integrate events into frames with your own tool (e.
 ``integrate_events_by_fixed_frames_number``) and save them this way. The runner cuts each sample to
 the case's T (the first T frames), so files need at least ``max(T)`` frames.
 
-Checks: every ``labels.csv`` line names an existing ``.npy``/``.npz`` file, no file is listed twice,
-every frame file under the split folder is listed, labels are integers in ``[0, num_classes)``, and
-every sample has the shape of the first (checked as it is loaded). ``data.options.num_classes``
+Checks: every ``labels.csv`` line names an existing ``.npy``/``.npz`` file by a path inside the split
+folder (absolute paths and ``..`` are refused: nothing is read from outside ``data.root``; symlinks the
+user placed inside it are followed), no file is listed twice, every frame file under the split folder
+is listed, and labels are integers in ``[0, num_classes)``. Each sample file's header is read before
+its data: its type must be numeric (bool, int, float), its size within the data memory limit
+(bench.data.limits) and its shape that of the first sample; after loading, float frames holding NaN
+or infinities are refused. The first sample is checked when the dataset loads (bad input, exit 2);
+the others when they are read (the case fails, naming the file). ``data.options.num_classes``
 (default 10) declares the class count. Frames are square; ``data.image_size`` resizes them
 (bilinear, antialiased), as the DSR and Spikeformer DVS pipelines resize 128-px frames. Values are
 not normalised.

@@ -74,7 +74,12 @@ class ResultsWriter:
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one line; RunFileError after a torn tail, ResultsWriteError when the write fails."""
         data = _line(record)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise ResultsWriteError(f"cannot open {self.path} to append the record of case "
+                                    f"{record.get('case_id')!r}: {exc.strerror or exc}. Fix: check the folder and "
+                                    f"its permissions, then resume with --resume", exc.errno) from exc
         try:
             size = os.fstat(fd).st_size
             whole = _whole_length(fd, size)

@@ -97,6 +97,12 @@ def test_interrupt_inside_the_write_leaves_the_file_whole(tmp_path, monkeypatch)
     assert path.read_bytes() == before
 
 
+def test_an_unopenable_results_file_is_a_clear_write_error(tmp_path):
+    (tmp_path / "results.jsonl").mkdir()  # a folder where the file belongs
+    with pytest.raises(ResultsWriteError, match=r"cannot open .*results.jsonl to append the record of case 'a'"):
+        ResultsWriter(tmp_path / "results.jsonl").append(rec("a"))
+
+
 # ---------------------------------------------------------------- full disks, for real
 
 # Child process: two records, then the disk fills up (a full 2 MiB tmpfs, or a file-size limit), then an

@@ -259,15 +259,18 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.data import DatasetError
     from bench.distributed import DistributedError
     from bench.models.registry import UnknownModelError
+    from bench.results import RunFileError
     from bench.runner import RunFolderError
     from bench.suite import SuiteError
     from bench.train.loop import TrainingError
 
     return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError, TrainingError,
-            BaselineError, DistributedError, RunFolderError)
+            BaselineError, DistributedError, RunFolderError, RunFileError)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.results import ResultsWriteError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console(stderr=True)
@@ -278,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     except bad_input_errors() as exc:
         console.print("[red]error:[/red] " + escape(str(exc)), highlight=False)
         return EXIT_BAD_INPUT
+    except ResultsWriteError as exc:  # disk full, read-only folder: the records already written are whole
+        console.print("[red]error:[/red] " + escape(str(exc)), highlight=False)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
         return EXIT_INTERRUPTED

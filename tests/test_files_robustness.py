@@ -19,7 +19,7 @@ import pytest
 
 import bench.environment as environment
 import bench.results as results_mod
-from bench.cli import bad_input_errors, main
+from bench.cli import main
 from bench.compare import BaselineError, load_baseline
 from bench.report.load import load_run
 from bench.results import (
@@ -35,9 +35,6 @@ from bench.results import (
 
 FIXTURES = Path(__file__).parent / "report" / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
-needs_cli_mapping = pytest.mark.skipif(
-    not any(issubclass(RunFileError, e) for e in bad_input_errors()),
-    reason="bench/cli.py's bad_input_errors() does not list bench.results.RunFileError yet (lead's merge)")
 
 
 def rec(case_id: str, **fields) -> dict:
@@ -337,7 +334,6 @@ def test_corrupt_run_files_are_refused_naming_them(run, name, text, match):
         load_run(run)
 
 
-@needs_cli_mapping
 @pytest.mark.parametrize("name, text", [("env.json", "{"), ("run.json", "[]"), ("results.jsonl", "[]\n")])
 def test_report_and_compare_on_corrupt_run_files_exit_2(tmp_path, run, capsys, name, text):
     baseline = tmp_path / "b.json"

@@ -22,6 +22,8 @@ reference path; training runs exactly the configured surrogate.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -49,6 +51,21 @@ NEURON_KINDS = ("if", "lif", "plif", "liaf", "pliaf", "dsr_if", "dsr_lif")
 ANALOG_KINDS = frozenset({"liaf", "pliaf"})
 
 
+_fused_enabled = True
+
+
+@contextmanager
+def fused_kernels(enabled: bool) -> Iterator[None]:
+    """Turn every fused path of this module on or off (off: the torch reference path everywhere, e.g. to
+    time it; spikingjelly's own choice for nodes whose surrogate has a kernel is not changed)."""
+    global _fused_enabled
+    previous, _fused_enabled = _fused_enabled, enabled
+    try:
+        yield
+    finally:
+        _fused_enabled = previous
+
+
 def needs_grad(module: nn.Module, *tensors: object) -> bool:
     """Whether autograd records a call of ``module`` on ``tensors``: grad mode is on and an input, a state or
     a parameter requires grad. Otherwise only the forward values matter and the fused paths below apply
@@ -66,7 +83,7 @@ def surrogate_needs_stand_in(sg: object) -> bool:
 def stands_in_for_surrogate(node: nn.Module) -> bool:
     """Whether ``node`` hands spikingjelly's op :data:`INFERENCE_SURROGATE` in inference: its surrogate needs
     a stand-in and it neither stores the voltage sequence nor uses an explicit neuron precision."""
-    return (isinstance(node, KernelInInference) and surrogate_needs_stand_in(node.surrogate_function)
+    return (_fused_enabled and isinstance(node, KernelInInference) and surrogate_needs_stand_in(node.surrogate_function)
             and not node.store_v_seq and node._neuron_precision is None)
 
 
@@ -134,6 +151,8 @@ class FusedInInference:
 
     def fused_blocker(self, x: torch.Tensor, *states: object) -> str | None:
         """Why this call takes the reference path, or None when the fused kernel runs."""
+        if not _fused_enabled:
+            return "fused kernels disabled"
         if not neuron_kernels.runs_fused_on(x.device):
             return f"on {x.device.type}"
         if needs_grad(self, x, *states):
@@ -249,7 +268,8 @@ def fused_implementation(node: nn.Module, device: torch.device, execution: str =
     """
     if not isinstance(node, FusedInInference):
         return None
-    blocker = ("traced by torch.compile" if execution == "compile"
+    blocker = ("fused kernels disabled" if not _fused_enabled
+               else "traced by torch.compile" if execution == "compile"
                else f"on {device.type}" if not neuron_kernels.runs_fused_on(device)
                else node.fused_unsupported() or neuron_kernels.unavailable_reason())
     if blocker is None:

@@ -344,16 +344,20 @@ def test_cuda_reports_name_the_fused_paths():
 @pytest.mark.parametrize("name", ["ms_resnet18", "spikeformer_imagenet", "dsr_preact_resnet18_imagenet"])
 def test_cuda_whole_family_fused_equals_reference(name):
     kwargs = {k: v for k, v in FAMILIES[name][0].items() if k != "width"}
+    if name.startswith("dsr"):
+        kwargs["neuron_params"] = {"v_threshold": 1.0}  # the 6.0 init leaves an untrained net silent
+    if name.startswith("spikeformer"):
+        kwargs["drop_path_rate"] = 0.0  # stochastic depth in train mode would differ between the two passes
     model = create_model(name, width=0.25, **kwargs).cuda().train()  # batch-statistics BN: the nets fire
-    x = torch.rand(kwargs.get("T", 4), 4, 3, 64, 64, generator=torch.Generator().manual_seed(0)).cuda()
-    if name == "spikeformer_imagenet":
-        x = x[..., :32, :32]
+    size = 32 if name == "spikeformer_imagenet" else 64
+    x = torch.rand(kwargs.get("T", 4), 4, 3, size, size, generator=torch.Generator().manual_seed(0)).cuda()
     with torch.no_grad():
         functional.reset_net(model)
         fused = model(x)
         with fused_kernels(False):
             functional.reset_net(model)
             ref = model(x)
+    assert ref.abs().max() > 0, "a silent net would make the comparison vacuous"
     if name == "ms_resnet18":
         assert torch.allclose(fused, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))  # see the stand-in test
     else:

@@ -35,7 +35,7 @@ from spikingjelly.activation_based import functional as sj_functional
 
 from bench.devices import describe_device
 from bench.metrics.base import CaseContext, register_metric
-from bench.models.neurons import fused_implementation, stands_in_for_surrogate
+from bench.models.neurons import fused_implementation, runs_fused_on, stands_in_for_surrogate
 
 RunTimer = Callable[[Callable[[], Any]], float]
 
@@ -229,7 +229,7 @@ def neuron_implementation(model: nn.Module, device: torch.device, execution: str
     torch (``SJ_<OP>_CUDA_IMPLEMENTATION`` overrides; compile prefers Triton). A surrogate
     without a fused kernel, ``store_v_seq=True`` or a class overriding the forward falls back to
     torch ops, except in our subclasses (``bench.models.neurons.KernelInInference``), which keep the
-    op in inference by handing it a kernel-capable surrogate (the forward does not use it). Our
+    op in inference on CUDA by handing it a kernel-capable surrogate (the forward does not use it). Our
     LIAF/ParametricLIAF/DSR nodes run our Triton kernel on CUDA in inference
     (``bench.models.neurons.FusedInInference``); other classes run their own torch code.
     "In inference" = autograd does not record the call (the ``latency`` metric runs under
@@ -262,7 +262,7 @@ def _describe_neuron(module: nn.Module, ops: dict[Callable[..., Any], str], devi
         return "own multi-step forward: torch ops"
     if getattr(module, "store_v_seq", False):
         return f"{op} op bypassed (store_v_seq): torch ops per step"
-    if stands_in_for_surrogate(module):
+    if stands_in_for_surrogate(module) and runs_fused_on(device):
         return (f"{op} op -> {_sj_implementation(op, device, execution)} in inference (surrogate not used); "
                 "torch-reference with gradients (surrogate has no fused kernel)")
     if not _surrogate_has_kernel(module):

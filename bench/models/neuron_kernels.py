@@ -14,15 +14,13 @@ a tensor by a Python float (LIAF's ``/ tau``), eager CUDA multiplies by the floa
 Small tensors of the reference (``sigmoid(w)``, ``alpha * v_th``, ``v_th / dt``) are computed by the same
 torch ops on the same device and read by the kernel, so they match bit for bit too.
 
-Without a GPU the kernels run on CPU tensors through Triton's interpreter (:func:`interpreted_on_cpu`):
-slow, for tests.
+On CPU tensors the kernels run through Triton's interpreter: slow, for tests without a GPU
+(``bench.models.neurons.fused_on_cpu``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -38,7 +36,6 @@ else:
 
 BLOCK = 1024
 NUM_WARPS = 4
-_interpret_cpu = False
 
 # LIAF charge: how d = (x - (v - rest)) or (v - rest) is scaled.
 CHARGE_TIMES_TENSOR = 0  # d * k, k a 0-d tensor (ParametricLIAF: sigmoid(w))
@@ -49,22 +46,6 @@ CHARGE_DIVIDE = 2  # d / scale, correctly rounded (LIAF on CPU: scale = tau)
 def unavailable_reason() -> str | None:
     """None when the kernels can be compiled here, else why not."""
     return _TRITON_MISSING or None
-
-
-def runs_fused_on(device: torch.device) -> bool:
-    """Whether tensors on ``device`` can go through the kernels: CUDA, or CPU under :func:`interpreted_on_cpu`."""
-    return device.type == "cuda" or (device.type == "cpu" and _interpret_cpu)
-
-
-@contextmanager
-def interpreted_on_cpu() -> Iterator[None]:
-    """Let the neurons run their fused path on CPU tensors through Triton's interpreter (tests, no GPU)."""
-    global _interpret_cpu
-    previous, _interpret_cpu = _interpret_cpu, True
-    try:
-        yield
-    finally:
-        _interpret_cpu = previous
 
 
 if triton is not None:

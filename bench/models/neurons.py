@@ -52,6 +52,7 @@ ANALOG_KINDS = frozenset({"liaf", "pliaf"})
 
 
 _fused_enabled = True
+_fused_cpu = False
 
 
 @contextmanager
@@ -64,6 +65,24 @@ def fused_kernels(enabled: bool) -> Iterator[None]:
         yield
     finally:
         _fused_enabled = previous
+
+
+@contextmanager
+def fused_on_cpu() -> Iterator[None]:
+    """Let the fused paths run on CPU tensors too, for tests without a GPU: our kernels through Triton's
+    interpreter, the stand-in surrogate through spikingjelly's CPU loop (both slower than the reference
+    on CPU, which is why CPU runs the reference otherwise)."""
+    global _fused_cpu
+    previous, _fused_cpu = _fused_cpu, True
+    try:
+        yield
+    finally:
+        _fused_cpu = previous
+
+
+def runs_fused_on(device: torch.device) -> bool:
+    """Whether the fused paths apply to tensors on ``device``: CUDA, or CPU under :func:`fused_on_cpu`."""
+    return device.type == "cuda" or (device.type == "cpu" and _fused_cpu)
 
 
 def needs_grad(module: nn.Module, *tensors: object) -> bool:
@@ -96,9 +115,10 @@ class KernelInInference:
     spikingjelly 2.0 runs its registered multi-step op (Triton or CUDA kernel on GPUs, its own loop on CPU)
     only when the surrogate has a fused backward; otherwise torch ops step by step. The forward pass never
     uses the surrogate: every surrogate of :data:`SURROGATES` in spiking mode outputs Heaviside(h - v_th).
-    So when autograd does not record the call (:func:`needs_grad`), the op is handed
+    So on CUDA, when autograd does not record the call (:func:`needs_grad`), the op is handed
     :data:`INFERENCE_SURROGATE` instead: the same spikes and membranes, from the fused kernel. With
-    gradients the configured surrogate runs exactly as in spikingjelly.
+    gradients the configured surrogate runs exactly as in spikingjelly. On CPU the torch loop stays
+    (spikingjelly's CPU op is slower than it there; :func:`fused_on_cpu` overrides, for tests).
     """
 
     def _op(self, x_seq: torch.Tensor, v: torch.Tensor, sg: surrogate.SurrogateFunctionBase) -> OpResult:
@@ -106,7 +126,8 @@ class KernelInInference:
         raise NotImplementedError
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args: torch.Tensor, **kwargs: object) -> Any:
-        if args or kwargs or not stands_in_for_surrogate(self) or needs_grad(self, x_seq, *self._memories.values()):
+        if (args or kwargs or not stands_in_for_surrogate(self) or not runs_fused_on(x_seq.device)
+                or needs_grad(self, x_seq, *self._memories.values())):
             return super().multi_step_forward(x_seq, *args, **kwargs)
         states = self.materialize_states((x_seq,), tuple(self._memories.values()), "m")
         spikes, v, _ = self._op(x_seq, states[0], INFERENCE_SURROGATE)
@@ -153,7 +174,7 @@ class FusedInInference:
         """Why this call takes the reference path, or None when the fused kernel runs."""
         if not _fused_enabled:
             return "fused kernels disabled"
-        if not neuron_kernels.runs_fused_on(x.device):
+        if not runs_fused_on(x.device):
             return f"on {x.device.type}"
         if needs_grad(self, x, *states):
             return "gradients needed"
@@ -270,7 +291,7 @@ def fused_implementation(node: nn.Module, device: torch.device, execution: str =
         return None
     blocker = ("fused kernels disabled" if not _fused_enabled
                else "traced by torch.compile" if execution == "compile"
-               else f"on {device.type}" if not neuron_kernels.runs_fused_on(device)
+               else f"on {device.type}" if not runs_fused_on(device)
                else node.fused_unsupported() or neuron_kernels.unavailable_reason())
     if blocker is None:
         return "own multi-step forward: fused Triton kernel (bench) in inference; torch ops with gradients"

@@ -1,7 +1,7 @@
 """Fused neuron paths in inference against the torch reference path, for every neuron kind of the families.
 
-On the CPU: the stand-in surrogate path (spikingjelly's op, also on CPU) and our Triton kernels (through
-Triton's interpreter) give the reference's outputs and membranes bit for bit, over several steps with
+On the CPU (under ``fused_on_cpu``): the stand-in surrogate path (spikingjelly's op, its CPU loop) and our
+Triton kernels (through Triton's interpreter) give the reference's outputs and membranes bit for bit, over several steps with
 resets and across calls; training gradients are the configured surrogate's. ``gpu`` tests compare on CUDA.
 """
 
@@ -21,6 +21,7 @@ from bench.models.neurons import (
     SURROGATES,
     LIFNode,
     fused_kernels,
+    fused_on_cpu,
     make_neuron,
     needs_grad,
 )
@@ -128,6 +129,10 @@ def test_stand_in_path_equals_reference(case, monkeypatch):
 
     monkeypatch.setattr(functional, op, spy)
     with torch.no_grad():
+        two_calls(node, x)
+    assert seen and all(sg is node.surrogate_function for sg in seen), "CPU keeps the (faster) torch loop"
+    seen.clear()
+    with fused_on_cpu(), torch.no_grad():
         got = two_calls(node, x)
     assert seen and all(sg is INFERENCE_SURROGATE for sg in seen), "inference must take the stand-in path"
     spikes = expected[0]
@@ -177,7 +182,7 @@ def test_triton_kernel_equals_reference(case, monkeypatch):
     x = drive()
     expected = reference(node, x)
     launched = count_launches(monkeypatch)
-    with neuron_kernels.interpreted_on_cpu(), torch.no_grad():
+    with fused_on_cpu(), torch.no_grad():
         got = two_calls(node, x)
     assert len(launched) == 2, "the fused kernel must run in both calls"
     if kind.startswith("dsr"):
@@ -198,7 +203,7 @@ def test_triton_kernel_keeps_channels_last_and_strided_inputs_equal(kind, monkey
     time_inner = x.permute(1, 2, 3, 4, 0).contiguous().permute(4, 0, 1, 2, 3)  # T is the fastest axis
     expected = reference(node, x)
     for variant in (nhwc, time_inner):
-        with neuron_kernels.interpreted_on_cpu(), torch.no_grad():
+        with fused_on_cpu(), torch.no_grad():
             got = two_calls(node, variant)
         for e, g in zip(expected, got, strict=True):
             assert torch.equal(e, g)
@@ -209,7 +214,7 @@ def test_reference_path_where_the_kernel_does_not_apply(monkeypatch):
     node = make_neuron("pliaf")
     x = drive()
     node(x)  # CPU without the interpreter: the torch reference
-    with neuron_kernels.interpreted_on_cpu():
+    with fused_on_cpu():
         functional.reset_net(node)
         node(x)  # gradients needed (w requires grad)
         functional.reset_net(node)
@@ -219,7 +224,7 @@ def test_reference_path_where_the_kernel_does_not_apply(monkeypatch):
                 node(x)
     assert launched == []
     assert node.fused_blocker(x) == "on cpu"
-    with neuron_kernels.interpreted_on_cpu():
+    with fused_on_cpu():
         assert node.fused_blocker(x) == "gradients needed"
         with torch.no_grad():
             assert node.fused_blocker(x) is None
@@ -233,7 +238,7 @@ def test_training_through_analog_and_dsr_nodes_uses_the_reference(monkeypatch):
     for kind, params in (ANALOG_CASES["pliaf"], DSR_CASES["dsr_lif"]):
         node = make_neuron(kind, **params)
         x = drive().requires_grad_()
-        with neuron_kernels.interpreted_on_cpu():
+        with fused_on_cpu():
             node(x).sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0
     assert launched == []
@@ -246,7 +251,7 @@ LIF_STAND_IN = ("LIFNode: lif op -> torch-reference in inference (surrogate not 
 FAMILIES = {
     "spiking_resnet18": ({"width": 1 / 16}, "IFNode: if op -> torch-reference"),
     "sew_resnet18": ({"width": 1 / 16}, "IFNode: if op -> torch-reference"),
-    "ms_resnet18": ({"width": 1 / 16}, LIF_STAND_IN),
+    "ms_resnet18": ({"width": 1 / 16}, "LIFNode: lif op -> torch-reference (surrogate has no fused kernel)"),
     "danet_a50": ({"width": 1 / 16}, "ParametricLIFNode: plif op -> torch-reference"),
     "spikeformer_imagenet": ({"width": 1 / 16, "depth": 1, "img_size": 32, "T": 2},
                              "ParametricLIAFNode: own multi-step forward: torch ops"),
@@ -267,11 +272,15 @@ def test_neuron_implementation_per_family_on_cpu(name):
     with fused_kernels(False):
         off = neuron_implementation(model, cpu)
     if name == "ms_resnet18":
-        assert off == "LIFNode: lif op -> torch-reference (surrogate has no fused kernel)"
+        assert off == expected
+        with fused_on_cpu():
+            assert neuron_implementation(model, cpu) == LIF_STAND_IN
+            with fused_kernels(False):
+                assert neuron_implementation(model, cpu) == expected
     elif "own multi-step" in expected:
         assert off == expected.split(":")[0] + ": own multi-step forward: torch ops (fused kernels disabled)"
         assert neuron_implementation(model, cpu, execution="compile").endswith("torch ops (traced by torch.compile)")
-        with neuron_kernels.interpreted_on_cpu():
+        with fused_on_cpu():
             assert neuron_implementation(model, cpu) == expected.split(":")[0] + ": " + FUSED
     else:
         assert off == expected  # spikingjelly's own choice is not ours to switch
@@ -279,8 +288,9 @@ def test_neuron_implementation_per_family_on_cpu(name):
 
 def test_neuron_implementation_keeps_distinct_paths_of_one_class_name():
     model = nn.Sequential(make_neuron("lif"), make_neuron("lif", **LIF_025_PARAMS))
-    assert neuron_implementation(model, torch.device("cpu")) == (
-        "LIFNode: lif op -> torch-reference | " + LIF_STAND_IN.removeprefix("LIFNode: "))
+    with fused_on_cpu():
+        assert neuron_implementation(model, torch.device("cpu")) == (
+            "LIFNode: lif op -> torch-reference | " + LIF_STAND_IN.removeprefix("LIFNode: "))
 
 
 # ---- CUDA: the fused path against the reference path on the GPU ------------------------------

@@ -15,7 +15,8 @@ DANet), Spikeformer (ImageNet, ParametricLIAF), DSR PreAct-ResNet-18 (ImageNet, 
 Timing: ``bench.metrics.timing.measure`` (CUDA events on GPUs, ``perf_counter_ns`` on CPU) of
 ``reset_net`` + forward under ``inference_mode``, eval mode; p50 per round, median over rounds; the variants
 take turns within each round. Checks (train-mode BN under ``no_grad``, so the nets fire; Spikeformer
-without stochastic depth; DSR thresholds 1.0, not the 6.0 init, at which the untrained net is silent): the fused output against the reference output, ours against spikingjelly's:
+without stochastic depth; DSR thresholds 1.0, not the 6.0 init, at which the untrained net is
+silent): the fused output against the reference output, ours against spikingjelly's:
 the largest difference is printed beside the largest output, and more than 1e-4 x max(1, |out|) is a miss.
 Targets on CUDA: MS-ResNet-18 fused within ``--ms-ratio`` (1.15) of Spiking ResNet-18 fused, and ours
 fused within ``--max-ratio`` (1.05, timing noise) of spikingjelly's for every net it has. On the CPU the
@@ -58,13 +59,18 @@ class Family:
     theirs_mean: bool = False  # theirs returns the mean over T instead of [T, B, K]
 
 
+def sj_ms_resnet18_atan() -> nn.Module:
+    """spikingjelly's MS-ResNet-18 with ATan in place of Rect: with a kernel-capable surrogate it can use its
+    fused kernel in inference (its best backend); the forward is the same."""
+    return sj_ms.ms_resnet18(surrogate_function=surrogate.ATan())
+
+
 def families(T: int, size: int) -> dict[str, Family]:
     zoo = pairs()
     return {
         "Spiking ResNet-18": Family(zoo["spiking_resnet18"][0], zoo["spiking_resnet18"][1]),
         "SEW-ResNet-18": Family(zoo["sew_resnet18 (ADD)"][0], zoo["sew_resnet18 (ADD)"][1]),
-        "MS-ResNet-18": Family(zoo["ms_resnet18"][0], lambda: sj_ms.ms_resnet18(surrogate_function=surrogate.ATan()),
-                               theirs_mean=True),
+        "MS-ResNet-18": Family(zoo["ms_resnet18"][0], sj_ms_resnet18_atan, theirs_mean=True),
         "DANet-a50": Family(lambda: create_model("danet_a50")),
         "Spikeformer ImageNet": Family(lambda: create_model("spikeformer_imagenet", T=T, img_size=size,
                                                             drop_path_rate=0.0)),
@@ -75,7 +81,8 @@ def families(T: int, size: int) -> dict[str, Family]:
     }
 
 
-def run_variant(variant: str, ours: nn.Module, theirs: nn.Module | None, fn: Callable[[nn.Module], object]) -> object:
+def run_variant(variant: str, ours: nn.Module, theirs: nn.Module | None,
+                fn: Callable[[nn.Module], object]) -> object:
     """``fn`` applied to the model of ``variant`` (the reference with our fused paths off)."""
     if variant == "spikingjelly":
         return fn(theirs)
@@ -119,10 +126,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--min-runs", type=int, default=5)
-    parser.add_argument("--min-time", type=float, default=None, help="seconds per measurement; 1.0 CUDA, 0.2 CPU")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds per measurement (default 1.0 on CUDA, 0.2 on CPU)")
     parser.add_argument("--ms-ratio", type=float, default=1.15)
     parser.add_argument("--max-ratio", type=float, default=1.05)
-    parser.add_argument("--families", default="", help="comma-separated substrings of family names (default all)")
+    parser.add_argument("--families", default="",
+                        help="comma-separated substrings of family names (default: all)")
     # The nox `bench` session passes the same arguments to every benchmark script.
     args, ignored = parser.parse_known_args(argv)
     if ignored:
@@ -144,7 +153,8 @@ def measure_family(family: Family, x: torch.Tensor, device: torch.device,
     if theirs is not None:
         copy_weights(theirs, ours)
     fused_out = forward_firing(ours, x, family.theirs_mean)
-    checks = {"reference": run_variant("reference", ours, theirs, lambda m: forward_firing(m, x, family.theirs_mean))}
+    checks = {"reference": run_variant("reference", ours, theirs,
+                                       lambda m: forward_firing(m, x, family.theirs_mean))}
     if theirs is not None:
         checks["spikingjelly"] = forward_firing(theirs, x, False)
     if not fused_out.abs().max() > 0:
@@ -175,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size).unsqueeze(0).repeat(args.T, 1, 1, 1, 1).to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    print(f"{name}: T={args.T} B={args.batch} 3x{args.size}x{args.size}, eager, inference_mode, p50 per round, "
-          f"median of {args.rounds} rounds")
+    print(f"{name}: T={args.T} B={args.batch} 3x{args.size}x{args.size}, eager, inference_mode, "
+          f"p50 per round, median of {args.rounds} rounds")
     print(f"{'family':<31} {'fused ms':>9} {'ref ms':>9} {'sj ms':>9} {'ref/fused':>9} {'fused/sj':>9}")
     wanted = [w.strip().lower() for w in args.families.split(",") if w.strip()]
     results: dict[str, dict[str, float]] = {}

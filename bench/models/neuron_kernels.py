@@ -171,10 +171,10 @@ def analog_lif_multi_step(x: torch.Tensor, v: torch.Tensor, *, decay_input: bool
                           threshold_related: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """LIAF-family forward over ``x`` [T, ...] from membrane ``v``: ``(ReLU outputs, final membrane)``.
 
-    Charge ``h = v + (x - (v - rest)) c`` (``decay_input``) or ``h = v - (v - rest) c + x`` with ``c = k`` (a 0-d
-    tensor: ParametricLIAF's ``sigmoid(w)``) or ``c = 1 / tau`` (LIAF; ``rest`` = v_reset, 0 for soft
-    reset); output ``ReLU(h)`` (``ReLU(h - v_th)`` if ``threshold_related``); spike ``h - v_th >= 0``; hard
-    reset to v_reset or soft reset by v_th. float32 tensors only.
+    Charge ``h = v + (x - (v - rest)) c`` (``decay_input``) or ``h = v - (v - rest) c + x`` with
+    ``c = k`` (a 0-d tensor: ParametricLIAF's ``sigmoid(w)``) or ``c = 1 / tau`` (LIAF); ``rest`` =
+    v_reset, 0 for soft reset; output ``ReLU(h)`` (``ReLU(h - v_th)`` if ``threshold_related``); spike
+    ``h - v_th >= 0``; hard reset to v_reset or soft reset by v_th. float32 tensors only.
     """
     if (k is None) == (tau is None):
         raise ValueError("give exactly one of k (ParametricLIAF) and tau (LIAF)")
@@ -187,20 +187,25 @@ def analog_lif_multi_step(x: torch.Tensor, v: torch.Tensor, *, decay_input: bool
     else:
         mode, scale, k_arg = CHARGE_DIVIDE, _f32(tau), x
     rest = 0.0 if v_reset is None else v_reset
-    _launch(_liaf_kernel, x, (x, _like_frame(v, x[0]), y, v_out, k_arg), (scale, _f32(rest), _f32(v_threshold)),
+    _launch(_liaf_kernel, x, (x, _like_frame(v, x[0]), y, v_out, k_arg),
+            (scale, _f32(rest), _f32(v_threshold)),
             {"CHARGE": mode, "DECAY_INPUT": decay_input, "SOFT_RESET": v_reset is None,
              "THRESHOLD_RELATED": threshold_related})
     return y, v_out
 
 
-def dsr_multi_step(x: torch.Tensor, *, fire_at: torch.Tensor, v_threshold: torch.Tensor, spike_value: torch.Tensor,
-                   decay: float | None = None, gain: float | None = None) -> torch.Tensor:
+def dsr_multi_step(x: torch.Tensor, *, fire_at: torch.Tensor, v_threshold: torch.Tensor,
+                   spike_value: torch.Tensor, decay: float | None = None,
+                   gain: float | None = None) -> torch.Tensor:
     """DSR forward over ``x`` [T, ...] from a zero membrane; 0-d tensors ``fire_at`` (alpha v_th),
     ``v_threshold`` (subtracted on a spike) and ``spike_value`` (the emitted value); ``decay``/``gain``
-    (beta and 1 - beta as Python floats, used in float32 as eager does) give the LIF node, None the IF node."""
+    (beta and 1 - beta as Python floats, used in float32 as eager does) give the LIF node, None the IF
+    node."""
     x = _frames_dense(x)
     y = torch.empty_like(x)
-    scalars = [t.detach().to(x.device, torch.float32).reshape(()) for t in (fire_at, v_threshold, spike_value)]
+    scalars = [t.detach().to(x.device, torch.float32).reshape(())
+               for t in (fire_at, v_threshold, spike_value)]
     leaky = decay is not None
-    _launch(_dsr_kernel, x, (x, y, *scalars), (_f32(decay), _f32(gain)) if leaky else (0.0, 0.0), {"LEAKY": leaky})
+    leak = (_f32(decay), _f32(gain)) if leaky else (0.0, 0.0)
+    _launch(_dsr_kernel, x, (x, y, *scalars), leak, {"LEAKY": leaky})
     return y

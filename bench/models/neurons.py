@@ -6,9 +6,10 @@ Families pass their paper's defaults; users override kind and parameters through
 
 Kinds:
 - ``if``   : IFNode            ``v += x``
-- ``lif``  : LIFNode           ``v += (x - (v - v_reset)) / tau`` (decay_input=True) or ``v - (v - v_reset) / tau + x``
+- ``lif``  : LIFNode           ``v += (x - (v - v_reset)) / tau`` (decay_input=True) or
+  ``v = v - (v - v_reset) / tau + x``
 - ``plif`` : ParametricLIFNode (learned tau)
-- ``liaf`` / ``pliaf``: LIAFNode / ParametricLIAFNode, ReLU of the charged membrane as output (analog: not spikes)
+- ``liaf`` / ``pliaf``: LIAFNode / ParametricLIAFNode, ReLU of the charged membrane as output (analog)
 - ``dsr_if`` / ``dsr_lif``: DSRIFNode / DSRLIFNode (need ``T``; output {0, v_th} or {0, v_th/dt})
 
 Kernels (inference = autograd does not record the call, see :func:`needs_grad`): IF/LIF/PLIF run
@@ -42,7 +43,7 @@ SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
 }
 # In spiking mode each of these outputs Heaviside(x) = (x >= 0) in the forward pass (a test checks it).
 HEAVISIDE_SURROGATES = frozenset(SURROGATES.values())
-# Handed to spikingjelly's fused ops in inference in place of a surrogate that has no kernel (see KernelInInference).
+# Handed to spikingjelly's fused ops in inference instead of a surrogate without a kernel (KernelInInference).
 INFERENCE_SURROGATE = surrogate.ATan()
 
 NEURON_KINDS = ("if", "lif", "plif", "liaf", "pliaf", "dsr_if", "dsr_lif")
@@ -102,7 +103,8 @@ def surrogate_needs_stand_in(sg: object) -> bool:
 def stands_in_for_surrogate(node: nn.Module) -> bool:
     """Whether ``node`` hands spikingjelly's op :data:`INFERENCE_SURROGATE` in inference: its surrogate needs
     a stand-in and it neither stores the voltage sequence nor uses an explicit neuron precision."""
-    return (_fused_enabled and isinstance(node, KernelInInference) and surrogate_needs_stand_in(node.surrogate_function)
+    return (_fused_enabled and isinstance(node, KernelInInference)
+            and surrogate_needs_stand_in(node.surrogate_function)
             and not node.store_v_seq and node._neuron_precision is None)
 
 
@@ -110,7 +112,7 @@ OpResult = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 
 
 class KernelInInference:
-    """Mixin for IF/LIF/PLIF nodes whose surrogate has no fused kernel (Rect): spikingjelly's fused op in inference.
+    """Mixin for IF/LIF/PLIF nodes whose surrogate has no fused kernel (Rect): the fused op in inference.
 
     spikingjelly 2.0 runs its registered multi-step op (Triton or CUDA kernel on GPUs, its own loop on CPU)
     only when the surrogate has a fused backward; otherwise torch ops step by step. The forward pass never
@@ -137,14 +139,15 @@ class KernelInInference:
 
 
 class IFNode(KernelInInference, neuron.IFNode):
-    """spikingjelly's IFNode; with a surrogate lacking a fused kernel, the fused op still runs in inference."""
+    """spikingjelly's IFNode; with a surrogate lacking a kernel, the fused op still runs in inference."""
 
     def _op(self, x_seq: torch.Tensor, v: torch.Tensor, sg: surrogate.SurrogateFunctionBase) -> OpResult:
-        return functional.if_multi_step(x_seq, v, self.v_threshold, self.v_reset, sg, self.detach_reset, False)
+        return functional.if_multi_step(x_seq, v, self.v_threshold, self.v_reset, sg, self.detach_reset,
+                                        False)
 
 
 class LIFNode(KernelInInference, neuron.LIFNode):
-    """spikingjelly's LIFNode; with a surrogate lacking a fused kernel, the fused op still runs in inference."""
+    """spikingjelly's LIFNode; with a surrogate lacking a kernel, the fused op still runs in inference."""
 
     def _op(self, x_seq: torch.Tensor, v: torch.Tensor, sg: surrogate.SurrogateFunctionBase) -> OpResult:
         return functional.lif_multi_step(x_seq, v, self.tau, self.decay_input, self.v_threshold, self.v_reset,
@@ -152,7 +155,7 @@ class LIFNode(KernelInInference, neuron.LIFNode):
 
 
 class ParametricLIFNode(KernelInInference, neuron.ParametricLIFNode):
-    """spikingjelly's ParametricLIFNode; with a surrogate lacking a fused kernel, the fused op still runs in
+    """spikingjelly's ParametricLIFNode; with a surrogate lacking a kernel, the fused op still runs in
     inference."""
 
     def _op(self, x_seq: torch.Tensor, v: torch.Tensor, sg: surrogate.SurrogateFunctionBase) -> OpResult:
@@ -180,7 +183,8 @@ class FusedInInference:
             return "gradients needed"
         if torch.compiler.is_compiling():
             return "traced by torch.compile"
-        if x.numel() == 0 or any(isinstance(t, torch.Tensor) and t.dtype != torch.float32 for t in (x, *states)):
+        tensors = (x, *(t for t in states if isinstance(t, torch.Tensor)))
+        if x.numel() == 0 or any(t.dtype != torch.float32 for t in tensors):
             return "not float32"
         return self.fused_unsupported() or neuron_kernels.unavailable_reason()
 
@@ -211,15 +215,17 @@ class StepwiseMultiStep(FusedInInference):
 
 
 class LIAFNode(StepwiseMultiStep, neuron.LIAFNode):
-    """spikingjelly's LIAF node (LIF dynamics, output ``act(h)``) with analog output in multi-step mode too."""
+    """spikingjelly's LIAF node (LIF dynamics, output ``act(h)``), analog in multi-step mode too."""
 
     def fused_unsupported(self) -> str | None:
-        return None if type(self.act) is nn.ReLU else f"activation {type(self.act).__name__} (the kernel has ReLU)"
+        if type(self.act) is nn.ReLU:
+            return None
+        return f"activation {type(self.act).__name__} (the kernel has ReLU)"
 
     def _fused_multi_step(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return neuron_kernels.analog_lif_multi_step(
-            x, v, decay_input=self.decay_input, v_threshold=self.v_threshold, v_reset=self.v_reset, tau=self.tau,
-            threshold_related=self.threshold_related)
+            x, v, decay_input=self.decay_input, v_threshold=self.v_threshold, v_reset=self.v_reset,
+            tau=self.tau, threshold_related=self.threshold_related)
 
 
 class ParametricLIAFNode(StepwiseMultiStep, neuron.ParametricLIFNode):
@@ -256,7 +262,7 @@ class ParametricLIAFNode(StepwiseMultiStep, neuron.ParametricLIFNode):
 
 
 class DSRIFNode(FusedInInference, neuron.DSRIFNode):
-    """spikingjelly's DSR-IF node; its forward (``DSRIFFunction.forward``) runs fused in inference on CUDA."""
+    """spikingjelly's DSR-IF node; its forward (``DSRIFFunction.forward``) runs fused in inference."""
 
     def multi_step_functional_forward(
         self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
@@ -264,12 +270,13 @@ class DSRIFNode(FusedInInference, neuron.DSRIFNode):
         if len(inputs) != 1 or kwargs or self.fused_blocker(inputs[0]) is not None:
             return super().multi_step_functional_forward(inputs, states, **kwargs)
         v_th = self.v_threshold.clamp(min=self.v_threshold_lower_bound).to(inputs[0].device)
-        return (neuron_kernels.dsr_multi_step(inputs[0], fire_at=self.alpha * v_th, v_threshold=v_th,
-                                              spike_value=v_th),), states
+        y = neuron_kernels.dsr_multi_step(inputs[0], fire_at=self.alpha * v_th, v_threshold=v_th,
+                                          spike_value=v_th)
+        return (y,), states
 
 
 class DSRLIFNode(FusedInInference, neuron.DSRLIFNode):
-    """spikingjelly's DSR-LIF node; its forward (``DSRLIFFunction.forward``) runs fused in inference on CUDA."""
+    """spikingjelly's DSR-LIF node; its forward (``DSRLIFFunction.forward``) runs fused in inference."""
 
     def multi_step_functional_forward(
         self, inputs: tuple[torch.Tensor, ...], states: tuple[object, ...], **kwargs: object
@@ -278,12 +285,13 @@ class DSRLIFNode(FusedInInference, neuron.DSRLIFNode):
             return super().multi_step_functional_forward(inputs, states, **kwargs)
         v_th = self.v_threshold.clamp(min=self.v_threshold_lower_bound).to(inputs[0].device)
         beta = math.exp(-self.delta_t / self.tau)
-        return (neuron_kernels.dsr_multi_step(inputs[0], fire_at=self.alpha * v_th, v_threshold=v_th,
-                                              spike_value=v_th / self.delta_t, decay=beta, gain=1 - beta),), states
+        y = neuron_kernels.dsr_multi_step(inputs[0], fire_at=self.alpha * v_th, v_threshold=v_th,
+                                          spike_value=v_th / self.delta_t, decay=beta, gain=1 - beta)
+        return (y,), states
 
 
 def fused_implementation(node: nn.Module, device: torch.device, execution: str = "eager") -> str | None:
-    """What runs the multi-step forward of a :class:`FusedInInference` node on ``device`` (None for other nodes).
+    """What runs the multi-step forward of a :class:`FusedInInference` node on ``device`` (None for others).
 
     ``execution="compile"``: inside ``torch.compile`` the torch reference is traced (Inductor fuses it).
     """
@@ -312,7 +320,8 @@ def make_neuron(kind: str = "if", **params: Any) -> nn.Module:
     """A multi-step spikingjelly neuron of ``kind`` with ``params``.
 
     IF/LIF/PLIF are spikingjelly's classes, or this module's subclasses of them when the surrogate has no
-    fused kernel (they still run the fused op in inference). Common parameters: ``v_threshold``, ``v_reset`` (None = soft reset), ``detach_reset``,
+    fused kernel (they still run the fused op in inference). Common parameters: ``v_threshold``,
+    ``v_reset`` (None = soft reset), ``detach_reset``,
     ``surrogate`` (name), ``alpha`` (surrogate sharpness). LIF: ``tau``, ``decay_input``.
     PLIF: ``init_tau``. DSR: ``T`` and the DSR node's own arguments.
     """
@@ -333,7 +342,8 @@ def make_neuron(kind: str = "if", **params: Any) -> nn.Module:
         theirs, ours = _SPIKING[kind]
         return (ours if surrogate_needs_stand_in(sg) else theirs)(**common, **params)
     if kind == "liaf":
-        return LIAFNode(act=nn.ReLU(), threshold_related=params.pop("threshold_related", False), **common, **params)
+        related = params.pop("threshold_related", False)
+        return LIAFNode(act=nn.ReLU(), threshold_related=related, **common, **params)
     if kind == "pliaf":
         return ParametricLIAFNode(**common, **params)
     raise ValueError(f"unknown neuron kind {kind!r}; choose one of {list(NEURON_KINDS)}")

@@ -1,8 +1,9 @@
 """Fused neuron paths in inference against the torch reference path, for every neuron kind of the families.
 
 On the CPU (under ``fused_on_cpu``): the stand-in surrogate path (spikingjelly's op, its CPU loop) and our
-Triton kernels (through Triton's interpreter) give the reference's outputs and membranes bit for bit, over several steps with
-resets and across calls; training gradients are the configured surrogate's. ``gpu`` tests compare on CUDA.
+Triton kernels (through Triton's interpreter) give the reference's outputs and membranes bit for bit,
+over several steps with resets and across calls; training gradients are the configured surrogate's.
+``gpu`` tests compare on CUDA.
 """
 
 from __future__ import annotations
@@ -56,14 +57,15 @@ DSR_CASES = {
 }
 
 
-def drive(T: int = 5, shape: tuple[int, ...] = (3, 2, 4, 4), scale: float = 3.0, seed: int = 0) -> torch.Tensor:
-    """Inputs that charge most neurons past threshold within a few steps (so resets happen) and some below 0."""
+def drive(T: int = 5, shape: tuple[int, ...] = (3, 2, 4, 4), scale: float = 3.0,
+          seed: int = 0) -> torch.Tensor:
+    """Inputs that charge many neurons past threshold within a few steps (so resets happen), some below 0."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(T, *shape, generator=g) - 0.3) * scale
 
 
 def two_calls(node: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Outputs and membranes of two calls in a row from a reset node (the second starts from the first's v)."""
+    """Outputs and membranes of two calls in a row from a reset node (the second starts from the first v)."""
     functional.reset_net(node)
     got = []
     for _ in range(2):
@@ -107,7 +109,8 @@ def test_only_kernel_less_surrogates_get_our_subclass():
     assert type(make_neuron("lif")) is neuron.LIFNode  # ATan has a kernel: spikingjelly's class unchanged
     assert type(make_neuron("plif", surrogate="sigmoid")) is neuron.ParametricLIFNode
     assert isinstance(make_neuron("if", surrogate="rect"), neuron.IFNode)
-    assert all(isinstance(m, LIFNode) for m in ms_resnet18(width=1 / 16).modules() if isinstance(m, neuron.LIFNode))
+    lifs = [m for m in ms_resnet18(width=1 / 16).modules() if isinstance(m, neuron.LIFNode)]
+    assert lifs and all(isinstance(m, LIFNode) for m in lifs)
 
 
 @pytest.mark.parametrize("case", sorted(STAND_IN_CASES))
@@ -189,7 +192,7 @@ def test_triton_kernel_equals_reference(case, monkeypatch):
         assert 0 < (expected[0] > 0).float().mean() < 1, "some neurons must fire"
     else:
         threshold = node.v_threshold
-        assert (expected[0] >= threshold).any() and (expected[0] == 0).any(), "resets and ReLU zeros must occur"
+        assert (expected[0] >= threshold).any() and (expected[0] == 0).any(), "resets and ReLU zeros occur"
     for e, g in zip(expected, got, strict=True):
         assert torch.equal(e, g)
 
@@ -257,7 +260,8 @@ FAMILIES = {
                              "ParametricLIAFNode: own multi-step forward: torch ops"),
     "spikeformer_dvs_cifar10": ({"width": 1 / 8, "depth": 1, "img_size": 32, "T": 2},
                                 "ParametricLIFNode: plif op -> torch-reference"),
-    "dsr_preact_resnet18_imagenet": ({"width": 1 / 16, "T": 2}, "DSRIFNode: own multi-step forward: torch ops"),
+    "dsr_preact_resnet18_imagenet": ({"width": 1 / 16, "T": 2},
+                                     "DSRIFNode: own multi-step forward: torch ops"),
     "dsr_preact_resnet18": ({"width": 1 / 16, "T": 2}, "DSRLIFNode: own multi-step forward: torch ops"),
 }
 FUSED = "own multi-step forward: fused Triton kernel (bench) in inference; torch ops with gradients"
@@ -279,7 +283,8 @@ def test_neuron_implementation_per_family_on_cpu(name):
                 assert neuron_implementation(model, cpu) == expected
     elif "own multi-step" in expected:
         assert off == expected.split(":")[0] + ": own multi-step forward: torch ops (fused kernels disabled)"
-        assert neuron_implementation(model, cpu, execution="compile").endswith("torch ops (traced by torch.compile)")
+        compiled = neuron_implementation(model, cpu, execution="compile")
+        assert compiled.endswith("torch ops (traced by torch.compile)")
         with fused_on_cpu():
             assert neuron_implementation(model, cpu) == expected.split(":")[0] + ": " + FUSED
     else:
@@ -369,6 +374,7 @@ def test_cuda_whole_family_fused_equals_reference(name):
             ref = model(x)
     assert ref.abs().max() > 0, "a silent net would make the comparison vacuous"
     if name == "ms_resnet18":
-        assert torch.allclose(fused, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))  # see the stand-in test
+        # spikingjelly's kernel vs its torch path: see test_cuda_stand_in_path_matches_cuda_reference
+        assert torch.allclose(fused, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))
     else:
         assert torch.equal(fused, ref)

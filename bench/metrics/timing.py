@@ -36,6 +36,7 @@ from spikingjelly.activation_based import functional as sj_functional
 from bench.contract import Field, Option, Tolerance
 from bench.devices import describe_device
 from bench.metrics.base import CaseContext, register_metric
+from bench.models.neurons import fused_implementation, runs_fused_on, stands_in_for_surrogate
 
 RunTimer = Callable[[Callable[[], Any]], float]
 
@@ -221,43 +222,63 @@ def _surrogate_has_kernel(node: nn.Module) -> bool:
 
 
 def neuron_implementation(model: nn.Module, device: torch.device, execution: str = "eager") -> str:
-    """Which spikingjelly 2.0 neuron implementation runs for each neuron class of ``model`` on ``device``.
+    """Which neuron implementation runs for each neuron class of ``model`` on ``device`` in inference.
 
     spikingjelly 2.0 has no ``backend`` argument: IF/LIF/PLIF multi-step forwards call registered
     ops that dispatch on the input's device (``functional.neuron_implementation``): CPU always
     runs the torch reference; CUDA picks the first importable of native CUDA extension, Triton,
     torch (``SJ_<OP>_CUDA_IMPLEMENTATION`` overrides; compile prefers Triton). A surrogate
     without a fused kernel, ``store_v_seq=True`` or a class overriding the forward falls back to
-    torch ops. Other classes (LIAF's single step, DSR nodes, ...) run their own torch code.
-    Returns e.g. ``"IFNode: if op -> torch-reference"``; entries for distinct classes joined by "; ".
+    torch ops, except in our subclasses (``bench.models.neurons.KernelInInference``), which keep the
+    op in inference on CUDA by handing it a kernel-capable surrogate (the forward does not use it). Our
+    LIAF/ParametricLIAF/DSR nodes run our Triton kernel on CUDA in inference
+    (``bench.models.neurons.FusedInInference``); other classes run their own torch code.
+    "In inference" = autograd does not record the call (the ``latency`` metric runs under
+    ``inference_mode``). Returns e.g. ``"IFNode: if op -> torch-reference"``; entries by class
+    name joined by "; " (distinct descriptions under one name joined by " | ").
     """
-    from spikingjelly.activation_based.functional import neuron_implementation as sj_impl
-
     ops = _registered_ops()
-    entries: dict[str, str] = {}
+    entries: dict[str, list[str]] = {}
     for module in model.modules():
-        cls = type(module)
-        if not _is_neuron(module):
-            continue
-        key = cls.__name__
-        op = ops.get(getattr(cls, "multi_step_functional_forward", None))
-        if getattr(module, "step_mode", "m") != "m":
-            entries[key] = "single-step mode: torch ops per step"
-        elif op is None:
-            entries[key] = "own multi-step forward: torch ops"
-        elif getattr(module, "store_v_seq", False):
-            entries[key] = f"{op} op bypassed (store_v_seq): torch ops per step"
-        elif not _surrogate_has_kernel(module):
-            entries[key] = f"{op} op -> torch-reference (surrogate has no fused kernel)"
-        else:
-            try:
-                impl = sj_impl(op, device, execution=execution)["implementation"]
-            except (RuntimeError, ValueError) as err:
-                impl = f"unknown ({err})"
-            entries[key] = f"{op} op -> {impl}"
+        if _is_neuron(module):
+            descriptions = entries.setdefault(type(module).__name__, [])
+            text = _describe_neuron(module, ops, device, execution)
+            if text not in descriptions:
+                descriptions.append(text)
     if not entries:
         return "none (no spikingjelly neurons found)"
-    return "; ".join(f"{k}: {v}" for k, v in sorted(entries.items()))
+    return "; ".join(f"{k}: {' | '.join(v)}" for k, v in sorted(entries.items()))
+
+
+def _describe_neuron(module: nn.Module, ops: dict[Callable[..., Any], str], device: torch.device,
+                     execution: str) -> str:
+    """One neuron module's implementation on ``device`` (see :func:`neuron_implementation`)."""
+    op = ops.get(getattr(type(module), "multi_step_functional_forward", None))
+    if getattr(module, "step_mode", "m") != "m":
+        return "single-step mode: torch ops per step"
+    fused = fused_implementation(module, device, execution)
+    if fused is not None:
+        return fused
+    if op is None:
+        return "own multi-step forward: torch ops"
+    if getattr(module, "store_v_seq", False):
+        return f"{op} op bypassed (store_v_seq): torch ops per step"
+    if stands_in_for_surrogate(module) and runs_fused_on(device):
+        return (f"{op} op -> {_sj_implementation(op, device, execution)} in inference (surrogate not used); "
+                "torch-reference with gradients (surrogate has no fused kernel)")
+    if not _surrogate_has_kernel(module):
+        return f"{op} op -> torch-reference (surrogate has no fused kernel)"
+    return f"{op} op -> {_sj_implementation(op, device, execution)}"
+
+
+def _sj_implementation(op: str, device: torch.device, execution: str) -> str:
+    """spikingjelly's choice for its registered ``op`` on ``device`` (e.g. "triton", "torch-reference")."""
+    from spikingjelly.activation_based.functional import neuron_implementation as sj_impl
+
+    try:
+        return str(sj_impl(op, device, execution=execution)["implementation"])
+    except (RuntimeError, ValueError) as err:
+        return f"unknown ({err})"
 
 
 def to_channels_last(model: nn.Module, inputs: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:

@@ -3,6 +3,10 @@
 Durability: every record is written as one line, flushed and fsync'd before the next case starts,
 so a run killed at any moment leaves only complete lines (a torn last line, possible only if the
 process dies inside ``write``, is skipped with a warning on reading and the case reruns on resume).
+
+Reading: :func:`load_run` is the one reader of a run folder (records, ``env.json``, ``run.json`` with the
+metric declarations), shared by the report, ``bench compare``, ``bench baseline`` and ``bench history``.
+The CSV's columns follow the declarations stored in ``run.json``. This module never imports torch.
 """
 
 from __future__ import annotations
@@ -11,15 +15,20 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.contract import MetricContract
+
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 CSV_FILE = "results.csv"
 ENV_FILE = "env.json"
+RUN_FILE = "run.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -93,15 +102,34 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([flatten_record(r) for r in records])
+def csv_columns(rows: list[dict[str, Any]], contracts: Mapping[str, MetricContract] | None) -> list[str]:
+    """Column order: case fields, then each declared metric's fields in declaration order (each
+    ``<field>_why`` right after its field), then anything written but not declared, in record order."""
+    present: dict[str, None] = {}
+    for row in rows:
+        present.update(dict.fromkeys(row))
+    declared = [f"{m}.{name}" for m, c in (contracts or {}).items() for f in c.fields
+                for name in (f.name, f.name + "_why")]
+    case = [c for c in present if "." not in c]
+    ordered = [c for c in declared if c in present]
+    return case + ordered + [c for c in present if c not in set(case) | set(ordered)]
 
 
-def write_csv(records: list[dict[str, Any]], path: str | Path) -> None:
-    """Rewrite the CSV from the records (atomic replace, so a crash never leaves half a file)."""
+def records_frame(records: list[dict[str, Any]],
+                  contracts: Mapping[str, MetricContract] | None = None) -> pd.DataFrame:
+    rows = [flatten_record(r) for r in records]
+    return pd.DataFrame(rows, columns=csv_columns(rows, contracts))
+
+
+def write_csv(records: list[dict[str, Any]], path: str | Path,
+              contracts: Mapping[str, MetricContract] | None = None) -> None:
+    """Rewrite the CSV from the records (atomic replace, so a crash never leaves half a file). Columns follow
+    ``contracts``, by default the declarations in the ``run.json`` beside the CSV."""
     path = Path(path)
+    if contracts is None:
+        contracts = read_contracts(_read_json(path.parent / RUN_FILE))
     tmp = path.with_suffix(".csv.tmp")
-    records_frame(records).to_csv(tmp, index=False)
+    records_frame(records, contracts).to_csv(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -110,3 +138,86 @@ def write_json(data: dict[str, Any], path: str | Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- reading a run folder
+
+
+class RunReadError(FileNotFoundError):
+    """A run folder lacks a file a reader needs, or holds one that is not what ``bench run`` writes."""
+
+
+@dataclass
+class RunData:
+    """One run folder as read back: its records, ``env.json`` and ``run.json`` (empty where absent)."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    env: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.get("run_id") or self.path.name
+
+    @property
+    def contracts(self) -> dict[str, MetricContract] | None:
+        """The metric declarations stored in run.json; None for a run made before they were stored."""
+        return read_contracts(self.run)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunReadError(f"{path}: not readable as JSON ({exc}); bench run writes it, restore or delete it") from exc
+    if not isinstance(data, dict):
+        raise RunReadError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_contracts(run: Mapping[str, Any]) -> dict[str, MetricContract] | None:
+    """``run.json["metric_contracts"]`` as declarations, in stored order; None when the run has none."""
+    stored = run.get("metric_contracts")
+    if not isinstance(stored, dict):
+        return None
+    return {name: MetricContract.from_dict(d) for name, d in stored.items()}
+
+
+def load_run(path: str | Path) -> RunData:
+    """A run folder's records and metadata; raises RunReadError naming what is missing or unreadable."""
+    path = Path(path)
+    if not (path / RESULTS_FILE).exists():
+        raise RunReadError(f"{path} has no {RESULTS_FILE}: not a run folder (bench run writes one)")
+    return RunData(path=path, records=read_records(path / RESULTS_FILE), env=_read_json(path / ENV_FILE),
+                   run=_read_json(path / RUN_FILE))
+
+
+# ---------------------------------------------------------------- record fields
+
+
+def metric_value(record: Mapping[str, Any], metric: str, name: str) -> Any:
+    """``record["metrics"][metric][name]``, or None where any level is absent."""
+    return ((record.get("metrics") or {}).get(metric) or {}).get(name)
+
+
+def case_key(record: Mapping[str, Any]) -> str:
+    """The case's identity across runs: model label, T, torch device, batch size."""
+    return f"{record['model']['label']}|T={record['T']}|{record.get('device')}|bs={record.get('batch_size')}"
+
+
+def device_name(record: Mapping[str, Any]) -> str:
+    """The device model a case ran on ('NVIDIA H100 80GB HBM3', 'AMD EPYC 7763'), else the torch device."""
+    return (record.get("device_info") or {}).get("device_name") or str(record.get("device"))
+
+
+def numeric_fields(record: Mapping[str, Any]) -> dict[str, float]:
+    """Every finite numeric scalar ``<metric>.<field>`` of a record (booleans excluded)."""
+    out = {}
+    for metric, values in (record.get("metrics") or {}).items():
+        for key, v in (values or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[f"{metric}.{key}"] = v
+    return out

@@ -147,7 +147,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
     changes, source = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
     bad = regressions(changes)
-    table = Table(title=f"{args.run_dir} against {args.baseline} (tolerances: {source})")
+    table = Table(title=escape(f"{args.run_dir} against {args.baseline} (tolerances: {source})"))
     for col in ("case", "field", "baseline", "current", "change", "tolerance", "verdict", "note"):
         table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left",
                          overflow="fold")
@@ -159,7 +159,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if table.row_count:
         console.print(table)
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
-    console.print(f"{compared} value(s) compared, {len(bad)} regression(s)")
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
     for c in bad:
         console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
     return EXIT_FAILED if bad else EXIT_OK

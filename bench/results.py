@@ -112,7 +112,8 @@ def csv_columns(rows: list[dict[str, Any]], contracts: Mapping[str, MetricContra
                 for name in (f.name, f.name + "_why")]
     case = [c for c in present if "." not in c]
     ordered = [c for c in declared if c in present]
-    return case + ordered + [c for c in present if c not in set(case) | set(ordered)]
+    placed = set(case) | set(ordered)
+    return case + ordered + [c for c in present if c not in placed]
 
 
 def records_frame(records: list[dict[str, Any]],
@@ -127,7 +128,7 @@ def write_csv(records: list[dict[str, Any]], path: str | Path,
     ``contracts``, by default the declarations in the ``run.json`` beside the CSV."""
     path = Path(path)
     if contracts is None:
-        contracts = read_contracts(_read_json(path.parent / RUN_FILE))
+        contracts = read_contracts(path.parent / RUN_FILE, _read_json(path.parent / RUN_FILE))
     tmp = path.with_suffix(".csv.tmp")
     records_frame(records, contracts).to_csv(tmp, index=False)
     os.replace(tmp, path)
@@ -149,21 +150,18 @@ class RunReadError(FileNotFoundError):
 
 @dataclass
 class RunData:
-    """One run folder as read back: its records, ``env.json`` and ``run.json`` (empty where absent)."""
+    """One run folder as read back: its records, ``env.json`` and ``run.json`` (empty where absent), and the
+    metric declarations stored in run.json (None for a run made before they were stored)."""
 
     path: Path
     records: list[dict[str, Any]]
     env: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    contracts: dict[str, MetricContract] | None = None
 
     @property
     def run_id(self) -> str:
         return self.run.get("run_id") or self.path.name
-
-    @property
-    def contracts(self) -> dict[str, MetricContract] | None:
-        """The metric declarations stored in run.json; None for a run made before they were stored."""
-        return read_contracts(self.run)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -178,12 +176,22 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_contracts(run: Mapping[str, Any]) -> dict[str, MetricContract] | None:
-    """``run.json["metric_contracts"]`` as declarations, in stored order; None when the run has none."""
+def read_contracts(path: Path, run: Mapping[str, Any]) -> dict[str, MetricContract] | None:
+    """``run.json["metric_contracts"]`` (read from ``path``) as declarations, in stored order; None when the
+    run has none; RunReadError naming the metric when one is malformed."""
     stored = run.get("metric_contracts")
-    if not isinstance(stored, dict):
+    if stored is None:
         return None
-    return {name: MetricContract.from_dict(d) for name, d in stored.items()}
+    if not isinstance(stored, dict):
+        raise RunReadError(f"{path}: metric_contracts must be an object, got {type(stored).__name__}")
+    out = {}
+    for name, d in stored.items():
+        try:
+            out[name] = MetricContract.from_dict(d)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunReadError(f"{path}: metric_contracts.{name} is not a metric declaration ({exc}); "
+                               "bench run writes it, restore the file or run the suite again") from exc
+    return out
 
 
 def load_run(path: str | Path) -> RunData:
@@ -191,8 +199,9 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not (path / RESULTS_FILE).exists():
         raise RunReadError(f"{path} has no {RESULTS_FILE}: not a run folder (bench run writes one)")
+    run = _read_json(path / RUN_FILE)
     return RunData(path=path, records=read_records(path / RESULTS_FILE), env=_read_json(path / ENV_FILE),
-                   run=_read_json(path / RUN_FILE))
+                   run=run, contracts=read_contracts(path / RUN_FILE, run))
 
 
 # ---------------------------------------------------------------- record fields

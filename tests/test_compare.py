@@ -164,7 +164,7 @@ def test_cli_compare_fails_and_names_injected_regressions(run, tmp_path, capsys)
     path = tmp_path / "base.json"
     assert main(["baseline", "save", str(run), "base", "--file", str(path)]) == 0
     assert main(["compare", str(path), str(run)]) == 0
-    assert "0 regression(s)" in capsys.readouterr().err
+    assert "0 regression(s); tolerances: [tolerances] of " in capsys.readouterr().err  # markup escaped
     edit(run, TINY2, "ops", "macs", 2049)  # one MAC more than the baseline's 2 x 64 x 16
     top1 = json.loads(path.read_text())["cases"]["SEW w/16|T=2|cpu|bs=8"]["values"]["accuracy.top1"]
     edit(run, "SEW w/16|T=2|cpu|bs=8", "accuracy", "top1", top1 - 10)

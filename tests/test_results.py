@@ -63,6 +63,9 @@ def test_load_run_names_what_is_wrong(tmp_path):
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(RunReadError, match="run.json: not readable as JSON"):
         load_run(tmp_path)
+    (tmp_path / "run.json").write_text('{"run_id": "r", "metric_contracts": {"ops": {"fields": []}}}')
+    with pytest.raises(RunReadError, match="metric_contracts.ops is not a metric declaration"):
+        load_run(tmp_path)
     (tmp_path / "run.json").write_text('{"run_id": "r"}')
     run = load_run(tmp_path)
     assert run.run_id == "r" and run.contracts is None and run.env == {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report.declared import Declared
-from bench.results import RunData
+from bench.results import RunData, metric_value
 
 CONVENTION_FIELD = "convention"  # the declared field name by which a record states its conventions id
 TITLES = {"input_kinds": "Input kinds", "ops": "Operation counts", "firing": "Firing rates", "energy": "Energy"}
@@ -37,9 +37,9 @@ def conventions_markdown(conventions: dict[str, Any]) -> str:
 
 def carried_ids(run: RunData, declared: Declared) -> list[str]:
     """The conventions ids a run's ok records carry, else the id its run.json stores."""
-    names = {f.name for _, f in declared.fields()}
-    ids = [v for r in run.records if r.get("status") == "ok" for values in (r.get("metrics") or {}).values()
-           if CONVENTION_FIELD in names and isinstance(v := (values or {}).get(CONVENTION_FIELD), str)]
+    carriers = [m for m, f in declared.fields() if f.name == CONVENTION_FIELD]
+    ids = [v for r in run.records if r.get("status") == "ok" for m in carriers
+           if isinstance(v := metric_value(r, m, CONVENTION_FIELD), str)]
     stored = (declared.conventions.get(run.run_id) or {}).get("id")
     return list(dict.fromkeys(ids)) or ([stored] if stored else [])
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.contract import Field
 from bench.palette import model_styles
 from bench.report import plots
 from bench.report import tables as tb
@@ -157,7 +158,7 @@ def repeatability_markdown(declared: Declared, measured: set[str]) -> str | None
     return "\n".join(lines) + "\n"
 
 
-def _field_line(f: Any) -> str:
+def _field_line(f: Field) -> str:
     where = ", one value per device" if f.per_device else ""
     where += f", only on {f.device_kind} devices" if f.device_kind else ""
     better = f", {f.better} is better" if f.better != "none" else ""

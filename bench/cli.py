@@ -10,10 +10,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from bench.report.declared import Installed
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -37,7 +41,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     md, html = render_report([outcome.out_dir])
     _record_history(outcome.out_dir, console)
-    _print_summary(outcome.records, console)
+    _print_summary(outcome.out_dir, outcome.records, console)
     console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
@@ -47,10 +51,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _print_summary(records: list[dict], console: Console) -> None:
+def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:
+    """One row per case with the fields the run's declarations mark ``summary`` (read from its run.json)."""
+    from bench.report.declared import declarations
     from bench.report.tables import summary_table
+    from bench.results import load_run
 
-    frame = summary_table(records)
+    declared = declarations([load_run(run_dir)])
+    for note in declared.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    frame = summary_table(records, declared)
     table = Table(title="summary")
     for col in frame.columns:
         table.add_column(str(col), justify="left" if col in ("model", "device", "status") else "right")
@@ -122,16 +132,13 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
-    from bench.compare import baseline_path, make_baseline, save_baseline, suite_tolerances
-    from bench.report.load import load_run
+    from bench.compare import baseline_path, make_baseline, save_baseline
 
-    suite_file = args.suite or load_run(args.run_dir).run.get("suite_file")
-    tolerances, source = suite_tolerances(suite_file)
-    baseline = make_baseline(args.run_dir, args.name, tolerances)
+    baseline = make_baseline(args.run_dir, args.name, args.suite)
     path = save_baseline(baseline, args.file or baseline_path(args.name))
     n = sum(len(c["values"]) for c in baseline["cases"].values())
     console.print(f"baseline {escape(args.name)}: {len(baseline['cases'])} case(s), {n} value(s), "
-                  f"fields chosen by {escape(source)}\nwritten: {path}")
+                  f"fields and tolerances chosen by {escape(baseline['tolerances_source'])}\nwritten: {path}")
     return EXIT_OK
 
 
@@ -140,7 +147,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
     changes, source = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
     bad = regressions(changes)
-    table = Table(title=f"{args.run_dir} against {args.baseline} (tolerances: {source})")
+    table = Table(title=escape(f"{args.run_dir} against {args.baseline} (tolerances: {source})"))
     for col in ("case", "field", "baseline", "current", "change", "tolerance", "verdict", "note"):
         table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left",
                          overflow="fold")
@@ -152,7 +159,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if table.row_count:
         console.print(table)
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
-    console.print(f"{compared} value(s) compared, {len(bad)} regression(s)")
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
     for c in bad:
         console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
     return EXIT_FAILED if bad else EXIT_OK
@@ -184,10 +191,25 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from bench.report import render_report
+    from bench.results import load_run
 
-    md, html = render_report(args.run_dirs, args.out)
+    old = [d for d in args.run_dirs if load_run(d).contracts is None]
+    md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None)
+    if old:
+        console.print("[yellow]note:[/yellow] run.json of " + escape(", ".join(map(str, old)))
+                      + " has no metric declarations: rendered with the declarations of the installed version")
     console.print(f"report: {md}\n        {html}")
     return EXIT_OK
+
+
+def _installed_declarations() -> Installed:
+    """The installed plug-ins' declarations and conventions (imports the metrics, so torch): only for
+    re-rendering runs made before run.json stored them."""
+    from bench.metrics import available_metrics, get_metric
+    from bench.metrics.conventions import conventions_dict
+    from bench.report.declared import Installed
+
+    return Installed({m: get_metric(m).contract for m in available_metrics()}, conventions_dict())
 
 
 def build_parser() -> argparse.ArgumentParser:

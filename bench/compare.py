@@ -1,22 +1,27 @@
 """Baselines and regression verdicts: ``bench baseline save`` and ``bench compare``.
 
 A baseline is a small JSON file (``suites/baselines/<name>.json``) holding, per case (model label,
-T, device, batch size), the values of the tracked metric fields of one run. ``compare`` checks a
-new run against it field by field and calls a change a **regression** when it moves beyond the
-field's tolerance in the bad direction; any regression makes ``bench compare`` exit 1.
+T, device, batch size), the values of the tracked metric fields of one run, and the tolerances it was
+made with. ``compare`` checks a new run against it field by field and calls a change a **regression**
+when it moves beyond the field's tolerance in the bad direction; any regression makes ``bench compare``
+exit 1.
 
-Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed), from
-:data:`DEFAULT_TOLERANCES` overridden by the suite's ``[tolerances]`` table; the first matching
-pattern wins, suite entries before defaults. Only fields matched by a tolerance are tracked. A
-tolerance allows ``max(abs, rel x |baseline|)``; ``better`` says which direction is good
-(``higher``, ``lower``, or ``none``: any change beyond the tolerance is a regression);
-``same_device = true`` compares the field only when the device model is the same (wall-clock and
-hardware-counter figures); ``skip = true`` stops tracking a field. Suite example::
+Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed). The defaults are the
+metric plug-ins' declarations (``Field.tolerance``, read from the run's ``run.json``); the suite's
+``[tolerances]`` table overrides them (first matching pattern wins, suite entries first). Only fields
+matched by a tolerance are tracked. A baseline stores the table it was made with, so a compare works
+without the suite; at compare time the suite's ``[tolerances]`` (``--suite``, else the run's suite file
+when it exists) override the stored table. A tolerance allows ``max(abs, rel x |baseline|)``; ``better``
+says which direction is good (``higher``, ``lower``, or ``none``: any change beyond the tolerance is a
+regression); ``same_device = true`` compares the field only when the device model is the same
+(wall-clock and hardware-counter figures); ``skip = true`` stops tracking a field. Suite example::
 
     [tolerances]
     "accuracy.top1" = { abs = 3.0, better = "higher" }
     "latency.*_ms" = { rel = 0.3, better = "lower", same_device = true }
     "memory.*" = { skip = true }
+
+This module reads runs through :mod:`bench.results` and never imports torch, the suite loader or the report.
 """
 
 from __future__ import annotations
@@ -24,94 +29,98 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.contract import EXACT, Tolerance, ToleranceError, parse_tolerances  # noqa: F401  (re-exported)
+from bench.contract import MetricContract, Tolerance, ToleranceError, parse_tolerance, parse_tolerances
+from bench.results import RunData, case_key, device_name, load_run, numeric_fields
 
-BASELINE_FORMAT = "snnbench-baseline-1"
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+BASELINE_FORMAT = "snnbench-baseline-2"
+FORMATS_READ = ("snnbench-baseline-1", BASELINE_FORMAT)  # format 1 stored no tolerances
 BASELINE_DIR = Path("suites") / "baselines"
 
-
-
-# Defaults, first match wins. Counts on a fixed input and seed are deterministic: exact. Accuracy of
-# quickly trained nets moves a little with library versions: a few points. Wall clock: wide, same
-# device model only.
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "accuracy.top1": Tolerance(abs=2.0, better="higher"),
-    "accuracy.top5": Tolerance(abs=2.0, better="higher"),
-    "params.params": EXACT,
-    "params.params_trainable": EXACT,
-    "ops.acs": EXACT,
-    "ops.macs": EXACT,
-    "ops.sops": EXACT,
-    "ops.dense_macs": EXACT,
-    "firing.mean_rate": Tolerance(abs=1e-9),
-    "energy.energy_mj": Tolerance(rel=1e-9),
-    "energy.ann_energy_mj": Tolerance(rel=1e-9),
-    "latency.latency_p50_ms": Tolerance(rel=0.5, better="lower", same_device=True),
-    "latency.throughput_sps": Tolerance(rel=0.5, better="higher", same_device=True),
-    "memory.gpu_peak_allocated_mib": Tolerance(rel=0.1, better="lower", same_device=True),
-    "measured_energy.gpu_energy_net_j_per_sample": Tolerance(rel=0.3, better="lower", same_device=True),
-}
+Tolerances = dict[str, Tolerance]
 
 
 class BaselineError(ValueError):
-    """A baseline that cannot be written or read."""
+    """A baseline (or the tolerances for one) that cannot be written or read: names the file and the fix."""
 
 
-def resolve(name: str, suite_tolerances: dict[str, Tolerance] | None = None) -> Tolerance | None:
-    """The tolerance of field ``name`` (first matching pattern, suite before defaults); None: not tracked."""
-    for table in (suite_tolerances or {}, DEFAULT_TOLERANCES):
+def declared_tolerances(contracts: Mapping[str, MetricContract] | None) -> Tolerances:
+    """``<metric>.<field>`` -> the declared default tolerance, for every field that declares one."""
+    return {f"{m}.{f.name}": f.tolerance for m, c in (contracts or {}).items() for f in c.fields
+            if f.tolerance is not None}
+
+
+def resolve(name: str, *tables: Mapping[str, Tolerance]) -> Tolerance | None:
+    """The tolerance of field ``name``: the first matching pattern of the first table that has one;
+    None (not tracked) when nothing matches or the match says ``skip``."""
+    for table in tables:
         for pattern, tol in table.items():
             if fnmatch.fnmatchcase(name, pattern):
                 return None if tol.skip else tol
     return None
 
 
-# ---------------------------------------------------------------- records -> tracked values
-
-
-def case_key(record: dict[str, Any]) -> str:
-    return f"{record['model']['label']}|T={record['T']}|{record.get('device')}|bs={record.get('batch_size')}"
-
-
-def device_name(record: dict[str, Any]) -> str:
-    return (record.get("device_info") or {}).get("device_name") or str(record.get("device"))
-
-
-def numeric_fields(record: dict[str, Any]) -> dict[str, float]:
-    """Every finite numeric scalar ``<metric>.<field>`` of a record (booleans excluded)."""
-    out = {}
-    for metric, values in (record.get("metrics") or {}).items():
-        for key, v in (values or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                out[f"{metric}.{key}"] = v
+def layered(*tables: Mapping[str, Tolerance]) -> Tolerances:
+    """One table that resolves like ``tables`` in order: earlier tables' patterns come first."""
+    out: Tolerances = {}
+    for table in tables:
+        for pattern, tol in table.items():
+            out.setdefault(pattern, tol)
     return out
 
 
-def tracked_values(record: dict[str, Any], tolerances: dict[str, Tolerance] | None = None) -> dict[str, float]:
+def tracked_values(record: dict[str, Any], tolerances: Mapping[str, Tolerance]) -> dict[str, float]:
     return {k: v for k, v in numeric_fields(record).items() if resolve(k, tolerances) is not None}
 
 
-def suite_tolerances(suite_file: str | Path | None) -> tuple[dict[str, Tolerance], str]:
-    """The suite's tolerances and where they came from (defaults only when the file is absent)."""
-    if suite_file and Path(suite_file).is_file():
-        from bench.suite import load_suite
-
-        return load_suite(suite_file).tolerances, f"defaults + [tolerances] of {suite_file}"
-    return {}, "defaults (suite file not found)" if suite_file else "defaults"
+def suite_tolerances(suite_file: str | Path | None) -> tuple[Tolerances, str]:
+    """A suite file's ``[tolerances]`` table (read alone: no suite validation, no torch) and a description;
+    empty when the file is absent."""
+    if not suite_file or not Path(suite_file).is_file():
+        return {}, ""
+    try:
+        with open(suite_file, "rb") as f:
+            table = tomllib.load(f).get("tolerances", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise BaselineError(f"{suite_file}: not valid TOML ({exc}); fix the file or pass another --suite") from exc
+    if not isinstance(table, dict):
+        raise BaselineError(f'{suite_file}: tolerances must be a table (fix: [tolerances] "accuracy.top1" = ...)')
+    try:
+        return parse_tolerances(table), f"[tolerances] of {suite_file}"
+    except ToleranceError as exc:
+        raise BaselineError(f"{suite_file}: tolerances.{exc}") from exc
 
 
 # ---------------------------------------------------------------- baselines
 
 
-def make_baseline(run_dir: str | Path, name: str, tolerances: dict[str, Tolerance] | None = None) -> dict[str, Any]:
-    """A baseline from a run folder; refuses a run with failed cases (it would bless a failure)."""
-    from bench.report.load import load_run
+def _tolerances_to_json(table: Tolerances) -> dict[str, dict[str, Any]]:
+    return {pattern: asdict(tol) for pattern, tol in table.items()}
 
+
+def _tolerances_from_json(path: Path, stored: Any) -> Tolerances:
+    if not isinstance(stored, dict):
+        raise BaselineError(f"{path}: 'tolerances' must be a table; save the baseline again")
+    try:
+        return {pattern: parse_tolerance(pattern, value) for pattern, value in stored.items()}
+    except ToleranceError as exc:
+        raise BaselineError(f"{path}: tolerances.{exc}") from exc
+
+
+def make_baseline(run_dir: str | Path, name: str, suite_file: str | Path | None = None) -> dict[str, Any]:
+    """A baseline from a run folder: the run's declared tolerances under the suite's ``[tolerances]``
+    (``suite_file``, else the run's own suite file when it exists); refuses a run with failed cases (it
+    would bless a failure)."""
     run = load_run(run_dir)
     failed = [r["case_id"] for r in run.records if r.get("status") != "ok"]
     if failed:
@@ -119,6 +128,11 @@ def make_baseline(run_dir: str | Path, name: str, tolerances: dict[str, Toleranc
                             "a baseline")
     if not run.records:
         raise BaselineError(f"{run_dir}: no records")
+    if run.contracts is None:
+        raise BaselineError(f"{run_dir}: run.json has no metric declarations (made by an older version), so the "
+                            "default tolerances are unknown: run the suite again with this version")
+    suite, suite_source = suite_tolerances(suite_file or run.run.get("suite_file"))
+    tolerances = layered(suite, declared_tolerances(run.contracts))
     cases = {}
     for r in run.records:
         cases[case_key(r)] = {"model": r["model"]["label"], "T": r["T"], "device": r.get("device"),
@@ -130,12 +144,14 @@ def make_baseline(run_dir: str | Path, name: str, tolerances: dict[str, Toleranc
         "name": name,
         "suite": run.run.get("suite"),
         "suite_file": run.run.get("suite_file"),
-        "run_id": run.run.get("run_id") or run.path.name,
+        "run_id": run.run_id,
         "run_created": run.env.get("created"),
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git.get("commit"),
         "machine": run.env.get("hostname"),
         "versions": run.env.get("packages"),
+        "tolerances_source": " + ".join(s for s in (suite_source, "the metrics' declared defaults") if s),
+        "tolerances": _tolerances_to_json(tolerances),
         "cases": cases,
     }
 
@@ -172,8 +188,9 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise BaselineError(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
     if not isinstance(data, dict):
         raise BaselineError(f"{path} holds a JSON {type(data).__name__}, not a baseline object. Fix: {fix}")
-    if data.get("format") != BASELINE_FORMAT:
-        raise BaselineError(f"{path}: not a {BASELINE_FORMAT} file (format {data.get('format')!r}). Fix: {fix}")
+    if data.get("format") not in FORMATS_READ:
+        raise BaselineError(f"{path}: not a baseline file (format {data.get('format')!r}; expected one of "
+                            f"{FORMATS_READ}). Fix: {fix}")
     cases = data.get("cases")
     if not isinstance(cases, dict) or not cases:
         raise BaselineError(f"{path}: baseline has no cases ('cases' is {_kind(cases)}), so nothing would be "
@@ -203,6 +220,17 @@ def _check_case(path: Path, key: str, case: Any, fix: str) -> None:
     device_name = case.get("device_name")
     if device_name is not None and not isinstance(device_name, str):
         raise BaselineError(f"{path}: case {key!r}: device_name {device_name!r} is not a string. Fix: {fix}")
+
+
+def baseline_tolerances(baseline: dict[str, Any], path: str | Path, run: RunData) -> tuple[Tolerances, str]:
+    """The tolerances a baseline was made with; for a format-1 baseline (none stored), the run's declared
+    defaults."""
+    if "tolerances" in baseline:
+        return _tolerances_from_json(Path(path), baseline["tolerances"]), "the baseline's stored tolerances"
+    if run.contracts is None:
+        raise BaselineError(f"{path} stores no tolerances and {run.path}/run.json no metric declarations: "
+                            "save the baseline again with this version")
+    return declared_tolerances(run.contracts), "the run's declared defaults (the baseline stores no tolerances)"
 
 
 # ---------------------------------------------------------------- comparison
@@ -254,8 +282,21 @@ def _verdict(base: float, cur: float, tol: Tolerance) -> str:
     return "regression" if abs(delta) > allowed else "ok"
 
 
+def _field_change(key: str, name: str, base: float, record: dict[str, Any], case: dict[str, Any],
+                  tol: Tolerance) -> Change:
+    cur = numeric_fields(record).get(name)
+    if tol.same_device and device_name(record) != case.get("device_name"):
+        return Change(key, name, base, cur, tol.describe(), "skipped",
+                      f"other device: {device_name(record)} vs {case.get('device_name')}")
+    if cur is None:
+        metric, fld = name.split(".", 1)
+        why = ((record.get("metrics") or {}).get(metric) or {}).get(f"{fld}_why")
+        return Change(key, name, base, None, tol.describe(), "regression", "not measured" + (f": {why}" if why else ""))
+    return Change(key, name, base, cur, tol.describe(), _verdict(base, cur, tol))
+
+
 def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
-                    tolerances: dict[str, Tolerance] | None = None) -> list[Change]:
+                    tolerances: Mapping[str, Tolerance]) -> list[Change]:
     """Every tracked field of every baseline case against the run's records."""
     current = {case_key(r): r for r in records}
     changes: list[Change] = []
@@ -268,22 +309,10 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
             message = (record.get("error") or {}).get("message", "?")
             changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
             continue
-        values = numeric_fields(record)
         for name, base in case["values"].items():
             tol = resolve(name, tolerances)
-            if tol is None:
-                continue
-            cur = values.get(name)
-            if tol.same_device and device_name(record) != case.get("device_name"):
-                changes.append(Change(key, name, base, cur, tol.describe(), "skipped",
-                                      f"other device: {device_name(record)} vs {case.get('device_name')}"))
-            elif cur is None:
-                metric, fld = name.split(".", 1)
-                why = ((record.get("metrics") or {}).get(metric) or {}).get(f"{fld}_why")
-                changes.append(Change(key, name, base, None, tol.describe(), "regression",
-                                      "not measured" + (f": {why}" if why else "")))
-            else:
-                changes.append(Change(key, name, base, cur, tol.describe(), _verdict(base, cur, tol)))
+            if tol is not None:
+                changes.append(_field_change(key, name, base, record, case, tol))
     for key in current.keys() - baseline["cases"].keys():
         changes.append(Change(key, "(case)", None, None, "-", "new", "not in the baseline"))
     return changes
@@ -291,18 +320,16 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
 
 def compare_run(baseline_file: str | Path, run_dir: str | Path,
                 suite_file: str | Path | None = None) -> tuple[list[Change], str]:
-    """Compare a run folder with a baseline file; tolerances from ``suite_file`` (default: the run's suite)."""
-    from bench.report.load import load_run
-
+    """Compare a run folder with a baseline file: the baseline's tolerances under the suite's
+    ``[tolerances]`` (``suite_file``, else the run's suite file when it exists). Returns the changes and a
+    description of where the tolerances came from."""
     baseline = load_baseline(baseline_file)
     run = load_run(run_dir)
-    tolerances, source = suite_tolerances(suite_file or run.run.get("suite_file"))
-    return compare_records(baseline, run.records, tolerances), source
+    stored, stored_source = baseline_tolerances(baseline, baseline_file, run)
+    suite, suite_source = suite_tolerances(suite_file or run.run.get("suite_file"))
+    source = " over ".join(s for s in (suite_source, stored_source) if s)
+    return compare_records(baseline, run.records, layered(suite, stored)), source
 
 
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.verdict == "regression"]
-
-
-def changes_as_dicts(changes: list[Change]) -> list[dict[str, Any]]:
-    return [asdict(c) | {"delta": c.delta} for c in changes]

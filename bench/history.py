@@ -9,6 +9,9 @@ replaces its earlier rows. Tables:
 - ``cases``: one row per case: model label and registered name, T, device, device model, batch
   size, status, error message.
 - ``results``: one row per finite numeric scalar field of a case (``metric`` = ``<metric>.<field>``).
+
+Runs are read through :mod:`bench.results`; plots use the report's palette (:mod:`bench.palette`) without
+importing the report.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.compare import case_key, device_name, numeric_fields
+from bench.results import case_key, device_name, load_run, numeric_fields
 
 DEFAULT_PATH = Path("reports") / "history.sqlite"
 ENV_VAR = "BENCH_HISTORY"
@@ -64,11 +67,9 @@ def _run_key(run_id: str, machine: str | None, path: Path) -> str:
 
 def append_run(run_dir: str | Path, db: str | Path) -> str:
     """Add (or replace) a run folder's records in the store; returns the run's key."""
-    from bench.report.load import load_run
-
     run = load_run(run_dir)
     path = run.path.resolve()
-    run_id = run.run.get("run_id") or run.path.name
+    run_id = run.run_id
     machine = run.env.get("hostname")
     key = _run_key(run_id, machine, path)
     records = run.records
@@ -151,9 +152,13 @@ def known_metrics(db: str | Path) -> list[str]:
 
 def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
     """One line per (model, T, device model) of ``metric`` against run time, model colours as in reports."""
-    import matplotlib.dates as mdates
+    import matplotlib
 
-    from bench.report.plots import STYLE, model_styles, plt
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from bench.palette import STYLE, model_styles
 
     points = [p for p in points if p.created]  # a run folder without env.json has no time to plot at
     styles = model_styles(p.model for p in points)

@@ -11,6 +11,10 @@ else that is not a record (bad JSON on a whole line, a JSON value that is not an
 without its identifying fields) is corruption: :class:`RunFileError` names the file and the line.
 Derived files (``results.csv``, ``env.json``, ``run.json``) are written to a ``.tmp`` file and moved
 into place; a failed write removes the ``.tmp`` and leaves the previous file as it was.
+
+Reading: :func:`load_run` is the one reader of a run folder (records, ``env.json``, ``run.json`` with the
+metric declarations), shared by the report, ``bench compare``, ``bench baseline`` and ``bench history``.
+The CSV's columns follow the declarations stored in ``run.json``. This module never imports torch.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.contract import MetricContract
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
@@ -254,13 +261,34 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([flatten_record(r) for r in records])
+def csv_columns(rows: list[dict[str, Any]], contracts: Mapping[str, MetricContract] | None) -> list[str]:
+    """Column order: case fields, then each declared metric's fields in declaration order (each
+    ``<field>_why`` right after its field), then anything written but not declared, in record order."""
+    present: dict[str, None] = {}
+    for row in rows:
+        present.update(dict.fromkeys(row))
+    declared = [f"{m}.{name}" for m, c in (contracts or {}).items() for f in c.fields
+                for name in (f.name, f.name + "_why")]
+    case = [c for c in present if "." not in c]
+    ordered = [c for c in declared if c in present]
+    placed = set(case) | set(ordered)
+    return case + ordered + [c for c in present if c not in placed]
 
 
-def write_csv(records: list[dict[str, Any]], path: str | Path) -> None:
-    """Rewrite the CSV from the records (atomic replace, so a crash never leaves half a file)."""
-    replace_file(Path(path), lambda tmp: records_frame(records).to_csv(tmp, index=False))
+def records_frame(records: list[dict[str, Any]],
+                  contracts: Mapping[str, MetricContract] | None = None) -> pd.DataFrame:
+    rows = [flatten_record(r) for r in records]
+    return pd.DataFrame(rows, columns=csv_columns(rows, contracts))
+
+
+def write_csv(records: list[dict[str, Any]], path: str | Path,
+              contracts: Mapping[str, MetricContract] | None = None) -> None:
+    """Rewrite the CSV from the records (atomic replace, so a crash never leaves half a file). Columns follow
+    ``contracts``, by default the declarations in the ``run.json`` beside the CSV."""
+    path = Path(path)
+    if contracts is None:
+        contracts = read_contracts(path.parent / RUN_FILE, _read_json(path.parent / RUN_FILE))
+    replace_file(path, lambda tmp: records_frame(records, contracts).to_csv(tmp, index=False))
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
@@ -296,3 +324,104 @@ def rewrite_records(path: str | Path, records: list[dict[str, Any]]) -> None:
             os.fsync(f.fileno())  # on disk before it replaces the source of truth
 
     replace_file(path, write)
+
+
+# ---------------------------------------------------------------- reading a run folder
+
+
+class RunReadError(FileNotFoundError):
+    """A run folder lacks a file a reader needs (a corrupt file is a :class:`RunFileError`)."""
+
+
+@dataclass
+class RunData:
+    """One run folder as read back: its records, ``env.json`` and ``run.json`` (empty where absent), and the
+    metric declarations stored in run.json (None for a run made before they were stored)."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    env: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    contracts: dict[str, MetricContract] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.get("run_id") or self.path.name
+
+
+# What a report lacks without each metadata file (for the fix in messages).
+_LOSS = {ENV_FILE: "the report's versions and machine details",
+         RUN_FILE: "the report's suite settings and notes, and the metric declarations"}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run's JSON object file, {} when absent; RunFileError naming the file when unreadable or not an object."""
+    if not path.exists():
+        return {}
+    fix = (f"restore it from the run, or move it aside (the report then lacks {_LOSS.get(path.name, 'its content')}; "
+           f"the results are unaffected)")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}. Fix: check its permissions") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path} holds a JSON {type(data).__name__}, not an object. Fix: {fix}")
+    return data
+
+
+def read_contracts(path: Path, run: Mapping[str, Any]) -> dict[str, MetricContract] | None:
+    """``run.json["metric_contracts"]`` (read from ``path``) as declarations, in stored order; None when the
+    run has none; RunFileError naming the metric when one is malformed."""
+    stored = run.get("metric_contracts")
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        raise RunFileError(f"{path}: metric_contracts must be an object, got {type(stored).__name__}")
+    out = {}
+    for name, d in stored.items():
+        try:
+            out[name] = MetricContract.from_dict(d)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunFileError(f"{path}: metric_contracts.{name} is not a metric declaration ({exc}); "
+                               "bench run writes it, restore the file or run the suite again") from exc
+    return out
+
+
+def load_run(path: str | Path) -> RunData:
+    """A run folder's records and metadata; RunReadError naming what is missing, RunFileError what is corrupt."""
+    path = Path(path)
+    if not (path / RESULTS_FILE).exists():
+        raise RunReadError(f"{path} has no {RESULTS_FILE}: not a run folder (bench run writes one)")
+    run = _read_json(path / RUN_FILE)
+    return RunData(path=path, records=read_records(path / RESULTS_FILE), env=_read_json(path / ENV_FILE),
+                   run=run, contracts=read_contracts(path / RUN_FILE, run))
+
+
+# ---------------------------------------------------------------- record fields
+
+
+def metric_value(record: Mapping[str, Any], metric: str, name: str) -> Any:
+    """``record["metrics"][metric][name]``, or None where any level is absent."""
+    return ((record.get("metrics") or {}).get(metric) or {}).get(name)
+
+
+def case_key(record: Mapping[str, Any]) -> str:
+    """The case's identity across runs: model label, T, torch device, batch size."""
+    return f"{record['model']['label']}|T={record['T']}|{record.get('device')}|bs={record.get('batch_size')}"
+
+
+def device_name(record: Mapping[str, Any]) -> str:
+    """The device model a case ran on ('NVIDIA H100 80GB HBM3', 'AMD EPYC 7763'), else the torch device."""
+    return (record.get("device_info") or {}).get("device_name") or str(record.get("device"))
+
+
+def numeric_fields(record: Mapping[str, Any]) -> dict[str, float]:
+    """Every finite numeric scalar ``<metric>.<field>`` of a record (booleans excluded)."""
+    out = {}
+    for metric, values in (record.get("metrics") or {}).items():
+        for key, v in (values or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[f"{metric}.{key}"] = v
+    return out

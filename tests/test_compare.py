@@ -1,58 +1,70 @@
-"""Baselines and regression verdicts: tolerances, directions, devices, injected regressions through the CLI."""
+"""Baselines and regression verdicts from a real run: declared default tolerances, suite overrides,
+stored tolerances, directions, devices, injected regressions through the CLI."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from real_run import copy_run, read_jsonl, real_run, write_jsonl
 
 from bench.cli import main
 from bench.compare import (
-    DEFAULT_TOLERANCES,
+    BaselineError,
     Tolerance,
     ToleranceError,
     compare_records,
+    compare_run,
+    declared_tolerances,
+    layered,
+    load_baseline,
     make_baseline,
     parse_tolerances,
     regressions,
     resolve,
+    save_baseline,
 )
+from bench.results import load_run
 from bench.suite import SuiteError, load_suite
 
-FIXTURES = Path(__file__).parent / "report" / "fixtures"
-SEW4 = "SEW ResNet-18|T=4|cpu|bs=32"
+TINY2 = "tiny|T=2|cpu|bs=8"
 
 
 @pytest.fixture
-def run(tmp_path):
-    """A writable copy of the CPU fixture run without its failed case (a baseline refuses failures)."""
-    folder = tmp_path / "run"
-    shutil.copytree(FIXTURES / "run_cpu", folder)
-    lines = (folder / "results.jsonl").read_text().splitlines()
-    (folder / "results.jsonl").write_text("".join(x + "\n" for x in lines if '"status": "ok"' in x))
-    return folder
+def run(tmp_path, tmp_path_factory):
+    """A writable copy of the real run without its failed cases (a baseline refuses failures)."""
+    return copy_run(real_run(tmp_path_factory), tmp_path / "run", ok_only=True)
 
 
 def edit(folder: Path, case: str, metric: str, field: str, value) -> None:
-    records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
+    records = read_jsonl(folder / "results.jsonl")
     for r in records:
         if r["case_id"] == case:
             r["metrics"][metric][field] = value
-    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(folder / "results.jsonl", records)
 
 
-def records(folder: Path) -> list[dict]:
-    return [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
+def test_default_tolerances_are_the_declared_ones(run):
+    declared = declared_tolerances(load_run(run).contracts)
+    stored = json.loads((run / "run.json").read_text())["metric_contracts"]
+    expected = {f"{m}.{f['name']}": Tolerance(**f["tolerance"]) for m, c in stored.items() for f in c["fields"]
+                if f["tolerance"] is not None}
+    assert declared == expected
+    assert declared["accuracy.top1"] == Tolerance(abs=2.0, better="higher")
+    assert declared["ops.acs"] == Tolerance()  # counts: exact
+    assert declared["measured_energy.gpu_energy_j_per_sample"].same_device  # the gross figure is tracked
+    assert "measured_energy.gpu_energy_net_j_per_sample" not in declared
+    assert "latency.latency_std_ms" not in declared  # not tracked by default
 
 
-def test_tolerance_resolution_first_match_suite_first():
+def test_tolerance_resolution_first_match_suite_first(run):
+    declared = declared_tolerances(load_run(run).contracts)
     suite = parse_tolerances({"accuracy.*": {"abs": 5.0, "better": "higher"}, "ops.sops": {"skip": True}})
-    assert resolve("accuracy.top1", suite) == Tolerance(abs=5.0, better="higher")
-    assert resolve("accuracy.top1") == DEFAULT_TOLERANCES["accuracy.top1"]
-    assert resolve("ops.sops", suite) is None and resolve("ops.sops") == Tolerance()
-    assert resolve("latency.latency_std_ms") is None  # not tracked by default
+    assert resolve("accuracy.top1", suite, declared) == Tolerance(abs=5.0, better="higher")
+    assert resolve("accuracy.top1", declared) == Tolerance(abs=2.0, better="higher")
+    assert resolve("ops.sops", suite, declared) is None and resolve("ops.sops", declared) == Tolerance()
+    assert resolve("ops.sops", layered(suite, declared)) is None
 
 
 @pytest.mark.parametrize(("entry", "key"), [
@@ -73,16 +85,24 @@ def test_suite_accepts_and_validates_tolerances(write_suite, tiny_suite_text):
     assert err.value.field == "tolerances.accuracy.top1.better"
 
 
-def test_baseline_keeps_tracked_fields_only(run):
+def test_baseline_keeps_tracked_fields_and_stores_its_tolerances(run):
     baseline = make_baseline(run, "b")
-    values = baseline["cases"][SEW4]["values"]
-    assert values["accuracy.top1"] == 63.02 and values["params.params"] == 11_689_512
+    values = baseline["cases"][TINY2]["values"]
+    record = next(r for r in read_jsonl(run / "results.jsonl") if r["case_id"] == TINY2)
+    assert values["accuracy.top1"] == record["metrics"]["accuracy"]["top1"]
+    assert values["params.params"] == 1210 and values["ops.macs"] == 2048
     assert "ops.acs" in values and "latency.latency_p50_ms" in values
     assert "latency.latency_p90_ms" not in values and "accuracy.n_samples" not in values
+    # The suite's [tolerances] (top-5 within 5 points) comes first, then the declared defaults.
+    assert list(baseline["tolerances"])[0] == "accuracy.top5"
+    assert baseline["tolerances"]["accuracy.top5"]["abs"] == 5.0
+    assert baseline["tolerances"]["accuracy.top1"]["abs"] == 2.0
+    assert baseline["tolerances_source"].startswith("[tolerances] of ")
 
 
 def test_unchanged_run_has_no_regression(run):
-    changes = compare_records(make_baseline(run, "b"), records(run))
+    baseline = make_baseline(run, "b")
+    changes, _ = compare_run(save_baseline(baseline, run / "b.json"), run)
     assert regressions(changes) == []
     assert {c.verdict for c in changes} == {"ok"}
 
@@ -91,28 +111,32 @@ def test_unchanged_run_has_no_regression(run):
     ("accuracy", "top1", -2.5, "regression"),  # beyond 2 points, lower: bad
     ("accuracy", "top1", -1.5, "ok"),  # within 2 points
     ("accuracy", "top1", +2.5, "improved"),
+    ("accuracy", "top5", -4.0, "ok"),  # the suite allows 5 points on top-5
     ("ops", "acs", +1, "regression"),  # counts are exact, either direction
     ("ops", "acs", -1, "regression"),
-    ("latency", "latency_p50_ms", +0.4 * 512.0, "ok"),  # wall clock: 50% allowed
-    ("latency", "latency_p50_ms", +0.6 * 512.0, "regression"),
-    ("latency", "latency_p50_ms", -0.6 * 512.0, "improved"),
+    ("latency", "latency_p50_ms", +0.4, "ok"),  # wall clock: 50% allowed (delta x baseline)
+    ("latency", "latency_p50_ms", +0.6, "regression"),
+    ("latency", "latency_p50_ms", -0.6, "improved"),
 ])
 def test_verdicts(run, metric, field, delta, verdict):
     baseline = make_baseline(run, "b")
-    base = baseline["cases"][SEW4]["values"][f"{metric}.{field}"]
-    edit(run, SEW4, metric, field, base + delta)
-    change = next(c for c in compare_records(baseline, records(run)) if c.case == SEW4 and c.field == f"{metric}.{field}")
+    base = baseline["cases"][TINY2]["values"][f"{metric}.{field}"]
+    delta = delta * base if metric == "latency" else delta
+    edit(run, TINY2, metric, field, base + delta)
+    path = save_baseline(baseline, run / "b.json")
+    change = next(c for c in compare_run(path, run)[0] if c.case == TINY2 and c.field == f"{metric}.{field}")
     assert change.verdict == verdict
     assert change.delta == pytest.approx(delta)
 
 
 def test_wall_clock_compared_on_the_same_device_model_only(run):
     baseline = make_baseline(run, "b")
-    recs = records(run)
+    tolerances = {k: Tolerance(**v) for k, v in baseline["tolerances"].items()}
+    recs = read_jsonl(run / "results.jsonl")
     for r in recs:
         r["device_info"]["device_name"] = "Other CPU"
         r["metrics"]["latency"]["latency_p50_ms"] *= 10
-    changes = compare_records(baseline, recs)
+    changes = compare_records(baseline, recs, tolerances)
     latency = [c for c in changes if c.field == "latency.latency_p50_ms"]
     assert latency and {c.verdict for c in latency} == {"skipped"}
     assert regressions(changes) == []
@@ -120,19 +144,19 @@ def test_wall_clock_compared_on_the_same_device_model_only(run):
 
 def test_failed_missing_and_unmeasured_cases_are_regressions(run):
     baseline = make_baseline(run, "b")
-    recs = records(run)
+    tolerances = {k: Tolerance(**v) for k, v in baseline["tolerances"].items()}
+    recs = read_jsonl(run / "results.jsonl")
     recs[0].update(status="failed", error={"type": "RuntimeError", "message": "boom"})
-    recs[2]["metrics"]["accuracy"]["top1"] = None  # SEW at T=4
-    recs[2]["metrics"]["accuracy"]["top1_why"] = "synthetic data"
+    recs[2]["metrics"]["accuracy"].update(top1=None, top1_why="synthetic data")  # SEW at T=1
     del recs[1]
-    notes = {c.case: c.note for c in regressions(compare_records(baseline, recs))}
-    assert notes["SEW ResNet-18|T=1|cpu|bs=32"] == "case failed: boom"
-    assert notes["SEW ResNet-18|T=2|cpu|bs=32"] == "case missing from the run"
-    assert notes[SEW4] == "not measured: synthetic data"
+    notes = {c.case: c.note for c in regressions(compare_records(baseline, recs, tolerances))}
+    assert notes["tiny|T=1|cpu|bs=8"] == "case failed: boom"
+    assert notes["tiny|T=2|cpu|bs=8"] == "case missing from the run"
+    assert notes["SEW w/16|T=1|cpu|bs=8"] == "not measured: synthetic data"
 
 
-def test_baseline_refuses_a_run_with_failures(tmp_path):
-    assert main(["baseline", "save", str(FIXTURES / "run_cpu"), "x", "--file", str(tmp_path / "x.json")]) == 2
+def test_baseline_refuses_a_run_with_failures(tmp_path, tmp_path_factory):
+    assert main(["baseline", "save", str(real_run(tmp_path_factory)), "x", "--file", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
 
 
@@ -140,19 +164,62 @@ def test_cli_compare_fails_and_names_injected_regressions(run, tmp_path, capsys)
     path = tmp_path / "base.json"
     assert main(["baseline", "save", str(run), "base", "--file", str(path)]) == 0
     assert main(["compare", str(path), str(run)]) == 0
-    capsys.readouterr()
-    edit(run, SEW4, "ops", "macs", 472_000_001)  # one MAC more than the baseline count (472 M)
-    edit(run, "DANet-A50 (w=1/4)|T=2|cpu|bs=32", "accuracy", "top1", 45.0)  # 51.25 -> 45.0
+    assert "0 regression(s); tolerances: [tolerances] of " in capsys.readouterr().err  # markup escaped
+    edit(run, TINY2, "ops", "macs", 2049)  # one MAC more than the baseline's 2 x 64 x 16
+    top1 = json.loads(path.read_text())["cases"]["SEW w/16|T=2|cpu|bs=8"]["values"]["accuracy.top1"]
+    edit(run, "SEW w/16|T=2|cpu|bs=8", "accuracy", "top1", top1 - 10)
     assert main(["compare", str(path), str(run)]) == 1
     out = capsys.readouterr().err
     assert "2 regression(s)" in out
-    assert f"REGRESSION {SEW4} ops.macs: 472000000 -> 472000001 (allowed: exact)" in out
-    assert "REGRESSION DANet-A50 (w=1/4)|T=2|cpu|bs=32 accuracy.top1: 51.25 -> 45" in out
+    assert f"REGRESSION {TINY2} ops.macs: 2048 -> 2049 (allowed: exact)" in out
+    assert "REGRESSION SEW w/16|T=2|cpu|bs=8 accuracy.top1: " in out
+
+
+def test_compare_works_without_the_suite_and_a_suite_overrides(run, tmp_path):
+    path = save_baseline(make_baseline(run, "b"), tmp_path / "b.json")
+    suite_file = Path(json.loads((run / "run.json").read_text())["suite_file"])
+    base = json.loads(path.read_text())["cases"][TINY2]["values"]["accuracy.top5"]
+    edit(run, TINY2, "accuracy", "top5", base - 4)  # within the suite's 5 points, stored in the baseline
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(meta | {"suite_file": str(tmp_path / "gone.toml")}))
+    changes, source = compare_run(path, run)
+    assert source == "the baseline's stored tolerances" and regressions(changes) == []
+    strict = tmp_path / "strict.toml"
+    strict.write_text('[tolerances]\n"accuracy.top5" = { abs = 1.0, better = "higher" }\n')
+    changes, source = compare_run(path, run, strict)
+    assert source == f"[tolerances] of {strict} over the baseline's stored tolerances"
+    assert [c.field for c in regressions(changes)] == ["accuracy.top5"]
+    assert suite_file.is_file()
+
+
+def test_bad_suite_tolerances_at_compare_are_bad_input(run, tmp_path):
+    path = save_baseline(make_baseline(run, "b"), tmp_path / "b.json")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tolerances]\n"accuracy.top1" = { better = "up" }\n')
+    with pytest.raises(BaselineError, match="tolerances.accuracy.top1.better"):
+        compare_run(path, run, bad)
+    assert main(["compare", str(path), str(run), "--suite", str(bad)]) == 2
+
+
+def test_format_1_baseline_uses_the_runs_declarations(run, tmp_path):
+    baseline = make_baseline(run, "b")
+    del baseline["tolerances"], baseline["tolerances_source"]
+    baseline["format"] = "snnbench-baseline-1"
+    path = save_baseline(baseline, tmp_path / "old.json")
+    changes, source = compare_run(path, run)
+    assert source.endswith("the run's declared defaults (the baseline stores no tolerances)")
+    assert regressions(changes) == [] and changes
+
+
+def test_old_run_without_declarations_cannot_make_a_baseline(run):
+    meta = json.loads((run / "run.json").read_text())
+    del meta["metric_contracts"]
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(BaselineError, match="no metric declarations"):
+        make_baseline(run, "b")
 
 
 def test_committed_regression_baseline_is_valid():
-    from bench.compare import load_baseline
-
     baseline = load_baseline(Path(__file__).parents[1] / "suites" / "baselines" / "regression.json")
     assert baseline["suite"] == "regression" and baseline["cases"]
     assert all(case["values"].get("params.params") for case in baseline["cases"].values())

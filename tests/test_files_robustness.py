@@ -16,24 +16,24 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from real_run import real_run
 
 import bench.environment as environment
 import bench.results as results_mod
 from bench.cli import main
 from bench.compare import BaselineError, load_baseline
-from bench.report.load import load_run
 from bench.results import (
     ResultsWriteError,
     ResultsWriter,
     RunFileError,
     TornTailWarning,
+    load_run,
     read_records,
     repair_tail,
     rewrite_records,
     write_csv,
 )
 
-FIXTURES = Path(__file__).parent / "report" / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -274,9 +274,10 @@ def test_a_non_object_line_then_resume_is_refused_naming_the_line(write_suite, t
 
 
 @pytest.fixture
-def run(tmp_path):
+def run(tmp_path, tmp_path_factory):
+    """A copy of the session's real run, with its ok records only."""
     folder = tmp_path / "run"
-    shutil.copytree(FIXTURES / "run_cpu", folder)
+    shutil.copytree(real_run(tmp_path_factory), folder)
     lines = (folder / "results.jsonl").read_text().splitlines()
     (folder / "results.jsonl").write_text("".join(x + "\n" for x in lines if '"status": "ok"' in x))
     return folder
@@ -296,7 +297,7 @@ GOOD_CASE = {"model": "m", "T": 4, "device": "cpu", "device_name": "x", "batch_s
     ('{"format": "snnbench-baseline-1", "cases": {"a": {"values": {"params.params": "10"}}}}',
      r"case 'a', field 'params.params': expected '<metric>.<field>' with a number, got '10'"),
     ('{"format": "snnbench-baseline-1", "cases": {"a": {"values": {"top1": 1.0}}}}', r"field 'top1'"),
-    ('{"format": "other"}', r"not a snnbench-baseline-1 file"),
+    ('{"format": "other"}', r"not a baseline file \(format 'other'"),
     (b"\xff\xfe{}", r"is not valid JSON"),
 ])
 def test_bad_baselines_exit_2_naming_the_file(tmp_path, run, capsys, text, match):

@@ -1,22 +1,27 @@
 """Reports: Markdown (figures as PNG files beside it) and one self-contained HTML file, rendered
-from run folders alone, so any past run, or several runs merged, can be re-rendered."""
+from run folders alone (records, env.json, run.json with the metric declarations and conventions), so
+any past run, or several runs merged, can be re-rendered. Rendering never imports torch or the metric
+plug-ins; ``bench report`` alone may pass the installed declarations for runs made before run.json
+stored them (:class:`~bench.report.declared.Installed`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.report.content import build_content
+from bench.report.declared import Installed
 from bench.report.html import render_html
-from bench.report.load import load_run
 from bench.report.markdown import FIGURES_DIR, render_markdown
+from bench.results import load_run
 
 
-def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> tuple[Path, Path]:
+def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
+                  installed: Installed | None = None) -> tuple[Path, Path]:
     """Write report.md (+ figures/*.png) and report.html for one or more run folders (merged)."""
     runs = [load_run(d) for d in run_dirs]
     out = Path(out_dir) if out_dir else runs[0].path
     out.mkdir(parents=True, exist_ok=True)
-    content = build_content(runs)
+    content = build_content(runs, installed)
     figures = out / FIGURES_DIR
     if content.figures:
         figures.mkdir(exist_ok=True)
@@ -30,4 +35,4 @@ def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None)
     return md, html
 
 
-__all__ = ["render_report"]
+__all__ = ["Installed", "render_report"]

@@ -1,21 +1,27 @@
 """What a report says, built once from run folders and rendered to Markdown and HTML alike.
 
 Order: notes that change how to read the numbers (data fallback first), what was run and on what,
-the headline table, published numbers beside ours, plots, every case, conventions, failures.
+the headline table, published numbers beside ours, plots, every case (one table per metric),
+conventions and the metric declarations, failures. Everything is read from the run folders (records,
+env.json, run.json with the declarations and conventions): rendering never imports torch or the metric
+plug-ins.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from bench.contract import Field
+from bench.palette import model_styles
 from bench.report import plots
 from bench.report import tables as tb
-from bench.report.load import RunData
+from bench.report.conventions import conventions_sections
+from bench.report.declared import Declared, Installed, declarations
 from bench.report.published import SOURCE_FILE
+from bench.results import RunData
 
 
 @dataclass
@@ -33,7 +39,7 @@ class TextBlock:
 
 @dataclass
 class MarkdownBlock:
-    """Trusted Markdown from the package (conventions, metric docstrings): headings, lists, tables."""
+    """Trusted Markdown from the package or the run's own declarations: headings, lists, tables."""
 
     markdown: str
 
@@ -74,12 +80,14 @@ def _unique(values: list[Any]) -> list[Any]:
     return out
 
 
-def reading_notes(runs: list[RunData], records: list[dict[str, Any]]) -> list[str]:
-    """Notes a reader needs before any number: data fallbacks first, then skipped devices, weights, provenance."""
+def reading_notes(runs: list[RunData], records: list[dict[str, Any]], extra: list[str]) -> list[str]:
+    """Notes a reader needs before any number: data fallbacks first, then skipped devices, declarations,
+    weights, provenance."""
     fallbacks = _unique([(run.run.get("data") or {}).get("fallback_note") for run in runs])
     notes = [f"DATA FALLBACK: {n}" for n in fallbacks if n]
     for run in runs:
         notes.extend(n for n in run.run.get("notes", []) if n not in notes and f"DATA FALLBACK: {n}" not in notes)
+    notes.extend(n for n in extra if n not in notes)
     untrained = _unique([tb.model_label(r) for r in records if r["model"].get("untrained")])
     if untrained:
         notes.append("no checkpoint (untrained weights) for: " + ", ".join(untrained)
@@ -99,7 +107,7 @@ def _versions(env: dict[str, Any]) -> str:
 
 
 def _per_run(runs: list[RunData], fn: Any) -> str:
-    values = [(run.run.get("run_id") or run.path.name, fn(run)) for run in runs]
+    values = [(run.run_id, fn(run)) for run in runs]
     distinct = _unique([v for _, v in values])
     if len(distinct) == 1:
         return str(distinct[0])
@@ -117,7 +125,7 @@ def run_context(runs: list[RunData], records: list[dict[str, Any]]) -> list[tupl
     devices = _unique([f"{tb.device_label(r)} ({r.get('device')})" for r in records])
     return [
         ("suite", _per_run(runs, lambda r: f"{r.run.get('suite', '?')}: {r.run.get('description', '')}".rstrip(": "))),
-        ("runs", ", ".join(f"{run.run.get('run_id') or run.path.name} ({run.env.get('created', '?')})" for run in runs)),
+        ("runs", ", ".join(f"{run.run_id} ({run.env.get('created', '?')})" for run in runs)),
         ("data used", _per_run(runs, lambda r: (r.run.get("data") or {}).get("description", "?"))),
         ("seed", _per_run(runs, lambda r: r.run.get("seed"))),
         ("time steps", _per_run(runs, lambda r: ", ".join(map(str, r.run.get("time_steps", []))))),
@@ -131,50 +139,16 @@ def run_context(runs: list[RunData], records: list[dict[str, Any]]) -> list[tupl
     ]
 
 
-# ---------------------------------------------------------------- conventions
+# ---------------------------------------------------------------- declarations and conventions
 
 
-def _doc_markdown(module: str, title: str) -> str | None:
-    """A metric module's docstring (its stated method) as Markdown under a heading."""
-    try:
-        doc = importlib.import_module(module).__doc__
-    except ImportError:
-        return None
-    if not doc:
-        return None
-    return f"## {title}\n\n" + doc.strip().replace("``", "`") + "\n"
-
-
-def conventions_blocks(records: list[dict[str, Any]]) -> list[Block]:
-    """Counting rules, energy profiles and timing/memory/energy-counter methods, from the metric modules."""
-    measured = {m for r in records for m in (r.get("metrics") or {})}
-    blocks: list[Block] = []
-    if measured & {"ops", "firing", "energy"}:
-        from bench.metrics.conventions import conventions_markdown
-
-        blocks.append(MarkdownBlock(conventions_markdown()))
-    for metric, module, title in (("latency", "bench.metrics.timing", "Timing method (latency, throughput)"),
-                                  ("memory", "bench.metrics.memory", "Memory method"),
-                                  ("measured_energy", "bench.metrics.measured_energy", "Measured energy method")):
-        if metric in measured and (md := _doc_markdown(module, title)):
-            blocks.append(MarkdownBlock(md))
-    accuracy = _doc_markdown("bench.metrics.accuracy", "Accuracy method") if "accuracy" in measured else None
-    if accuracy:
-        blocks.insert(0, MarkdownBlock(accuracy))
-    if repeatability := repeatability_markdown(measured):
-        blocks.append(MarkdownBlock(repeatability))
-    return blocks
-
-
-def repeatability_markdown(measured: set[str]) -> str | None:
+def repeatability_markdown(declared: Declared, measured: set[str]) -> str | None:
     """Which of the run's metrics repeat bit for bit, from each plug-in's declaration."""
-    from bench.metrics import available_metrics, get_metric
-
-    known = [m for m in sorted(measured) if m in available_metrics()]
+    known = [m for m in declared.contracts if m in measured]
     if not known:
         return None
-    fixed = [m for m in known if get_metric(m).deterministic]
-    varying = [m for m in known if not get_metric(m).deterministic]
+    fixed = [m for m in known if declared.contracts[m].deterministic]
+    varying = [m for m in known if not declared.contracts[m].deterministic]
     lines = ["## Repeatability", ""]
     if fixed:
         lines.append(f"- Repeat bit for bit with the same seed, input and device: {', '.join(fixed)} "
@@ -184,52 +158,91 @@ def repeatability_markdown(measured: set[str]) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def _field_line(f: Field) -> str:
+    where = ", one value per device" if f.per_device else ""
+    where += f", only on {f.device_kind} devices" if f.device_kind else ""
+    better = f", {f.better} is better" if f.better != "none" else ""
+    desc = f": {f.description}" if f.description else ""
+    return f"- **{f.column}** (`{f.name}`, format {f.fmt}{where}{better}){desc}"
+
+
+def declarations_markdown(declared: Declared, records: list[dict[str, Any]]) -> str | None:
+    """Each measured metric's declaration: what it is and the fields its records hold."""
+    lines = []
+    for metric, contract in declared.contracts.items():
+        recs = [r for r in records if metric in (r.get("metrics") or {})]
+        if not recs:
+            continue
+        fields = [f for f in contract.fields if any(tb.produced_on(f, r) and tb.reported(r, metric, f.name)
+                                                    for r in recs)]
+        lines += [f"### {metric}", "", f"{contract.description}.", ""] + [_field_line(f) for f in fields] + [""]
+    return "\n".join(["## Metric declarations", "", *lines]) if lines else None
+
+
+def conventions_blocks(runs: list[RunData], declared: Declared, ok: list[dict[str, Any]]) -> tuple[list[Block], list[str]]:
+    """The stored counting conventions, the metric declarations and repeatability, with notes."""
+    texts, notes = conventions_sections(runs, declared)
+    blocks: list[Block] = [MarkdownBlock(t) for t in texts]
+    measured = {m for r in ok for m in (r.get("metrics") or {})}
+    for md in (declarations_markdown(declared, ok), repeatability_markdown(declared, measured)):
+        if md:
+            blocks.append(MarkdownBlock(md))
+    return blocks, notes
+
+
 # ---------------------------------------------------------------- the report
 
 
-def build_content(runs: list[RunData]) -> ReportContent:
-    records = [r for run in runs for r in run.records]
-    ok = tb.ok_records(records)
-    suites = _unique([run.run.get("suite") or "?" for run in runs])
-    styles = plots.model_styles(tb.model_order(records))
+def headline_section(records: list[dict[str, Any]], declared: Declared) -> Section:
+    headline, notes = tb.headline_table(records, declared)
+    notes += tb.field_definitions(headline, declared)
+    return Section("Headline", [TextBlock(tb.MAIN_T_RULE),
+                                TableBlock(headline, "One row per model at its main T.", notes, headline=True)])
 
-    run_section = Section("What was run", [TableBlock(tb.models_table(records), "Models")])
-    headline, headline_notes = tb.headline_table(records)
-    sections = [run_section, Section("Headline", [
-        TextBlock(tb.MAIN_T_RULE),
-        TableBlock(headline, "One row per model at its main T.", headline_notes, headline=True),
-    ])]
 
+def published_section(records: list[dict[str, Any]]) -> Section:
     published = tb.published_table(records)
-    datasets = ", ".join(_unique([(r.get("data") or {}).get("dataset", "?") for r in ok])) or "?"
-    sections.append(Section("Published numbers", [
+    datasets = ", ".join(_unique([(r.get("data") or {}).get("dataset", "?") for r in tb.ok_records(records)])) or "?"
+    return Section("Published numbers", [
         TextBlock(f"Published top-1 from {SOURCE_FILE}, matched on model, dataset and T; confidence tags: "
                   "log = official training logs, code = official code, paper = paper or abstract, "
                   "recalled = not checked against a source. Gap = ours - published (percentage points)."),
         TableBlock(published) if not published.empty else
         TextBlock(f"No published number matches this setting (dataset: {datasets})."),
-    ]))
+    ])
 
-    figures: list[Block] = [f for f in (plots.accuracy_vs_T(records, styles),
-                                        plots.accuracy_vs_energy(records, styles)) if f]
-    groups = tb.by_model(records)
-    for label, recs in groups.items():
-        main = [r for r in recs if r["T"] == tb.main_T(recs).T]
-        if fig := next((f for r in main if (f := plots.firing_heatmap(label, r, styles[label]))), None):
-            figures.append(fig)
-    for label, recs in groups.items():
-        main = [r for r in recs if r["T"] == tb.main_T(recs).T]
-        if fig := next((f for r in main if (f := plots.ops_per_layer(label, r, styles[label]))), None):
-            figures.append(fig)
-    if fig := plots.throughput_per_device(records, styles):
-        figures.append(fig)
-    sections.append(Section("Plots", figures or [TextBlock("No plottable metric was measured.")]))
 
-    sections.append(Section("All cases", [TableBlock(tb.cases_table(records),
-                                                     "Every case that ran, at every T, device and batch size.")]))
-    sections.append(Section("Conventions", conventions_blocks(ok) or [TextBlock("No metric with stated conventions.")]))
+def cases_section(records: list[dict[str, Any]], declared: Declared) -> Section:
+    blocks: list[Block] = [TextBlock("Every case that ran, at every T, device and batch size: one table per "
+                                     "metric, every field its records hold.")]
+    for t in tb.case_tables(records, declared):
+        caption = f"{t.metric}: {declared.contracts[t.metric].description}"
+        if t.constants:
+            caption += ". Same for every case: " + "; ".join(t.constants)
+        blocks.append(TableBlock(t.frame, caption, t.notes))
+    return Section("All cases", blocks)
+
+
+def build_content(runs: list[RunData], installed: Installed | None = None) -> ReportContent:
+    """The report of one or more runs (merged), from their folders alone (see the module docstring)."""
+    records = [r for run in runs for r in run.records]
+    ok = tb.ok_records(records)
+    declared = declarations(runs, installed)
+    styles = model_styles(tb.model_order(records))
+    figures = plots.report_figures(records, declared, styles)
+    conventions, conventions_notes = conventions_blocks(runs, declared, ok)
     failures = tb.failures_table(records)
-    sections.append(Section("Failures", [TableBlock(failures, f"{len(failures)} failed case(s).")]
-                            if not failures.empty else [TextBlock("None: every case ran.")]))
-    return ReportContent(title=f"snnbench report: {', '.join(suites)}", notes=reading_notes(runs, records),
+    sections = [
+        Section("What was run", [TableBlock(tb.models_table(records), "Models")]),
+        headline_section(records, declared),
+        published_section(records),
+        Section("Plots", list(figures) or [TextBlock("No plottable metric was measured.")]),
+        cases_section(records, declared),
+        Section("Conventions", conventions or [TextBlock("No conventions or declarations are stored with the runs.")]),
+        Section("Failures", [TableBlock(failures, f"{len(failures)} failed case(s).")]
+                if not failures.empty else [TextBlock("None: every case ran.")]),
+    ]
+    suites = _unique([run.run.get("suite") or "?" for run in runs])
+    return ReportContent(title=f"snnbench report: {', '.join(suites)}",
+                         notes=reading_notes(runs, records, declared.notes + conventions_notes),
                          context=run_context(runs, records), sections=sections)

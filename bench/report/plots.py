@@ -1,16 +1,15 @@
 """Report figures (matplotlib, Agg backend) as PNG bytes, shared by the HTML and Markdown reports.
 
-One colour-blind-safe palette (Okabe & Ito 2008) and one model -> colour map for every figure of a
-report: models sorted by label take the palette in order, so a model keeps its colour in every plot
-and in every report of the same set of models; past eight models the colours repeat with another
-marker and line style.
+Each figure is a view of named fields: it states the ``(metric, field)`` it draws (a plot is a choice
+of what to set against what), and takes their titles, units and scaling from the run's declarations;
+a figure whose fields the runs did not declare or measure is left out. Colours, markers and line styles
+come from :mod:`bench.palette` (Okabe-Ito, one colour per model throughout).
 """
 
 from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,32 +20,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from bench.palette import DPI, STYLE, ModelStyle  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
+from bench.report.declared import Declared  # noqa: E402
+from bench.report.formats import joules  # noqa: E402
+from bench.results import metric_value  # noqa: E402
 
-# Okabe-Ito, reordered so the first colours are the most distinct on white; black last.
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINESTYLES = ("-", "--", ":", "-.")
-DPI = 120
-STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
-
-
-@dataclass(frozen=True)
-class ModelStyle:
-    color: str
-    marker: str
-    linestyle: str
-
-
-def model_styles(labels: Iterable[str]) -> dict[str, ModelStyle]:
-    """Deterministic model -> style map: sorted labels take the palette in order."""
-    styles = {}
-    for i, label in enumerate(sorted(set(labels))):
-        cycle = i // len(OKABE_ITO)
-        styles[label] = ModelStyle(OKABE_ITO[i % len(OKABE_ITO)], MARKERS[(i + cycle) % len(MARKERS)],
-                                   LINESTYLES[cycle % len(LINESTYLES)])
-    return styles
+# What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.
+ACCURACY = ("accuracy", "top1")
+ESTIMATED_ENERGY = ("energy", "energy_mj")
+THROUGHPUT = ("latency", "throughput_sps")
+FIRING_LAYERS = ("firing", "layers")
+OPS_LAYERS = ("ops", "layers")
+OPS_ACS, OPS_MACS = ("ops", "acs"), ("ops", "macs")
+ENERGY_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ"))
 
 
 @dataclass
@@ -84,14 +71,24 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower() or "model"
 
 
+def energy_unit(values_j: list[float]) -> tuple[float, str]:
+    """The unit (factor in joules, name) in which the largest value is at least 1."""
+    top = max(abs(v) for v in values_j)
+    return next(((f, u) for f, u in ENERGY_UNITS if top >= f), ENERGY_UNITS[-1])
+
+
 # ---------------------------------------------------------------- figures
 
 
-def accuracy_vs_T(records: list[dict[str, Any]], styles: dict[str, ModelStyle]) -> FigureData | None:
+def accuracy_vs_T(records: list[dict[str, Any]], declared: Declared,
+                  styles: dict[str, ModelStyle]) -> FigureData | None:
     """Top-1 accuracy against T, one line per model (first device with a value at each T)."""
+    acc = declared.field(*ACCURACY)
+    if acc is None:
+        return None
     series = {}
     for label, recs in tb.by_model(records).items():
-        points = sorted({r["T"]: v for r in reversed(recs) if (v := tb.value(r, tb.TOP1)) is not None}.items())
+        points = sorted({r["T"]: v for r in reversed(recs) if (v := tb.value(r, *ACCURACY)) is not None}.items())
         if points:
             series[label] = points
     if not series:
@@ -108,12 +105,12 @@ def accuracy_vs_T(records: list[dict[str, Any]], styles: dict[str, ModelStyle]) 
         ax.set_xticks(all_T, [str(t) for t in all_T])
         ax.minorticks_off()
         ax.set_xlabel("time steps T")
-        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_ylabel(acc.column)
         ax.set_title("Accuracy versus T")
         _legend(ax, len(series))
         png, width = _png(fig)
-    return FigureData("accuracy_vs_T", png, "Line plot of top-1 accuracy (%) against T, one line per model",
-                      "Top-1 accuracy (%) at each evaluated T, one line per model.", width)
+    return FigureData("accuracy_vs_T", png, f"Line plot of {acc.column} against T, one line per model",
+                      f"{acc.column} at each evaluated T, one line per model.", width)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -126,19 +123,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def accuracy_vs_energy(records: list[dict[str, Any]], styles: dict[str, ModelStyle]) -> FigureData | None:
+def accuracy_vs_energy(records: list[dict[str, Any]], declared: Declared,
+                       styles: dict[str, ModelStyle]) -> FigureData | None:
     """Top-1 against estimated energy per sample, every (model, T), Pareto front marked."""
+    acc, energy = declared.field(*ACCURACY), declared.field(*ESTIMATED_ENERGY)
+    if acc is None or energy is None:
+        return None
     pts: dict[str, list[tuple[float, float, int]]] = {}
     for label, recs in tb.by_model(records).items():
         seen = {}
         for r in recs:
-            e, a = tb.value(r, tb.ENERGY_MJ), tb.value(r, tb.TOP1)
+            e, a = joules(energy, metric_value(r, *ESTIMATED_ENERGY)), tb.value(r, *ACCURACY)
             if e is not None and a is not None and e > 0 and r["T"] not in seen:
-                seen[r["T"]] = (e * 1e3, a, r["T"])  # mJ -> µJ
+                seen[r["T"]] = (e, a, r["T"])
         if seen:
             pts[label] = sorted(seen.values())
     if not pts:
         return None
+    factor, unit = energy_unit([x for p in pts.values() for x, _, _ in p])
+    pts = {label: [(x / factor, y, t) for x, y, t in p] for label, p in pts.items()}
     with plt.rc_context(STYLE):
         fig, ax = _figure(6.4, 3.8)
         for label, p in pts.items():
@@ -153,16 +156,16 @@ def accuracy_vs_energy(records: list[dict[str, Any]], styles: dict[str, ModelSty
         ax.scatter([x for x, _ in front], [y for _, y in front], s=120, facecolors="none", edgecolors="#222",
                    linewidths=1.2, zorder=3)
         ax.set_xscale("log")
-        ax.set_xlabel("estimated energy per sample (µJ, log scale; from op counts)")
-        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_xlabel(f"{energy.title} ({unit}, log scale)")
+        ax.set_ylabel(acc.column)
         ax.set_title("Accuracy versus estimated energy")
         _legend(ax, len(pts) + 1)
         png, width = _png(fig)
     return FigureData("accuracy_vs_energy", png,
-                      "Scatter of top-1 accuracy against estimated energy per sample, Pareto front circled",
-                      "Top-1 accuracy (%) against estimated energy per sample (µJ, log scale), one point per "
-                      "model and T; circled points joined by the dashed line form the Pareto front (no other "
-                      "point is both cheaper and more accurate). Energy is an estimate from op counts.", width)
+                      f"Scatter of {acc.column} against {energy.title}, Pareto front circled",
+                      f"{acc.column} against {energy.title} ({unit}, log scale), one point per model and T; "
+                      "circled points joined by the dashed line form the Pareto front (no other point is both "
+                      f"cheaper and more accurate). {energy.title}: {energy.description}", width)
 
 
 def layer_rows(table: Any) -> list[dict[str, Any]]:
@@ -174,7 +177,7 @@ def layer_rows(table: Any) -> list[dict[str, Any]]:
 
 def firing_matrix(record: dict[str, Any]) -> tuple[list[str], np.ndarray, list[bool]] | None:
     """(layer names, rates [layers, T], analog flags) from a firing record's per-layer table."""
-    layers = layer_rows(tb.metric_value(record, "firing", "layers"))
+    layers = layer_rows(metric_value(record, *FIRING_LAYERS))
     if not layers:
         return None
     names, rows, analog = [], [], []
@@ -217,8 +220,8 @@ def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle) -> Fig
 def ops_layers(record: dict[str, Any]) -> list[tuple[str, float, float]]:
     """(layer, ACs, MACs) per sample for the layers with a count, from an ops record's per-layer table."""
     out = []
-    for layer in layer_rows(tb.metric_value(record, "ops", "layers")):
-        acs, macs = layer.get("acs"), layer.get("macs")
+    for layer in layer_rows(metric_value(record, *OPS_LAYERS)):
+        acs, macs = layer.get(OPS_ACS[1]), layer.get(OPS_MACS[1])
         if acs is None and macs is None:
             continue
         out.append((str(layer.get("name", "?")), float(acs or 0.0), float(macs or 0.0)))
@@ -253,16 +256,19 @@ def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle) -> Figu
                       width)
 
 
-def throughput_per_device(records: list[dict[str, Any]], styles: dict[str, ModelStyle]) -> FigureData | None:
+def throughput_per_device(records: list[dict[str, Any]], declared: Declared,
+                          styles: dict[str, ModelStyle]) -> FigureData | None:
     """Throughput at each model's main T, grouped by device (one bar per model, in its colour)."""
-    groups = tb.by_model(records)
+    thr = declared.field(*THROUGHPUT)
+    if thr is None:
+        return None
     devices = tb.device_order(tb.ok_records(records))
     bars: dict[str, dict[str, float]] = {}
-    for label, recs in groups.items():
-        at_T = [r for r in recs if r["T"] == tb.main_T(recs).T]
+    for label, recs in tb.by_model(records).items():
+        at_T = tb.at_main_T(recs)
         for device in devices:
             case = tb.device_case(at_T, device)
-            v = None if case is None else tb.value(case, tb.THROUGHPUT)
+            v = None if case is None else tb.value(case, *THROUGHPUT)
             if v is not None:
                 bars.setdefault(label, {})[device] = v
     if not bars:
@@ -282,10 +288,25 @@ def throughput_per_device(records: list[dict[str, Any]], styles: dict[str, Model
         ax.set_xticks(range(len(devices)), [textwrap.fill(d, 18) for d in devices])
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("device")
-        ax.set_ylabel("throughput (samples/s)")
-        ax.set_title("Throughput per device (main T, largest batch)")
+        ax.set_ylabel(thr.column)
+        ax.set_title(f"{thr.title} per device (main T, largest batch)")
         _legend(ax, len(labels))
         png, width_px = _png(fig)
-    return FigureData("throughput_per_device", png, "Bar chart of throughput in samples per second per device",
-                      "Throughput (samples/s = batch size / median batch latency) at each model's main T and "
-                      "largest batch size, grouped by device.", width_px)
+    return FigureData("throughput_per_device", png, f"Bar chart of {thr.column} per device",
+                      f"{thr.column} ({thr.description}) at each model's main T and largest batch size, "
+                      "grouped by device.", width_px)
+
+
+MODEL_FIGURES = (firing_heatmap, ops_per_layer)  # one figure per model, from a record at its main T
+
+
+def report_figures(records: list[dict[str, Any]], declared: Declared,
+                   styles: dict[str, ModelStyle]) -> list[FigureData]:
+    """Every figure the records allow, in report order: across models, per model, per device."""
+    figures = [accuracy_vs_T(records, declared, styles), accuracy_vs_energy(records, declared, styles)]
+    groups = tb.by_model(records)
+    for draw in MODEL_FIGURES:
+        for label, recs in groups.items():
+            figures.append(next((f for r in tb.at_main_T(recs) if (f := draw(label, r, styles[label]))), None))
+    figures.append(throughput_per_device(records, declared, styles))
+    return [f for f in figures if f is not None]

@@ -1,116 +1,71 @@
-"""Tables (pandas, display strings) built from result records alone.
+"""Tables (pandas, display strings) built from result records and the run's metric declarations.
 
-Field names are read from the metric plug-ins' records (``metrics[<plug-in>][<field>]``); a metric a
-run did not measure gives no column, a value a plug-in could not measure shows ``n/a``. Estimates
-(energy from op counts) and measurements (hardware counters) never share a column.
+Nothing here names a metric's field: the headline shows the fields declared ``headline``, the terminal
+summary those declared ``summary``, the per-case tables every declared scalar field a record reported;
+titles, units and formats come from the declarations (:mod:`bench.report.formats`). A metric a run did not
+measure gives no column; a value a plug-in could not measure shows ``n/a`` and its ``<field>_why`` goes into
+the table's notes; a column with no value at all is left out and its reasons noted.
 
-The headline's **main T** of a model is the T it was trained at (``trained_T`` from the suite or
-its checkpoint) when that T was evaluated, else the largest T evaluated. Its per-device columns
-(latency, throughput, measured energy) come from the case at the main T with the largest batch size
-evaluated on that device.
+The headline's **main T** of a model is the T it was trained at (``trained_T`` from the suite or its
+checkpoint) when that T was evaluated, else the largest T evaluated. A field declared ``per_device`` (a
+measurement of the machine) gets one column per device that can produce it (``device_kind``), from the
+case at the main T with the largest batch size evaluated on that device.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from bench.report.published import published_for
+from bench.contract import Field
+from bench.report.declared import Declared
+from bench.report.formats import NA, fixed, format_value, number
+from bench.report.published import PUBLISHED_FIELD, published_for
+from bench.results import device_name, metric_value
 
 MAIN_T_RULE = ("main T = the T the model was trained at (when recorded and evaluated), else the largest T "
                "evaluated; per-device columns use the case at the main T with the largest batch size.")
 
-# Fields read from the plug-ins' records: (metric, field).
-TOP1 = ("accuracy", "top1")
-TOP5 = ("accuracy", "top5")
-PARAMS = ("params", "params")
-FIRING_MEAN = ("firing", "mean_rate")
-ACS = ("ops", "acs")
-MACS = ("ops", "macs")
-SOPS = ("ops", "sops")
-DENSE_MACS = ("ops", "dense_macs")
-ENERGY_MJ = ("energy", "energy_mj")  # the energy plug-in reports millijoules per sample
-ANN_ENERGY_MJ = ("energy", "ann_energy_mj")
-ANN_OVER_SNN = ("energy", "ann_over_snn")
-ENERGY_PROFILE = ("energy", "profile")
-LAT_P50 = ("latency", "latency_p50_ms")
-LAT_P90 = ("latency", "latency_p90_ms")
-LAT_P99 = ("latency", "latency_p99_ms")
-THROUGHPUT = ("latency", "throughput_sps")
-MEM_GPU = ("memory", "gpu_peak_allocated_mib")
-MEM_CPU = ("memory", "cpu_peak_rss_growth_mib")
-# Hardware counters only (never codecarbon's estimates): net of idle power, per sample.
-MEASURED = {"cuda": ("measured_energy", "gpu_energy_net_j_per_sample"),
-            "cpu": ("measured_energy", "cpu_energy_net_j_per_sample")}
 
-NA = "n/a"
+# ---------------------------------------------------------------- record access
 
 
-# ---------------------------------------------------------------- record access and formatting
-
-
-def metric_value(record: dict[str, Any], metric: str, key: str) -> Any:
-    return ((record.get("metrics") or {}).get(metric) or {}).get(key)
-
-
-def value(record: dict[str, Any], field: tuple[str, str]) -> float | None:
+def value(record: dict[str, Any], metric: str, name: str) -> float | None:
     """A numeric field, or None where absent, unmeasured or not a finite number."""
-    v = metric_value(record, *field)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
+    return number(metric_value(record, metric, name))
 
 
-def why(record: dict[str, Any], field: tuple[str, str]) -> str | None:
+def why(record: dict[str, Any], metric: str, name: str) -> str | None:
     """The plug-in's reason a field is None (``<field>_why``), if it gave one."""
-    return metric_value(record, field[0], field[1] + "_why")
+    return metric_value(record, metric, name + "_why")
+
+
+def reported(record: dict[str, Any], metric: str, name: str) -> bool:
+    """The plug-in gave this field: a value, or None with a reason."""
+    values = (record.get("metrics") or {}).get(metric) or {}
+    return values.get(name) is not None or name + "_why" in values
 
 
 def has_metric(records: Iterable[dict[str, Any]], metric: str) -> bool:
     return any(metric in (r.get("metrics") or {}) for r in records)
 
 
-def si(x: float | None, digits: int = 3) -> str:
-    """1234567 -> '1.23 M' (counts: k, M, G, T)."""
-    if x is None:
-        return NA
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= factor:
-            return f"{x / factor:.{digits}g} {prefix}"
-    return f"{x:.{digits}g}"
+def device_kind(record: dict[str, Any]) -> str:
+    """The torch device type of a case: ``cuda`` for ``cuda:0``, ``cpu``."""
+    return str(record.get("device") or "?").split(":")[0]
 
 
-def fixed(x: float | None, decimals: int = 2) -> str:
-    return NA if x is None else f"{x:.{decimals}f}"
+def produced_on(f: Field, record: dict[str, Any]) -> bool:
+    """Whether the case's device can produce the field (its declared ``device_kind``, if any)."""
+    return f.device_kind is None or f.device_kind == device_kind(record)
 
 
-def sig(x: float | None, digits: int = 4) -> str:
-    """Significant digits without exponents: 512.0 -> '512', 0.01234 -> '0.01234', 12500.0 -> '12500'."""
-    if x is None:
-        return NA
-    return f"{x:.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"
-
-
-def energy_text(joules: float | None) -> str:
-    """Joules in the unit that keeps 3 significant digits readable (pJ .. J)."""
-    if joules is None:
-        return NA
-    for factor, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
-        if abs(joules) >= factor:
-            return f"{joules / factor:.3g} {unit}"
-    return f"{joules / 1e-12:.3g} pJ"
-
-
-def millijoules_to_joules(mj: float | None) -> float | None:
-    return None if mj is None else mj * 1e-3
-
-
-def energy_text_mj(mj: float | None) -> str:
-    return energy_text(millijoules_to_joules(mj))
+def scalar(f: Field, records: list[dict[str, Any]], metric: str) -> bool:
+    """A field the records hold as a scalar (nested per-layer tables are not columns)."""
+    return not any(isinstance(metric_value(r, metric, f.name), (list, dict)) for r in records)
 
 
 # ---------------------------------------------------------------- grouping
@@ -126,22 +81,14 @@ def model_label(record: dict[str, Any]) -> str:
 
 def model_order(records: list[dict[str, Any]]) -> list[str]:
     """Model labels in the order they first appear (suite order; merged runs after one another)."""
-    seen: dict[str, None] = {}
-    for r in records:
-        seen.setdefault(model_label(r), None)
-    return list(seen)
+    return list(dict.fromkeys(model_label(r) for r in records))
 
 
-def device_label(record: dict[str, Any]) -> str:
-    """The device model a case ran on ('NVIDIA H100 80GB HBM3', 'AMD EPYC 7763'), else the torch device."""
-    return (record.get("device_info") or {}).get("device_name") or record.get("device") or "?"
+device_label = device_name
 
 
 def device_order(records: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for r in records:
-        seen.setdefault(device_label(r), None)
-    return list(seen)
+    return list(dict.fromkeys(device_label(r) for r in records))
 
 
 @dataclass(frozen=True)
@@ -165,8 +112,9 @@ def by_model(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {label: [r for r in ok if model_label(r) == label] for label in model_order(ok)}
 
 
-def first_value(records: Iterable[dict[str, Any]], field: tuple[str, str]) -> float | None:
-    return next((v for v in (value(r, field) for r in records) if v is not None), None)
+def at_main_T(model_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    T = main_T(model_records).T
+    return [r for r in model_records if r["T"] == T]
 
 
 def device_case(records: list[dict[str, Any]], device: str) -> dict[str, Any] | None:
@@ -175,99 +123,157 @@ def device_case(records: list[dict[str, Any]], device: str) -> dict[str, Any] | 
     return max(on_device, key=lambda r: r.get("batch_size") or 0) if on_device else None
 
 
-def measured_field(record: dict[str, Any]) -> tuple[str, str]:
-    return MEASURED["cuda" if str(record.get("device", "")).startswith("cuda") else "cpu"]
+def first_reporting(records: Iterable[dict[str, Any]], metric: str, name: str) -> dict[str, Any] | None:
+    """The first record with a value of the field, else the first that gave a reason, else None."""
+    records = list(records)
+    return (next((r for r in records if metric_value(r, metric, name) is not None), None)
+            or next((r for r in records if reported(r, metric, name)), None))
+
+
+# ---------------------------------------------------------------- n/a reasons
+
+
+@dataclass
+class Reasons:
+    """Why cells are n/a, per column: collected while a table is built, printed as its notes."""
+
+    by_column: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def add(self, column: str, reason: str | None, who: str) -> None:
+        who_list = self.by_column.setdefault(column, {}).setdefault(reason or "not reported", [])
+        if who not in who_list:
+            who_list.append(who)
+
+    def notes(self, frame: pd.DataFrame) -> list[str]:
+        """One note per column and reason; a column left out (no value at all) says so."""
+        out = []
+        for column, reasons in self.by_column.items():
+            dropped = column not in frame.columns
+            for reason, who in reasons.items():
+                scope = "not available" if dropped else f"n/a for {', '.join(who)}"
+                out.append(f"{column}: {scope} ({reason})")
+        return out
+
+
+def _drop_empty(frame: pd.DataFrame, keep: int) -> pd.DataFrame:
+    """Leave out columns (after the first ``keep``) in which no row has a value."""
+    empty = [c for c in frame.columns[keep:] if (frame[c] == NA).all()]
+    return frame.drop(columns=empty)
+
+
+def _cell(f: Field, metric: str, record: dict[str, Any] | None, column: str, who: str, reasons: Reasons) -> str:
+    raw = None if record is None else metric_value(record, metric, f.name)
+    if raw is None and record is not None:
+        reasons.add(column, why(record, metric, f.name), who)
+    return format_value(f, raw)
 
 
 # ---------------------------------------------------------------- tables
 
 
-def headline_table(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
-    """One row per model at its main T, and footnotes (why a column is n/a, energy profile)."""
-    groups = by_model(records)
+def headline_columns(records: list[dict[str, Any]], declared: Declared) -> tuple[list, list]:
+    """The declared headline fields of the measured metrics: (metric, field) once per model, and per device."""
+    measured = {m for r in records for m in (r.get("metrics") or {})}
+    headline = [(m, f) for m, f in declared.fields(measured) if f.headline and scalar(f, records, m)]
+    return [(m, f) for m, f in headline if not f.per_device], [(m, f) for m, f in headline if f.per_device]
+
+
+def headline_table(records: list[dict[str, Any]], declared: Declared) -> tuple[pd.DataFrame, list[str]]:
+    """One row per model at its main T, and footnotes (untrained models, why a column is n/a)."""
     ok = ok_records(records)
-    devices = device_order(ok)
-    notes: list[str] = []
+    once, per_device = headline_columns(ok, declared)
+    devices = {device_label(r): r for r in reversed(ok)}  # a representative case per device (its kind)
+    reasons = Reasons()
     rows = []
-    for label, recs in groups.items():
-        mt = main_T(recs)
-        at_T = [r for r in recs if r["T"] == mt.T]
+    for label, recs in by_model(records).items():
+        mt, at_T = main_T(recs), at_main_T(recs)
         untrained = at_T[0]["model"].get("untrained", False)
         row: dict[str, Any] = {"model": label + (" †" if untrained else ""), "main T": f"{mt.T} ({mt.basis})"}
-        if has_metric(ok, "accuracy"):
-            row["top-1 (%)"] = fixed(first_value(at_T, TOP1))
-        if has_metric(ok, "firing"):
-            rate = first_value(at_T, FIRING_MEAN)
-            row["mean firing rate (%)"] = fixed(None if rate is None else 100 * rate)
-        if has_metric(ok, "ops"):
-            row["ACs / sample"] = si(first_value(at_T, ACS))
-            row["MACs / sample"] = si(first_value(at_T, MACS))
-            row["SOPs / sample"] = si(first_value(at_T, SOPS))
-        if has_metric(ok, "energy"):
-            row["estimated energy / sample"] = energy_text_mj(first_value(at_T, ENERGY_MJ))
-            row["ANN-equivalent energy / sample"] = energy_text_mj(first_value(at_T, ANN_ENERGY_MJ))
-            row["ANN / SNN energy"] = fixed(first_value(at_T, ANN_OVER_SNN), 2)
-        for device in devices:
+        for m, f in once:
+            row[f.column] = _cell(f, m, first_reporting(at_T, m, f.name), f.column, label, reasons)
+        for device in device_order(ok):
             case = device_case(at_T, device)
-            if has_metric(ok, "measured_energy"):
-                j = None if case is None else value(case, measured_field(case))
-                if j is None and case is not None and "measured_energy" in case["metrics"]:
-                    reason = why(case, measured_field(case))
-                    note = f"measured energy on {device}: not available ({reason})"
-                    if reason and note not in notes:
-                        notes.append(note)
-                row[f"measured energy / sample [{device}]"] = energy_text(j)
-            if has_metric(ok, "latency"):
-                row[f"latency p50 (ms) [{device}]"] = sig(None if case is None else value(case, LAT_P50))
-                row[f"throughput (samples/s) [{device}]"] = sig(None if case is None else value(case, THROUGHPUT))
-        if has_metric(ok, "params"):
-            p = first_value(recs, PARAMS)
-            row["params (M)"] = fixed(None if p is None else p / 1e6, 3)
+            for m, f in per_device:
+                if produced_on(f, devices[device]):
+                    column = f"{f.column} [{device}]"
+                    row[column] = _cell(f, m, case, column, label, reasons)
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    # A measured-energy column with no measurement at all only repeats n/a: its reason is in the notes.
-    empty = [c for c in frame.columns if c.startswith("measured energy") and (frame[c] == NA).all()]
-    frame = frame.drop(columns=empty)
-    profiles = sorted({str(metric_value(r, *ENERGY_PROFILE)) for r in ok if metric_value(r, *ENERGY_PROFILE)})
-    if profiles:
-        notes.insert(0, f"estimated energy: computed from op counts with profile {', '.join(profiles)} "
-                        "(see Conventions); an estimate, not a measurement")
+    frame = _drop_empty(pd.DataFrame(rows), keep=2)
+    notes = reasons.notes(frame)
     if any(r["model"].get("untrained") for r in ok):
         notes.insert(0, "† no checkpoint: untrained weights (accuracy is chance level; firing and "
                         "event counts are not representative of a trained model)")
     return frame, notes
 
 
-def cases_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Every case that ran, one row each, with every headline metric the run measured."""
-    ok = ok_records(records)
-    columns: list[tuple[str, tuple[str, str], Any]] = [
-        ("top-1 (%)", TOP1, fixed), ("top-5 (%)", TOP5, fixed),
-        ("firing (%)", FIRING_MEAN, lambda v: fixed(None if v is None else 100 * v)),
-        ("ACs", ACS, si), ("MACs", MACS, si), ("SOPs", SOPS, si), ("dense MACs", DENSE_MACS, si),
-        ("est. energy", ENERGY_MJ, energy_text_mj), ("ANN energy", ANN_ENERGY_MJ, energy_text_mj),
-        ("ANN / SNN", ANN_OVER_SNN, lambda v: fixed(v, 2)),
-        ("p50 (ms)", LAT_P50, sig), ("p90 (ms)", LAT_P90, sig), ("p99 (ms)", LAT_P99, sig),
-        ("samples/s", THROUGHPUT, sig),
-        ("GPU peak (MiB)", MEM_GPU, lambda v: fixed(v, 1)), ("CPU RSS growth (MiB)", MEM_CPU, lambda v: fixed(v, 1)),
-    ]
-    present = [(title, field, fmt) for title, field, fmt in columns if any(reported(r, field) for r in ok)]
+def field_definitions(frame: pd.DataFrame, declared: Declared) -> list[str]:
+    """What each metric column of a table means, from the declarations (title: description)."""
+    out = []
+    for _, f in declared.fields():
+        if f.description and any(c == f.column or c.startswith(f.column + " [") for c in frame.columns):
+            line = f"{f.column}: {f.description}"
+            if line not in out:
+                out.append(line)
+    return out
+
+
+@dataclass
+class CaseTable:
+    """Every case of one metric: its scalar fields as columns, constant text fields in the caption."""
+
+    metric: str
+    frame: pd.DataFrame
+    constants: list[str]
+    notes: list[str]
+
+
+def case_table(records: list[dict[str, Any]], metric: str, declared: Declared) -> CaseTable:
+    """One row per ok case that ran ``metric``, one column per declared scalar field any case reported."""
+    recs = [r for r in ok_records(records) if metric in (r.get("metrics") or {})]
+    fields = [f for _, f in declared.fields({metric}) if scalar(f, recs, metric)
+              and any(produced_on(f, r) and reported(r, metric, f.name) for r in recs)]
+    base = ("model", "T", "device", "batch")
+    # A field titled like a case column (firing's "T", latency's "device") is shown under its key instead.
+    titles = {f.name: f"{metric}.{f.name}" if f.column in base else f.column for f in fields}
+    reasons = Reasons()
     rows = []
-    for r in ok:
-        row = {"model": model_label(r), "T": r["T"], "device": device_label(r), "batch": r.get("batch_size")}
-        for title, field, fmt in present:
-            row[title] = fmt(value(r, field))
-        if has_metric(ok, "params"):
-            p = value(r, PARAMS)
-            row["params (M)"] = fixed(None if p is None else p / 1e6, 3)
+    for r in recs:
+        who = f"{model_label(r)} T={r['T']} {device_label(r)}"
+        row: dict[str, Any] = dict(zip(base, (model_label(r), r["T"], device_label(r), r.get("batch_size")),
+                                       strict=True))
+        for f in fields:
+            title = titles[f.name]
+            row[title] = _cell(f, metric, r, title, who, reasons) if produced_on(f, r) else "-"
+        rows.append(row)
+    frame = _drop_empty(pd.DataFrame(rows), keep=len(base))
+    constants = []
+    for f in fields:
+        title = titles[f.name]
+        if f.fmt == "text" and title in frame.columns and frame[title].nunique() == 1 and len(frame) > 1:
+            constants.append(f"{title} = {frame[title].iloc[0]}")
+            frame = frame.drop(columns=title)
+    return CaseTable(metric, frame, constants, reasons.notes(frame))
+
+
+def case_tables(records: list[dict[str, Any]], declared: Declared) -> list[CaseTable]:
+    """A per-case table for every declared metric the records measured, in declaration order."""
+    ok = ok_records(records)
+    return [case_table(records, m, declared) for m in declared.contracts if has_metric(ok, m)]
+
+
+def summary_table(records: list[dict[str, Any]], declared: Declared) -> pd.DataFrame:
+    """One row per case (ok or failed) for the terminal: model, T, device, batch, status, the summary fields."""
+    measured = {m for r in records for m in (r.get("metrics") or {})}
+    fields = [(m, f) for m, f in declared.fields(measured) if f.summary]
+    rows = []
+    for r in records:
+        row = {"model": model_label(r), "T": r["T"], "device": device_label(r), "batch": r.get("batch_size"),
+               "status": r.get("status")}
+        for m, f in fields:
+            row[f.column] = (format_value(f, metric_value(r, m, f.name)) if r.get("status") == "ok"
+                             and produced_on(f, r) else "")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def reported(record: dict[str, Any], field: tuple[str, str]) -> bool:
-    """The plug-in gave this field: a value, or None with a reason."""
-    values = (record.get("metrics") or {}).get(field[0]) or {}
-    return values.get(field[1]) is not None or field[1] + "_why" in values
 
 
 def published_table(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -278,7 +284,7 @@ def published_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         dataset = (first.get("data") or {}).get("dataset", "")
         for pub in published_for(first["model"]["name"], dataset):
             at_T = [r for r in recs if r["T"] == pub.T]
-            ours = first_value(at_T, TOP1)
+            ours = next((v for r in at_T if (v := value(r, *PUBLISHED_FIELD)) is not None), None)
             modified = first["model"].get("kwargs") or {}
             if modified:
                 status = "not comparable: modified (" + ", ".join(f"{k}={v}" for k, v in modified.items()) + ")"
@@ -333,19 +339,3 @@ def failures_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append({"case": r.get("case_id"), "run": r.get("run_id"), "error": err.get("type", "?"),
                      "message": str(err.get("message", "")).strip()})
     return pd.DataFrame(rows)
-
-
-SUMMARY_COLUMNS = ("top-1 (%)", "firing (%)", "SOPs", "est. energy", "p50 (ms)", "samples/s", "params (M)")
-
-
-def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per case (ok or failed) for the terminal: model, T, device, batch, status, key metrics."""
-    ok_rows = iter(cases_table(records).to_dict("records"))
-    rows = []
-    for r in records:
-        row = {"model": model_label(r), "T": r["T"], "device": device_label(r), "batch": r.get("batch_size"),
-               "status": r.get("status")}
-        if r.get("status") == "ok":
-            row.update({k: v for k, v in next(ok_rows).items() if k in SUMMARY_COLUMNS})
-        rows.append(row)
-    return pd.DataFrame(rows).fillna("")

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from real_run import gpu_like, real_run
 
 from bench.report import render_report
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
@@ -134,15 +134,15 @@ def inspect_page(path: Path, profile: Path, width: int = 390, height: int = 844)
 
 
 @pytest.mark.slow
-def test_report_html_in_chromium(tmp_path):
-    _, html = render_report([FIXTURES / "run_cpu", FIXTURES / "run_gpu"], tmp_path / "report")
+def test_report_html_in_chromium(tmp_path, tmp_path_factory):
+    run = real_run(tmp_path_factory)
+    _, html = render_report([run, gpu_like(run, tmp_path / "gpu")], tmp_path / "report")
     page = inspect_page(html, tmp_path / "profile")
     assert page["errors"] == []
-    assert len(page["images"]) == 9  # accuracy vs T, vs energy, 3 heatmaps, 3 ops charts, throughput
+    assert len(page["images"]) == 7  # accuracy vs T, vs energy, 2 heatmaps, 2 ops charts, throughput
     assert all(img["width"] > 0 for img in page["images"]), page["images"]
-    assert page["headlineRows"] == 3
-    assert [m.rstrip(" †") for m in page["headlineModels"]] == ["SEW ResNet-18", "Spiking ResNet-18",
-                                                                 "DANet-A50 (w=1/4)"]
+    assert page["headlineRows"] == 2
+    assert [m.rstrip(" †") for m in page["headlineModels"]] == ["tiny", "SEW w/16"]
     assert page["external"] == []
     # Wide tables scroll inside their boxes; the page itself fits the phone's width.
     assert page["pageWidth"] <= page["viewportWidth"]

@@ -1,26 +1,44 @@
-"""report.md and report.html from run folders: order of contents, self-containment, figures, merging."""
+"""report.md and report.html from real run folders: order of contents, self-containment, figures, merging,
+conventions and declarations read from run.json, old runs, and rendering without torch."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from real_run import GPU_NAME, copy_run, edit_json, gpu_like, read_jsonl, real_run, write_jsonl
 
 from bench.cli import main
 from bench.report import render_report
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SECTIONS = ["What was run", "Headline", "Published numbers", "Plots", "All cases", "Conventions", "Failures"]
+ROOT = Path(__file__).parents[2]
+N_FIGURES = 7  # accuracy vs T, vs energy, 2 firing heatmaps, 2 ops charts, throughput
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory):
+def run_dir(tmp_path_factory):
+    return real_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def gpu_dir(run_dir, tmp_path_factory):
+    return gpu_like(run_dir, tmp_path_factory.mktemp("gpu") / "run")
+
+
+@pytest.fixture(scope="module")
+def merged(run_dir, gpu_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    md, html = render_report([FIXTURES / "run_cpu", FIXTURES / "run_gpu"], out)
+    md, html = render_report([run_dir, gpu_dir], out)
     return out, md.read_text(encoding="utf-8"), html.read_text(encoding="utf-8")
+
+
+def section(md: str, title: str) -> str:
+    return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_sections_in_order(merged):
@@ -34,51 +52,86 @@ def test_sections_in_order(merged):
 def test_markdown_figures_are_files_beside_it(merged):
     out, md, _ = merged
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert len(links) == 9
+    assert len(links) == N_FIGURES
     for link in links:
-        data = (out / link).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_html_is_self_contained(merged):
     _, _, html = merged
-    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 9
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == N_FIGURES
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    assert "<script" not in html  # the failure message's <script> is escaped
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html
     assert '<meta name="viewport"' in html and "@media print" in html
 
 
-def test_merged_runs_grouped_by_device(merged):
+def test_error_messages_are_escaped(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path / "run")
+    records = read_jsonl(run / "results.jsonl")
+    failed = next(r for r in records if r["status"] == "failed")
+    failed["error"]["message"] = "deliberate failure <script>alert(1)</script>"
+    write_jsonl(run / "results.jsonl", records)
+    md, html = render_report([run])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html.read_text() and "<script" not in html.read_text()
+    assert "&lt;script&gt;" in md.read_text() and "<script>" not in md.read_text()
+
+
+def test_merged_runs_grouped_by_device(merged, run_dir):
     _, md, _ = merged
-    header = next(line for line in md.splitlines() if line.startswith("| model | main T"))
-    assert "[AMD EPYC 7763]" in header and "[NVIDIA H100 80GB HBM3]" in header
-    assert "gpu-run" in md and "cpu-run" in md
+    header = next(line for line in section(md, "Headline").splitlines() if line.startswith("| model | main T"))
+    cpu_name = read_jsonl(run_dir / "results.jsonl")[0]["device_info"]["device_name"]
+    assert f"[{cpu_name}]" in header and f"[{GPU_NAME}]" in header
+    assert "gpu-like" in md
 
 
-def test_failures_and_conventions_rendered(merged):
+def test_failures_rendered(merged):
     _, md, _ = merged
-    failures = md.split("## Failures", 1)[1]
-    assert "Spiking ResNet-18\\|T=8\\|cpu\\|bs=32" in failures and "RuntimeError" in failures
-    assert "&lt;script&gt;" in failures and "<script>" not in failures
-    conventions = md.split("## Conventions", 1)[1].split("## Failures", 1)[0]
-    from bench.metrics.conventions import OPS_CONVENTION_ID, OPS_RULES
-
-    assert OPS_CONVENTION_ID in conventions
-    assert OPS_RULES[0][1] in conventions  # rendered from the module, not retyped
-    assert "45nm-fp32" in conventions and "Timing method" in conventions
+    failures = section(md, "Failures")
+    assert "broken\\|T=1\\|cpu\\|bs=8" in failures and "deliberate failure inside forward" in failures
 
 
-def test_fallback_note_comes_first(tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(FIXTURES / "run_cpu", run)
+def test_conventions_are_the_stored_ones(merged):
+    """The text printed is run.json's copy, rendered the same as the installed module renders it."""
+    from bench.metrics.conventions import conventions_markdown
+
+    _, md, _ = merged
+    conventions = section(md, "Conventions")
+    expected = "\n".join("#" + line if line.startswith("#") else line
+                         for line in conventions_markdown().splitlines())
+    assert expected in conventions
+    assert "#### top-1 (%)" not in conventions and "- **top-1 (%)** (`top1`" in conventions
+    assert "Vary from run to run (measurements of the machine): latency, memory, measured_energy" in conventions
+
+
+def test_report_prints_the_conventions_each_run_used(run_dir, tmp_path):
+    """A past run under other rules: its stored text is printed, each id with the runs that used it."""
+    old = copy_run(run_dir, tmp_path / "old", ok_only=True)
+    meta = json.loads((old / "run.json").read_text())
+    meta["run_id"] = "old-rules"
+    meta["conventions"] = meta["conventions"] | {"id": "snnbench-ops-v0",
+                                                 "ops": {"Unit": "counted the old way (a test's text)"}}
+    (old / "run.json").write_text(json.dumps(meta))
+    records = read_jsonl(old / "results.jsonl")
+    for r in records:
+        for metric in ("ops", "energy"):
+            r["metrics"][metric]["convention"] = "snnbench-ops-v0"
+    write_jsonl(old / "results.jsonl", records)
+    md = render_report([run_dir, old], tmp_path / "out")[0].read_text()
+    conventions = section(md, "Conventions")
+    assert "### Counting conventions (snnbench-ops-v0)\n\nUsed by run(s): old-rules." in conventions
+    assert "counted the old way (a test's text)" in conventions
+    assert "### Counting conventions (snnbench-ops-v1)\n\nUsed by run(s): " in conventions
+
+
+def test_fallback_note_comes_first(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path / "run")
     meta = json.loads((run / "run.json").read_text())
     meta["data"]["fallback_note"] = "accuracy was not measured: data.root is not set; synthetic input was used"
     (run / "run.json").write_text(json.dumps(meta))
-    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    records = read_jsonl(run / "results.jsonl")
     for r in records:  # params only: no figures to draw, a fast render
         r["metrics"] = {k: v for k, v in r["metrics"].items() if k == "params"}
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(run / "results.jsonl", records)
     md, html = render_report([run])
     lines = [line for line in md.read_text().splitlines() if line.strip()]
     assert lines[1].startswith("> **Note:** DATA FALLBACK: accuracy was not measured")
@@ -86,7 +139,66 @@ def test_fallback_note_comes_first(tmp_path):
     assert body.index("DATA FALLBACK") < body.index("What was run")
 
 
-def test_bench_report_cli_merges_runs(tmp_path, capsys):
-    assert main(["report", str(FIXTURES / "run_cpu"), str(FIXTURES / "run_gpu"), "--out", str(tmp_path)]) == 0
+def test_bench_report_cli_merges_runs(run_dir, gpu_dir, tmp_path):
+    assert main(["report", str(run_dir), str(gpu_dir), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "report.html").is_file() and (tmp_path / "figures" / "throughput_per_device.png").is_file()
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_old_run_renders_with_the_installed_declarations_only_through_bench_report(run_dir, tmp_path):
+    old = copy_run(run_dir, tmp_path / "old")
+    meta = json.loads((old / "run.json").read_text())
+    del meta["metric_contracts"], meta["conventions"]
+    (old / "run.json").write_text(json.dumps(meta))
+    plain = render_report([old], tmp_path / "plain")[0].read_text()
+    assert "its metric values are not shown" in plain and "| top-1 (%)" not in plain
+    assert main(["report", str(old), "--out", str(tmp_path / "cli")]) == 0
+    cli = (tmp_path / "cli" / "report.md").read_text()
+    assert "rendered with the declarations and conventions of the installed version" in cli
+    assert "| top-1 (%)" in cli and "### Counting conventions (snnbench-ops-v1)" in cli
+
+
+def test_csv_header_follows_the_declarations(run_dir):
+    header = (run_dir / "results.csv").read_text().splitlines()[0].split(",")
+    contracts = json.loads((run_dir / "run.json").read_text())["metric_contracts"]
+    declared = [f"{m}.{f['name']}" for m, c in contracts.items() for f in c["fields"]]
+    metric_columns = [c for c in header if "." in c and not c.endswith("_why")]
+    assert metric_columns == [c for c in declared if c in metric_columns]
+    assert header.index("measured_energy.cpu_energy_j_per_sample_why") == \
+        header.index("measured_energy.cpu_energy_j_per_sample") + 1
+
+
+RENDER_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # any import of torch now raises ImportError
+from bench.report import render_report
+from bench.compare import compare_run, make_baseline, save_baseline
+from bench.history import append_run
+run, out = sys.argv[1], sys.argv[2]
+render_report([run], out)
+path = save_baseline(make_baseline(run, "b"), out + "/b.json")
+changes, _ = compare_run(path, run)
+append_run(run, out + "/h.sqlite")
+loaded = sorted(m for m in sys.modules if m.startswith("bench"))
+assert not any(m.startswith(("bench.metrics", "bench.runner", "bench.suite")) for m in loaded), loaded
+print(len(changes), "changes")
+"""
+
+
+def test_report_compare_and_history_run_where_torch_cannot_be_imported(run_dir, tmp_path):
+    ok = copy_run(run_dir, tmp_path / "ok", ok_only=True)
+    done = subprocess.run([sys.executable, "-c", RENDER_WITHOUT_TORCH, str(ok), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                               "BENCH_HISTORY": "off"})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.html").is_file() and "changes" in done.stdout
+
+
+def test_run_json_edits_reach_the_report(run_dir, tmp_path):
+    """Titles come from run.json, not from the installed plug-ins."""
+    run = copy_run(run_dir, tmp_path / "run")
+    meta = json.loads((run / "run.json").read_text())
+    meta["metric_contracts"]["ops"]["fields"][0]["title"] = "accumulates (renamed in run.json)"
+    edit_json(run / "run.json", metric_contracts=meta["metric_contracts"])
+    md = render_report([run], tmp_path / "out")[0].read_text()
+    assert "| accumulates (renamed in run.json) |" in section(md, "Headline")

@@ -198,12 +198,18 @@ def _export_source(source: Path, label: str | None) -> Path:
     if not source.is_dir():
         if label is not None:
             raise CheckpointError(f"--label {label!r} needs a run folder, and {str(source)!r} is not one")
+        if not source.is_file():
+            raise CheckpointError(f"checkpoint {str(source)!r} does not exist")
         return source
-    if label is not None:
-        return checkpoint_paths(source, label)[0]
     finals = sorted(p for p in (source / CHECKPOINT_DIR).glob("*.pt") if not p.name.endswith(".last.pt"))
+    names = ", ".join(p.stem for p in finals) or "none"
+    if label is not None:
+        path = checkpoint_paths(source, label)[0]
+        if not path.is_file():
+            raise CheckpointError(f"run folder {str(source)!r} has no trained checkpoint labelled {label!r} "
+                                  f"(it has: {names})")
+        return path
     if len(finals) != 1:
-        names = ", ".join(p.stem for p in finals) or "none"
         raise CheckpointError(f"run folder {str(source)!r} has {len(finals)} trained checkpoints ({names}); "
                               f"choose one with --label LABEL")
     return finals[0]

@@ -212,6 +212,72 @@ def _installed_declarations() -> Installed:
     return Installed({m: get_metric(m).contract for m in available_metrics()}, conventions_dict())
 
 
+def _export_source(source: Path, label: str | None) -> Path:
+    """The checkpoint file: ``source`` itself, or ``<run>/checkpoints/<label>.pt`` of a run folder."""
+    from bench.checkpoints import CheckpointError
+    from bench.train.checkpointing import CHECKPOINT_DIR, checkpoint_paths
+
+    if not source.is_dir():
+        if label is not None:
+            raise CheckpointError(f"--label {label!r} needs a run folder, and {str(source)!r} is not one")
+        if not source.is_file():
+            raise CheckpointError(f"checkpoint {str(source)!r} does not exist")
+        return source
+    finals = sorted(p for p in (source / CHECKPOINT_DIR).glob("*.pt") if not p.name.endswith(".last.pt"))
+    names = ", ".join(p.stem for p in finals) or "none"
+    if label is not None:
+        path = checkpoint_paths(source, label)[0]
+        if not path.is_file():
+            raise CheckpointError(f"run folder {str(source)!r} has no trained checkpoint labelled {label!r} "
+                                  f"(it has: {names})")
+        return path
+    if len(finals) != 1:
+        raise CheckpointError(f"run folder {str(source)!r} has {len(finals)} trained checkpoints ({names}); "
+                              f"choose one with --label LABEL")
+    return finals[0]
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from bench.checkpoint_formats import FormatError, get_format
+    from bench.checkpoints import (
+        CheckpointError,
+        checkpoint_meta,
+        export_state,
+        load_checkpoint,
+        read_checkpoint,
+    )
+    from bench.models import create_model
+    from bench.train.checkpointing import save_atomic
+
+    try:
+        get_format(args.format)
+    except FormatError as exc:
+        raise CheckpointError(f"--format: {exc}") from exc
+    path = _export_source(args.source, args.label)
+    meta = checkpoint_meta(read_checkpoint(path))
+    name = args.model or meta.get("model")
+    if not isinstance(name, str):
+        raise CheckpointError(f"checkpoint {str(path)!r} does not name its model; give it with --model NAME")
+    try:
+        kwargs = (meta.get("kwargs", {}) if name == meta.get("model") else {}) | json.loads(args.kwargs or "{}")
+        model = create_model(name, **kwargs)
+    except (ValueError, TypeError) as exc:  # bad JSON or kwargs the factory refuses
+        raise CheckpointError(f"cannot build {name!r} from --kwargs {args.kwargs!r}: {exc}") from exc
+    loaded = load_checkpoint(model, path, args.source_format, name)
+    try:
+        state = export_state(model, args.format)
+    except FormatError as exc:
+        raise CheckpointError(f"cannot export {name!r} as {args.format}: {exc}") from exc
+    if args.format == "snnbench":
+        state["meta"] = {**loaded.meta, "model": name, "kwargs": kwargs}
+    save_atomic(state, args.out)
+    console.print(f"{escape(str(path))} ({loaded.format}, {loaded.tensors} tensors) -> {escape(str(args.out))} "
+                  f"({args.format})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="snnbench: benchmark spiking neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: the run's)")
     compare.add_argument("--all", action="store_true", help="also list unchanged values")
     compare.set_defaults(func=cmd_compare)
+
+    # Format names written out so that `bench --help` does not import torch (a test keeps them in sync).
+    formats = "snnbench, sew-official, spikingjelly-zoo, ms-resnet-official, spikeformer-official, dsr-official"
+    export = sub.add_parser("export", help="write a checkpoint's weights in an official code's layout")
+    export.add_argument("source", type=Path, help="checkpoint file, or a run folder (with --label: its "
+                        "checkpoints/<label>.pt; without: its only trained checkpoint)")
+    export.add_argument("--format", required=True, help=f"layout to write: {formats}")
+    export.add_argument("--out", required=True, type=Path, help="file to write")
+    export.add_argument("--label", help="model label in the run folder")
+    export.add_argument("--model", help="registered model name (default: the one the checkpoint's meta names)")
+    export.add_argument("--kwargs", help="JSON model arguments, over those in the checkpoint's meta, "
+                        "e.g. '{\"width\": 0.5}'")
+    export.add_argument("--source-format", help=f"format of the source (default: detected from its keys): {formats}")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, Subset
 
 from bench import distributed
-from bench.checkpoints import load_into
+from bench.checkpoints import LoadedCheckpoint, load_checkpoint
 from bench.data import DataBundle, load_data
 from bench.environment import collect_env
 from bench.metrics.base import CaseContext, get_metric
@@ -224,6 +224,7 @@ class SuiteRunner:
         self._model_key: tuple | None = None
         self._model: nn.Module | None = None
         self._model_meta: dict[str, Any] = {}
+        self._model_loaded: LoadedCheckpoint | None = None
         self._model_cache: dict[str, Any] = {}
 
     def run(self) -> RunOutcome:
@@ -312,9 +313,11 @@ class SuiteRunner:
             model = info.factory(**kwargs)  # type: ignore[misc]
             if not isinstance(model, nn.Module):
                 raise TypeError(f"factory of {case.model.name!r} returned {type(model).__name__}, not an nn.Module")
-            meta = load_into(model, case.model.checkpoint) if case.model.checkpoint else {}
+            loaded = (load_checkpoint(model, case.model.checkpoint, case.model.checkpoint_format, case.model.name)
+                      if case.model.checkpoint else None)
             self._model = model.to(case.device).eval()
-            self._model_key, self._model_meta, self._model_cache = key, meta, {}
+            self._model_key, self._model_cache = key, {}
+            self._model_meta, self._model_loaded = (loaded.meta if loaded else {}), loaded
         assert self._model is not None
         return self._model, info, kwargs
 
@@ -355,6 +358,9 @@ class SuiteRunner:
             record["model"]["info"] = info.as_dict()
             model, info, kwargs = self._build(case, bundle)
             record["model"]["build_kwargs"] = kwargs
+            loaded = self._model_loaded  # what the loader did: format, tensors mapped, dropped, filled
+            record["model"]["checkpoint_format"] = loaded.format if loaded else None
+            record["model"]["checkpoint_mapping"] = loaded.mapping() if loaded else None
             self._model_cache["untrained"] = case.model.checkpoint is None  # firing/ops warn on untrained nets
             record["trained_T"] = case.model.trained_T or self._model_meta.get("trained_T")
             progress.advance(task)

@@ -30,6 +30,7 @@ A suite is a TOML file::
     label = "Spiking ResNet-18"     # optional display name
     kwargs = { width = 0.25 }       # passed to the factory
     checkpoint = "ckpt/model.pt"    # optional, relative to the suite file
+    checkpoint_format = "sew-official"  # optional: the checkpoint's format (default: detected from its keys)
     time_steps = [4]                # optional override of suite.time_steps
 
 Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
@@ -92,6 +93,8 @@ class ModelSpec:
     checkpoint: str | None = None
     time_steps: tuple[int, ...] | None = None
     trained_T: int | None = None
+    # Format of the checkpoint (bench.checkpoint_formats.FORMAT_NAMES); None: detected from its keys.
+    checkpoint_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ _SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics"
                "memory_limit_gib"}
 _DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "fallback_samples",
               "image_size", "num_workers", "options"}
-_MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "time_steps", "trained_T"}
+_MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "checkpoint_format", "time_steps", "trained_T"}
 _TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
 
 
@@ -401,13 +404,31 @@ def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[Mod
                 raise check.fail(f"{field}.checkpoint", f"{str(ckpt)!r} is not a readable file",
                                  "correct the path (relative paths start at the suite's folder) or remove the key")
             checkpoint = str(ckpt)
+        checkpoint_format = _checkpoint_format(entry, field, checkpoint, check)
         steps = entry.get("time_steps")
         specs.append(ModelSpec(
             name=name, label=label, kwargs=kwargs, checkpoint=checkpoint,
             time_steps=None if steps is None else check.int_list(steps, f"{field}.time_steps", 1, MAX_TIME_STEP),
             trained_T=check.integer(entry, "trained_T", field, default=None, minimum=1, maximum=MAX_TIME_STEP),
+            checkpoint_format=checkpoint_format,
         ))
     return tuple(specs)
+
+
+def _checkpoint_format(entry: dict[str, Any], field: str, checkpoint: str | None, check: _Checker) -> str | None:
+    """``checkpoint_format``: a known format name, and only beside a checkpoint."""
+    from bench.checkpoint_formats import FORMAT_NAMES
+
+    name = check.string(entry, "checkpoint_format", field, default=None)
+    if name is None:
+        return None
+    if name not in FORMAT_NAMES:
+        raise check.fail(f"{field}.checkpoint_format", f"unknown format {name!r}",
+                         f"use one of {', '.join(FORMAT_NAMES)}, or remove the key to detect it from the file")
+    if checkpoint is None:
+        raise check.fail(f"{field}.checkpoint_format", "set without a checkpoint",
+                         "add checkpoint = \"...\" beside it, or remove checkpoint_format")
+    return name
 
 
 # ---------------------------------------------------------------- case expansion

@@ -87,25 +87,47 @@ def needs_projection(in_ch: int, out_ch: int, stride: int) -> bool:
     return stride != 1 or in_ch != out_ch
 
 
+STEM_ONCE_MODES = ("auto", True, False)
+
+
+def is_static(x: torch.Tensor) -> bool:
+    """True when every step of ``x`` (``[T, B, ...]``) equals the first: a directly encoded static image."""
+    return x.shape[0] == 1 or torch.equal(x[1:], x[:1].expand_as(x[1:]))
+
+
 class Stem(nn.Module):
     """Analog first layers on the encoded input (conv... + BN), no neuron.
 
-    ``once=True`` runs the body on ``x[0]`` only and repeats the result over T, as the SEW authors'
-    ImageNet code did: identical output for a static (repeated) input at 1/T of the first-layer MACs,
-    but wrong for inputs that change over time (event frames).
+    ``once`` says when the body runs on ``x[0]`` alone, its output repeated over T (what the SEW authors'
+    ImageNet code does: the same output as running every step, at 1/T of the stem's MACs):
+
+    - ``"auto"``: when the input is the same at every step (static images; checked exactly on every
+      forward, one comparison of the input, which on CUDA waits for the input to be ready), else per step;
+    - ``True``: always; an input that changes over time (event frames) is a ValueError;
+    - ``False``: never (every step runs the body, as a per-step implementation would).
     """
 
-    def __init__(self, body: nn.Sequential, once: bool = False):
+    def __init__(self, body: nn.Sequential, once: bool | str = False):
         super().__init__()
+        if once not in STEM_ONCE_MODES:
+            raise ValueError(f"stem_once must be one of {STEM_ONCE_MODES}, got {once!r}")
         self.body = body
-        self.once = once
+        self.once = once if isinstance(once, str) else bool(once)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B = x.shape[:2]
-        if self.once:
-            y = self.body(x[0])
-            return y.unsqueeze(0).repeat(T, *([1] * y.dim()))
+        if self.once is not False:
+            static = is_static(x)
+            if self.once is True and not static:
+                raise ValueError("stem_once=True needs the same input at every step (a static image); this input "
+                                 "changes over time (event frames?): use stem_once='auto' or False")
+            if static:
+                y = self.body(x[0])
+                return y.unsqueeze(0).repeat(T, *([1] * y.dim()))
         return self.body(x.flatten(0, 1)).unflatten(0, (T, B))
+
+    def extra_repr(self) -> str:
+        return f"once={self.once!r}"
 
 
 def classic_stem_body(in_channels: int, out_channels: int, input_size: str) -> nn.Sequential:

@@ -7,7 +7,10 @@ bottleneck swaps IAND's operands; we do not). ADD yields integer multi-spikes (0
 next convs consume as value-weighted events; AND/IAND keep spikes binary.
 
 Stem conv + BN + SN (+ 3x3/2 max-pool for the ImageNet preset); per-step global average pool and
-linear head, output ``[T, B, K]``. Defaults from the authors' ImageNet code and logs: IF neuron
+linear head, output ``[T, B, K]``. Stem as the authors ran it (``imagenet/sew_resnet.py`` of their
+repository applies conv1 + bn1 to the static image once and repeats the result over T): with the
+default ``stem_once="auto"`` a static (repeated) input runs the stem conv once per sample, so the
+op counter sees its MACs once, not T times; input that changes over time runs it every step. Defaults from the authors' ImageNet code and logs: IF neuron
 (threshold 1, hard reset, detach_reset, ATan alpha 2), torchvision init, ``zero_init_residual=False``
 (with it, the last BN of each branch gets weight 0, and bias 1 under AND, as their code does).
 """
@@ -96,13 +99,15 @@ def sew_resnet(
     neuron: str | None = None,
     neuron_params: dict[str, Any] | None = None,
     cnf: str = "ADD",
-    stem_once: bool = False,
+    stem_once: bool | str = "auto",
     zero_init_residual: bool = False,
 ) -> ResNetTrunk:
     """SEW ResNet of ``depth`` in 18/34/50/101/152 with connect function ``cnf`` (ADD, AND, IAND).
 
-    ``stem_once``: run the stem conv+BN on ``x[0]`` only and repeat it over T, as the authors' code
-    did (valid only for static inputs; first-layer MACs drop by a factor T).
+    ``stem_once``: ``"auto"`` (default) runs the stem conv+BN once and repeats it over T when the input is
+    the same at every step (static images, as the authors' code did; stem MACs drop by a factor T) and
+    every step otherwise (event frames); ``True`` insists on once, ``False`` always runs every step
+    (see :class:`bench.models.resnet_parts.Stem`).
     ``zero_init_residual``: last BN of each branch weight 0 (and bias 1 under AND).
     """
     kind, blocks = layout(depth)
@@ -133,6 +138,8 @@ def sew_resnet(
 _PAPER = "Fang et al. 2021, Deep Residual Learning in Spiking Neural Networks (NeurIPS)"
 _NEURON = NeuronFactory(DEFAULT_NEURON, **DEFAULT_NEURON_PARAMS).describe()
 _FIRST_CONV = "analog first conv (direct encoding)"
+_STEM_NOTE = ("Stem as the authors ran it: once per sample on static input, repeated over T "
+              "(stem_once='auto'; every step when the input changes over time; stem_once=False: always every step).")
 _META = dict(
     family="sew_resnet",
     paper=_PAPER,
@@ -141,7 +148,7 @@ _META = dict(
     neuron=_NEURON,
     non_spiking=(_FIRST_CONV, "integer multi-spikes after ADD (value-weighted ACs)"),
     notes="cnf='ADD' by default (metadata describes ADD; sew_resnet<depth>_and/_iand are the binary "
-    "variants); stem_once=True reproduces the authors' stem run once over T.",
+    f"variants). {_STEM_NOTE}",
 )
 
 
@@ -185,6 +192,7 @@ def _fixed_cnf(depth: int, fixed: str, **kwargs: Any) -> ResNetTrunk:
 for _depth in (18, 34, 50, 101, 152):
     for _cnf in ("AND", "IAND"):
         register_model(
-            **{**_META, "non_spiking": (_FIRST_CONV,), "notes": f"cnf={_cnf} fixed (binary spikes after the stem)"},
+            **{**_META, "non_spiking": (_FIRST_CONV,),
+               "notes": f"cnf={_cnf} fixed (binary spikes after the stem). {_STEM_NOTE}"},
             name=f"sew_resnet{_depth}_{_cnf.lower()}",
         )(partial(_fixed_cnf, _depth, _cnf))

@@ -4,6 +4,10 @@ Block: ``SN(BN(conv(SN(BN(conv(x))))) + shortcut(x))`` (bottleneck: three conv-B
 The add comes before the last neuron, so every conv input after the stem is binary. Shortcut:
 identity, or 1x1 conv (stride) + BN when shape changes. Stem: conv + BN + SN (+ 3x3/2 max-pool
 for the ImageNet preset). Head: per-step global average pool and linear, output ``[T, B, K]``.
+Stem as the SEW authors ran it (their ``imagenet/spiking_resnet.py`` applies conv1 + bn1 to the static
+image once and repeats the result over T): with the default ``stem_once="auto"`` a static input runs
+the stem conv once per sample (counted once, not T times); input that changes over time runs it
+every step.
 
 Defaults follow the SEW authors' ImageNet code and logs: IF neuron (threshold 1, hard reset to 0,
 detach_reset, ATan surrogate alpha 2), torchvision init, last BN of every block zero-initialised
@@ -71,13 +75,15 @@ def spiking_resnet(
     width: float = 1.0,
     neuron: str | None = None,
     neuron_params: dict[str, Any] | None = None,
-    stem_once: bool = False,
+    stem_once: bool | str = "auto",
     zero_init_residual: bool = True,
 ) -> ResNetTrunk:
     """Spiking ResNet of ``depth`` in 18/34/50/101/152.
 
-    ``stem_once``: run the stem conv+BN on ``x[0]`` only and repeat it over T (the SEW authors' code
-    did this; valid only for static inputs; first-layer MACs drop by a factor T).
+    ``stem_once``: ``"auto"`` (default) runs the stem conv+BN once and repeats it over T when the input is
+    the same at every step (static images, as the SEW authors' code did; stem MACs drop by a factor T)
+    and every step otherwise (event frames); ``True`` insists on once, ``False`` always runs every step
+    (see :class:`bench.models.resnet_parts.Stem`).
     ``zero_init_residual``: zero the last BN of every residual branch.
     """
     kind, blocks = layout(depth)
@@ -110,7 +116,9 @@ _META = dict(
     neuron=NeuronFactory(DEFAULT_NEURON, **DEFAULT_NEURON_PARAMS).describe(),
     non_spiking=("analog first conv (direct encoding)",),
     notes="SEW authors' reimplementation (IF neuron); tdBN's LIF via neuron='lif', "
-    "neuron_params=resnet_parts.LIF_025_PARAMS; stem_once=True reproduces their stem run once over T.",
+    "neuron_params=resnet_parts.LIF_025_PARAMS. Stem as the authors ran it: once per sample on static input, "
+    "repeated over T (stem_once='auto'; every step when the input changes over time; stem_once=False: "
+    "always every step).",
 )
 
 

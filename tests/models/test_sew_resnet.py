@@ -130,15 +130,16 @@ def test_fixed_cnf_variants_reject_a_conflicting_cnf():
         create_model("sew_resnet18_and", width=1 / 16, cnf="ADD")
 
 
-def test_stem_once_matches_per_step_stem_on_static_input():
+def test_stem_runs_once_on_static_input_by_default():
+    # The authors' code applies conv1 + bn1 to the image once and repeats it over T; our default does too.
     torch.manual_seed(0)
-    per_step = sew_resnet(18, num_classes=5, width=1 / 16, input_size="cifar").eval()
-    once = sew_resnet(18, num_classes=5, width=1 / 16, input_size="cifar", stem_once=True).eval()
-    once.load_state_dict(per_step.state_dict())
+    per_step = sew_resnet(18, num_classes=5, width=1 / 16, input_size="cifar", stem_once=False).eval()
+    default = sew_resnet(18, num_classes=5, width=1 / 16, input_size="cifar").eval()
+    default.load_state_dict(per_step.state_dict())
     x = torch.rand(2, 3, 32, 32).unsqueeze(0).repeat(3, 1, 1, 1, 1)
     batch = []
-    once.stem.body[0].register_forward_pre_hook(lambda m, a: batch.append(a[0].shape[0]))
-    assert torch.allclose(once(x), per_step(x), atol=1e-6)
+    default.stem.body[0].register_forward_pre_hook(lambda m, a: batch.append(a[0].shape[0]))
+    assert torch.allclose(default(x), per_step(x), atol=1e-6)
     assert batch == [2]
 
 

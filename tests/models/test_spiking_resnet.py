@@ -101,15 +101,15 @@ def test_default_neuron_and_tdbn_alternative():
     assert len(lifs) == 17 and all(m.v_threshold == 0.5 and not m.decay_input for m in lifs)
 
 
-def test_stem_once_runs_the_stem_on_one_step():
+def test_stem_runs_once_on_static_input_by_default():
     torch.manual_seed(0)
-    per_step = spiking_resnet(18, num_classes=5, width=1 / 16, input_size="cifar").eval()
-    once = spiking_resnet(18, num_classes=5, width=1 / 16, input_size="cifar", stem_once=True).eval()
-    once.load_state_dict(per_step.state_dict())
+    per_step = spiking_resnet(18, num_classes=5, width=1 / 16, input_size="cifar", stem_once=False).eval()
+    default = spiking_resnet(18, num_classes=5, width=1 / 16, input_size="cifar").eval()
+    default.load_state_dict(per_step.state_dict())
     x = torch.rand(2, 3, 32, 32).unsqueeze(0).repeat(4, 1, 1, 1, 1)  # static image, T=4
     batch = []
-    once.stem.body[0].register_forward_pre_hook(lambda m, a: batch.append(a[0].shape[0]))
-    assert torch.allclose(once(x), per_step(x), atol=1e-6)
+    default.stem.body[0].register_forward_pre_hook(lambda m, a: batch.append(a[0].shape[0]))
+    assert torch.allclose(default(x), per_step(x), atol=1e-6)
     assert batch == [2]  # B images, not T*B: first-layer MACs divided by T
 
 

@@ -8,6 +8,8 @@ Pairs (same configuration, same weights copied from theirs into ours, multi-step
   the surrogate width, which a forward pass does not use);
 - ``spiking_resnet18`` (IF, as above) vs ``model.spiking_resnet.spiking_resnet18``.
 
+Ours run the stem at every step here (``stem_once=False``), as spikingjelly's zoo does, so the pair
+does the same work (our default runs it once for static input, as the SEW authors' code did).
 Each model runs under ``torch.inference_mode()`` in eval mode with ``reset_net`` before every
 forward (not timed); ours and theirs alternate within each repeat so load changes hit both. The
 medians over repeats after warm-up of wall time and of process CPU time are reported with the ratios
@@ -53,10 +55,10 @@ def multi_step(model: nn.Module) -> nn.Module:
 def pairs() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], nn.Module], bool]]:
     """name -> (build ours, build theirs, whether theirs returns the mean over T instead of [T, B, K])."""
     return {
-        "sew_resnet18 (ADD)": (lambda: sew_resnet(18, cnf="ADD"),
+        "sew_resnet18 (ADD)": (lambda: sew_resnet(18, cnf="ADD", stem_once=False),
                                lambda: multi_step(sj_sew.sew_resnet18(cnf="ADD", **IF_KWARGS)), False),
         "ms_resnet18": (lambda: ms_resnet(18), lambda: sj_ms.ms_resnet18(), True),
-        "spiking_resnet18": (lambda: spiking_resnet(18, zero_init_residual=False),
+        "spiking_resnet18": (lambda: spiking_resnet(18, zero_init_residual=False, stem_once=False),
                              lambda: multi_step(sj_spiking.spiking_resnet18(**IF_KWARGS)), False),
     }
 

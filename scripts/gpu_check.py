@@ -204,11 +204,13 @@ def run_pytest(check: Check, gpu: bool) -> None:
                tail=tail, note=note)
 
 
-def run_suite(check: Check, suite: Path, run_dir: Path) -> list[dict[str, Any]]:
-    """The suite through the CLI; its records (empty when it wrote none)."""
+def run_suite(check: Check, suite: Path, run_dir: Path, gpu: bool) -> list[dict[str, Any]]:
+    """The suite through the CLI; its records (empty when it wrote none). The CPU smoke stays out of the
+    history store (BENCH_HISTORY=off unless set); a GPU run is appended like any run."""
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(run_dir), "-q"]
+    env = os.environ if gpu else {"BENCH_HISTORY": "off", **os.environ}
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     print((proc.stdout + proc.stderr).strip()[-6000:])
     results = run_dir / "results.jsonl"
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] \
@@ -317,7 +319,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         r = rows[0]
         print(f"(B=s: batch {r['batch_small']}, B=L: batch {r['batch_large']}, T={r['T']}, device {r['device']}; "
               f"J/s = joules per sample, gross = counter over the window, net = above rest idle; "
-              f"backend: {r['backend']})")
+              f"backend: {r['backend'] or 'none (no energy counter)'})")
 
 
 def plot(check: Check, records: list[dict[str, Any]], out: Path) -> dict[str, Any] | None:
@@ -363,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             if not gpu:
                 suite.write_text(SMOKE_SUITE, encoding="utf-8")
             run_dir = Path(tmp) / "run"
-            records = run_suite(check, suite, run_dir)
+            records = run_suite(check, suite, run_dir, gpu)
             (args.out / "suite").mkdir(exist_ok=True)
             for name in KEPT:
                 if (run_dir / name).exists():

@@ -281,7 +281,11 @@ def _builtin_label(why_not_zeus: str) -> str:
 
 
 def gpu_counter(device: torch.device, choice: str = "auto") -> tuple[EnergyCounter | None, int | None, str]:
-    """The case GPU's counter, its NVML index and, when there is none, why not."""
+    """The case GPU's counter, its NVML index and, when there is none, why not.
+
+    The board's NVML energy counter is read once first: a board without one (pre-Volta, a MIG slice) gets
+    no counter from either backend, and no Zeus monitor (which would start a power-polling process).
+    """
     if device.type != "cuda":
         return None, None, f"device {device} is not a CUDA GPU: no GPU energy counter"
     try:
@@ -291,19 +295,20 @@ def gpu_counter(device: torch.device, choice: str = "auto") -> tuple[EnergyCount
         index = pynvml.nvmlDeviceGetIndex(handle)
     except Exception as err:  # missing driver or library, no matching UUID, ...
         return None, None, f"NVML unavailable: {type(err).__name__}: {err}"
-    monitor_cls, label, why = _zeus_or_why(choice)
-    counter: EnergyCounter | None = None
-    if monitor_cls is not None:
-        counter, why = _zeus_gpu(monitor_cls, label, device, key, pynvml)
-        if counter is None and choice == "zeus":
-            return None, index, f"backend = 'zeus': {why}"
-    if counter is None:
-        counter = NvmlCounter(pynvml, handle, key, _builtin_label(why))
+    builtin = NvmlCounter(pynvml, handle, key)
     try:
-        counter.read_j()
+        builtin.read_j()
     except Exception as err:  # NVMLError_NotSupported: pre-Volta boards, MIG slices
         return None, index, f"NVML energy counter unavailable: {type(err).__name__}: {err}"
-    return counter, index, ""
+    monitor_cls, label, why = _zeus_or_why(choice)
+    if monitor_cls is not None:
+        counter, why = _zeus_gpu(monitor_cls, label, device, key, pynvml)
+        if counter is not None:
+            return counter, index, ""
+        if choice == "zeus":
+            return None, index, f"backend = 'zeus': {why}"
+    builtin.backend = _builtin_label(why)
+    return builtin, index, ""
 
 
 def _zeus_gpu(monitor_cls: Any, label: str, device: torch.device, key: str,

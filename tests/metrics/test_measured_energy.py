@@ -354,6 +354,21 @@ def test_gpu_backend_without_zeus(monkeypatch, one_fake_gpu):
         me.gpu_counter(torch.device("cuda:0"), "zeus")
 
 
+def test_gpu_without_an_energy_counter_builds_no_zeus_monitor(monkeypatch, one_fake_gpu):
+    def not_supported(handle):
+        raise RuntimeError("NVMLError_NotSupported")
+
+    monkeypatch.setattr(me, "nvml", lambda: SimpleNamespace(nvmlDeviceGetIndex=lambda h: 0,
+                                                            nvmlDeviceGetTotalEnergyConsumption=not_supported))
+
+    def monitor(**kwargs):
+        raise AssertionError("no Zeus monitor for a board without the counter")
+
+    use_zeus(monkeypatch, monitor)
+    counter, index, why = me.gpu_counter(torch.device("cuda:0"))
+    assert counter is None and index == 0 and why.startswith("NVML energy counter unavailable")
+
+
 def test_cpu_backend_choice(monkeypatch, tmp_path):
     write_domain(tmp_path, "package-0", "intel-rapl:0", 5, 1000)
     use_zeus(monkeypatch, FakeZeusMonitor({}, {}, [lambda: 1.0]))

@@ -50,3 +50,11 @@ def regression(session: nox.Session) -> None:
         session.run(*cli, "baseline", "save", out, "regression")
     else:
         session.run(*cli, "compare", "regression", out)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The GPU check (README "GPU check"): ``pytest -m gpu``, suites/gpu_t4.toml with every case ok, a table of
+    figures and a JSON summary, all done by scripts/gpu_check.py, which also runs where nox is absent. Without
+    CUDA it runs its tiny CPU variant. Extra arguments go to the script (``nox -s gpu -- --out DIR``)."""
+    session.run(sys.executable, "scripts/gpu_check.py", *session.posargs)

@@ -91,6 +91,16 @@ def _bare_uuid(uuid: str) -> str:
     return uuid[4:] if uuid.startswith("gpu-") else uuid
 
 
+def torch_uuid(device: str | torch.device) -> str:
+    """The UUID of a torch CUDA device, lower case, without NVML's ``GPU-`` prefix."""
+    return _bare_uuid(str(torch.cuda.get_device_properties(torch.device(device).index or 0).uuid))
+
+
+def nvml_uuid(handle: Any, pynvml: Any | None = None) -> str:
+    """The UUID of an NVML device handle, in :func:`torch_uuid`'s form."""
+    return _bare_uuid(_text((pynvml or nvml()).nvmlDeviceGetUUID(handle)))
+
+
 def nvml_handle(device: str | torch.device, pynvml: Any | None = None) -> Any:
     """The NVML handle of a torch CUDA device, matched by UUID.
 
@@ -98,11 +108,10 @@ def nvml_handle(device: str | torch.device, pynvml: Any | None = None) -> Any:
     FASTEST_FIRST ordering, so the index is never trusted: the UUIDs must match.
     """
     pynvml = pynvml or nvml()
-    index = torch.device(device).index or 0
-    want = _bare_uuid(str(torch.cuda.get_device_properties(index).uuid))
+    want = torch_uuid(device)
     for i in range(pynvml.nvmlDeviceGetCount()):
         handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-        if _bare_uuid(_text(pynvml.nvmlDeviceGetUUID(handle))) == want:
+        if nvml_uuid(handle, pynvml) == want:
             return handle
     raise RuntimeError(f"no NVML device has the UUID of {device} ({want})")
 

@@ -1,0 +1,215 @@
+"""Estimated against measured energy: do the op-count estimates predict the GPU's energy?
+
+One point per model and device, at the model's **main T** (the T it was trained at when that T was
+evaluated, else the largest evaluated T) and the **largest batch size** run on that device:
+
+- x: ``energy.energy_mj``, the estimate (MACs and ACs x the profile's per-operation costs, per sample);
+- y: ``measured_energy.gpu_energy_j_per_sample``, the gross GPU energy per sample from the board's counter
+  (or another measured field, ``measured``).
+
+Both axes are logarithmic; each point is labelled with its model. Per device the fit is least squares of
+log10(y) on log10(x): ``log10 y = slope x log10 x + intercept``, with Pearson's r of the logs and the number
+of models. r near 1 says the estimates rank and scale like the measurements; a slope near 1 says measured
+energy grows in proportion to the estimate; 10 ** intercept is then the measured joules per estimated
+millijoule. A model whose value is missing is left out and named in the notes with the reason recorded.
+
+Reads records only (the dicts of ``results.jsonl``): no torch and no ``bench.metrics`` import, so any run
+folder renders without the models' libraries.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+ESTIMATED = ("energy", "energy_mj")
+MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
+# Okabe & Ito (2008), colour-blind safe; models sorted by label take it in order unless colours are given.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@dataclass(frozen=True)
+class EnergyPoint:
+    """One model on one device: the case used and its two energies per sample."""
+
+    label: str
+    device: str
+    T: int
+    batch_size: int
+    estimated_mj: float
+    measured_j: float
+
+
+@dataclass(frozen=True)
+class LogFit:
+    """``log10(measured) = slope x log10(estimated) + intercept`` over ``n`` models; ``r``: Pearson's r of
+    the logs (None when the measured values are all equal)."""
+
+    n: int
+    slope: float
+    intercept: float
+    r: float | None
+
+    def describe(self) -> str:
+        r = "r undefined (equal measurements)" if self.r is None else f"r = {self.r:.3f}"
+        return f"log-log fit: slope {self.slope:.3g}, {r}, n = {self.n}"
+
+
+@dataclass
+class EnergyPlot:
+    """The rendered figure (PNG bytes), what it shows, and what was left out."""
+
+    name: str
+    png: bytes
+    alt: str
+    caption: str
+    points: list[EnergyPoint]
+    fits: dict[str, LogFit | None]
+    notes: list[str] = field(default_factory=list)
+
+
+def _value(record: dict[str, Any], where: tuple[str, str]) -> Any:
+    return ((record.get("metrics") or {}).get(where[0]) or {}).get(where[1])
+
+
+def _device(record: dict[str, Any]) -> str:
+    name = (record.get("device_info") or {}).get("device_name")
+    return f"{record['device']} ({name})" if name else str(record["device"])
+
+
+def _label(record: dict[str, Any]) -> str:
+    return str(record["model"].get("label") or record["model"]["name"])
+
+
+def main_T(records: list[dict[str, Any]]) -> int:
+    """The trained T when it was evaluated, else the largest evaluated T (``records``: one model's)."""
+    evaluated = {r["T"] for r in records}
+    trained = next((r.get("trained_T") for r in records if r.get("trained_T")), None)
+    return trained if trained in evaluated else max(evaluated)
+
+
+def energy_points(records: list[dict[str, Any]], measured: tuple[str, str] = MEASURED,
+                  estimated: tuple[str, str] = ESTIMATED) -> tuple[list[EnergyPoint], list[str]]:
+    """The points (see the module docstring) and a note for each model and device left out, with why."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in ok:
+        by_model.setdefault(_label(r), []).append(r)
+    points, notes = [], []
+    for label, recs in by_model.items():
+        T = main_T(recs)
+        for device in dict.fromkeys(_device(r) for r in recs):
+            case = max((r for r in recs if r["T"] == T and _device(r) == device),
+                       key=lambda r: r.get("batch_size") or 0, default=None)
+            if case is None:
+                continue
+            x, y = _value(case, estimated), _value(case, measured)
+            if x is None or y is None or x <= 0 or y <= 0:
+                if measured[0] in (case.get("metrics") or {}):
+                    why = _why(case, estimated, x) or _why(case, measured, y)
+                    notes.append(f"{label} on {device} (T={T}, batch {case.get('batch_size')}): {why}")
+                continue
+            points.append(EnergyPoint(label, device, T, int(case.get("batch_size") or 0), float(x), float(y)))
+    return points, notes
+
+
+def _why(record: dict[str, Any], where: tuple[str, str], value: Any) -> str | None:
+    """Why ``value`` cannot be plotted, or None when it can."""
+    if value is None:
+        reason = _value(record, (where[0], f"{where[1]}_why")) or "not recorded"
+        return f"{where[0]}.{where[1]} is null ({reason})"
+    if value <= 0:
+        return f"{where[0]}.{where[1]} = {value} cannot go on a log axis"
+    return None
+
+
+def log_fit(points: list[EnergyPoint]) -> LogFit | None:
+    """Least squares of log10(measured) on log10(estimated); None with fewer than two distinct estimates."""
+    xs = [math.log10(p.estimated_mj) for p in points]
+    ys = [math.log10(p.measured_j) for p in points]
+    n = len(points)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    if sxx == 0:
+        return None
+    slope = sxy / sxx
+    r = sxy / math.sqrt(sxx * syy) if syy > 0 else None
+    return LogFit(n, slope, my - slope * mx, r)
+
+
+def _tick(value: float, _pos: Any = None) -> str:
+    """Plain numbers (0.02, 3, 10) at 1, 2, 3 and 5 x a power of ten; other ticks unlabelled."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if mantissa in (1, 2, 3, 5) else ""
+
+
+def estimated_vs_measured(records: list[dict[str, Any]], path: str | Path | None = None, *,
+                          colors: Mapping[str, str] | None = None, measured: tuple[str, str] = MEASURED,
+                          estimated: tuple[str, str] = ESTIMATED) -> EnergyPlot | None:
+    """The log-log figure of measured against estimated energy per sample (None: no model has both values).
+
+    ``colors``: model label -> colour (the report's palette); by default sorted labels take Okabe-Ito in
+    order. Devices differ by marker. ``path``: also write the PNG there.
+    """
+    points, notes = energy_points(records, measured, estimated)
+    if not points:
+        return None
+    labels = sorted({p.label for p in points})
+    colors = dict(colors or {}) | {lb: OKABE_ITO[i % len(OKABE_ITO)] for i, lb in enumerate(labels)
+                                   if lb not in (colors or {})}
+    devices = list(dict.fromkeys(p.device for p in points))
+    fits = {d: log_fit([p for p in points if p.device == d]) for d in devices}
+    with plt.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        for i, device in enumerate(devices):
+            mine = [p for p in points if p.device == device]
+            for p in mine:
+                ax.scatter(p.estimated_mj, p.measured_j, color=colors[p.label], marker=MARKERS[i % len(MARKERS)],
+                           zorder=3)
+                ax.annotate(p.label, (p.estimated_mj, p.measured_j), textcoords="offset points", xytext=(4, 3),
+                            fontsize=7)
+            fit = fits[device]
+            if fit is not None:
+                lo, hi = min(p.estimated_mj for p in mine), max(p.estimated_mj for p in mine)
+                ax.plot([lo, hi], [10 ** fit.intercept * lo ** fit.slope, 10 ** fit.intercept * hi ** fit.slope],
+                        color="0.4", linestyle="--" if i == 0 else ":", label=f"{device}: {fit.describe()}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        plain = FuncFormatter(_tick)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain)
+        ax.margins(x=0.25, y=0.1)  # room for the labels of the outermost points
+        ax.set_xlabel(f"estimated / sample (mJ): {estimated[0]}.{estimated[1]}")
+        ax.set_ylabel(f"measured / sample (J): {measured[1]}")
+        ax.set_title("Do the estimates predict the measured energy?")
+        if any(f is not None for f in fits.values()):
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, metadata={"Software": None})
+        plt.close(fig)
+    png = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(png)
+    summary = "; ".join(f"{d}: {f.describe() if f else 'fewer than two models, no fit'}" for d, f in fits.items())
+    caption = (f"Measured ({measured[0]}.{measured[1]}) against estimated ({estimated[0]}.{estimated[1]}) energy "
+               f"per sample, one point per model at its main T and largest batch, log-log. {summary}.")
+    alt = f"Log-log scatter of measured against estimated energy per sample for {len(labels)} models. {summary}."
+    return EnergyPlot("estimated_vs_measured_energy", png, alt, caption, points, fits, notes)

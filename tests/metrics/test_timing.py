@@ -151,6 +151,15 @@ def test_latency_plugin_cpu():
     assert "latency_compiled_p50_ms" not in out
 
 
+def test_throughput_counts_the_samples_timed_not_the_suites_batch_size():
+    """Data holding 3 samples with batch_size 64: the timed batch has 3, and throughput is 3 / p50."""
+    ctx = tiny_context(tiny_model(), (2, 3, 6))
+    ctx.batch_size = 64
+    out = latency_metric(ctx)
+    assert out["batch_size"] == 3
+    assert out["throughput_sps"] == pytest.approx(3 / (out["latency_p50_ms"] / 1e3), rel=1e-4)
+
+
 def test_latency_leaves_model_state_reset():
     model = tiny_model()
     latency_metric(tiny_context(model, (2, 2, 6)))

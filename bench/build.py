@@ -5,7 +5,7 @@ neither imports the other), configuration keys, and the memory a case needs at l
   stem preset) and, for models built for a fixed T, the case's T.
 - :func:`build_model`: seeds torch, calls :func:`bench.models.create_model`, loads a checkpoint.
 - :func:`config_key`: the hash that says whether two records (or checkpoints) come from one configuration.
-- :func:`memory_need`: a lower bound on the memory one case takes, from a build and a forward on the
+- :func:`memory_profile`: a lower bound on the memory one case takes, from a build and a forward on the
   meta device (nothing is allocated), checked against the machine before any data is loaded.
 """
 

@@ -658,7 +658,12 @@ class SuiteRunner:
 
 def _isolated_case(suite: Suite, case: Case, run_id: str, segment: int, data_info: dict[str, Any],
                    result_path: str) -> None:
-    """Child-process entry of ``--isolate``: run one case and write its record to ``result_path``."""
+    """Child-process entry of ``--isolate``: run one case and write its record to ``result_path``.
+
+    Ctrl-C reaches the whole process group; the parent handles it (and kills this process), so the
+    child ignores SIGINT rather than dying with a traceback of its own.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if suite.memory_limit_gib and case.device == "cpu":
         import resource
 

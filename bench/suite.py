@@ -27,10 +27,17 @@ A suite is a TOML file::
 
     [[models]]
     name = "spiking_resnet18"       # a registered name or "package.module:factory"
-    label = "Spiking ResNet-18"     # optional display name
-    kwargs = { width = 0.25 }       # passed to the factory
+    label = "Spiking ResNet-18"     # optional display name (<= 100 printable characters; names files)
+    kwargs = { width = 0.25 }       # passed to the factory; checked at load (see below)
     checkpoint = "ckpt/model.pt"    # optional, relative to the suite file
     time_steps = [4]                # optional override of suite.time_steps
+
+Checked at load, before anything runs: ``suite.name`` is a folder name (letters, digits, ``.``, ``_``,
+``-``; never ``.`` or ``..``); ``seed`` is in 0 .. 2**32-1; ``data.options`` keys are the dataset's;
+model ``kwargs`` names against the factory's signature and their values against the declared ranges
+(``bench.models.registry.check_kwargs``: registered models are built on the meta device, which reaches
+the family builders and neuron constructors). ``load_suite(path, allow_import=False)`` (``--no-import``)
+refuses every import path before importing anything.
 
 Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
 """

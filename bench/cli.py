@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +23,9 @@ from rich.table import Table
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 Command = Callable[[argparse.Namespace, Console], int]
+
+if TYPE_CHECKING:
+    from bench.runner import RunOutcome
 
 
 @contextlib.contextmanager
@@ -44,33 +48,22 @@ def sigterm_interrupts() -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench import distributed
-    from bench.runner import RunOutcome, run_suite
+    from bench.runner import run_suite
     from bench.suite import load_suite
 
     suite = load_suite(args.suite, allow_import=not args.no_import)
-
-    def finish(outcome: RunOutcome) -> None:  # rank 0, with the folder still locked
-        from bench.report import render_report
-
-        try:
-            md, html = render_report([outcome.out_dir])
-        except OSError as exc:  # a full disk: the results file is what counts, and it is intact
-            console.print(f"[red]report not written:[/red] {escape(str(exc))}")
-        else:
-            _record_history(outcome.out_dir, console)
-            _print_summary(outcome.records, console)
-            console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
-
-    try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
-        with sigterm_interrupts():
-            outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
-                                allow_changes=args.allow_changes, show_progress=not args.quiet, console=console,
-                                isolate=args.isolate, finish=finish)
-        main = distributed.is_main()
-    finally:
-        distributed.shutdown()
-    if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
-        return EXIT_OK
+    with contextlib.ExitStack() as held:  # rank 0 keeps the folder locked until its report is written
+        try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
+            with sigterm_interrupts():
+                outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
+                                    allow_changes=args.allow_changes, show_progress=not args.quiet,
+                                    console=console, isolate=args.isolate, hold=held)
+            main = distributed.is_main()
+        finally:
+            distributed.shutdown()
+        if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
+            return EXIT_OK
+        _report(outcome, console)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.write_error:
@@ -80,6 +73,20 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]{len(outcome.failed)} case(s) failed[/red]: see the report's Failures section")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _report(outcome: RunOutcome, console: Console) -> None:
+    """Render the report, append the run to the history and print the summary (rank 0)."""
+    from bench.report import render_report
+
+    try:
+        md, html = render_report([outcome.out_dir])
+    except OSError as exc:  # a full disk: the results file is what counts, and it is intact
+        console.print(f"[red]report not written:[/red] {escape(str(exc))}")
+        return
+    _record_history(outcome.out_dir, console)
+    _print_summary(outcome.records, console)
+    console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
 
 
 def _print_summary(records: list[dict], console: Console) -> None:

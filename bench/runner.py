@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -502,11 +502,11 @@ class SuiteRunner:
             notes.append(f"the last record of {writer.path} was cut off ({dropped} bytes, e.g. by a kill or a full "
                          "disk) and was dropped; its case runs again")
         previous = read_records(writer.path)
-        done = {r["config_key"] for r in previous if r.get("status") == "ok"}
-        # A resumed run keeps its completed records and drops failed ones, which rerun.
-        if len(done) != len(previous) or not writer.path.exists():
-            self._rewrite(writer, [r for r in previous if r.get("config_key") in done and r.get("status") == "ok"])
-        return done
+        kept = [r for r in previous if isinstance(r, dict) and r.get("status") == "ok" and r.get("config_key")]
+        # A resumed run keeps its completed records and drops failed ones (and lines that are no record), which rerun.
+        if len(kept) != len(previous) or not writer.path.exists():
+            self._rewrite(writer, kept)
+        return {r["config_key"] for r in kept}
 
     def _write_run_files(self, bundle: DataBundle, notes: list[str], ranks: dict[str, Any]) -> None:
         suite = self.suite
@@ -692,12 +692,12 @@ def resolve_out_dir(suite: Suite, out_dir: str | Path | None) -> Path:
 
 def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False, allow_changes: bool = False,
               show_progress: bool = True, console: Console | None = None, isolate: bool = False,
-              finish: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
+              hold: contextlib.ExitStack | None = None) -> RunOutcome:
     """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``).
 
-    Holds the folder's lock from the checks to the end (``finish(outcome)``, e.g. the report, runs on
-    rank 0 before it is released). Launched by torchrun, the ranks share the cases' data (see
-    bench.distributed); rank 0 prints and writes.
+    Holds the folder's lock (rank 0) from the checks to the end, or, given ``hold``, until that stack
+    closes (the CLI keeps it over the report). Launched by torchrun, the ranks share the cases' data
+    (see bench.distributed); rank 0 prints and writes.
     """
     if distributed.init() and isolate:
         raise distributed.DistributedError("--isolate runs each case in a child process, which cannot take "
@@ -707,7 +707,8 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
         console, show_progress = Console(stderr=True, quiet=True), False
     out = resolve_out_dir(suite, out_dir)
     cases, notes = expand_cases(replace(suite, devices=distributed.rank_devices(suite.devices)))
-    with contextlib.ExitStack() as held:
+    with contextlib.ExitStack() as local:
+        held = hold if hold is not None else local
         plan: RunPlan | None = None
         problem: Exception | None = None
         if main:  # rank 0 decides; every rank raises the same error, so none waits in a collective
@@ -734,8 +735,5 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
             # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
             suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
                                                     show_progress=show_progress))
-        outcome = SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
-                              isolate=isolate, plan=plan).run()
-        if finish is not None and main:
-            finish(outcome)
-    return outcome
+        return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
+                           isolate=isolate, plan=plan).run()

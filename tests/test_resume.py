@@ -304,3 +304,12 @@ def test_sigterm_stops_a_run_like_ctrl_c(write_suite, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 130
     assert 1 <= len(records(out)) < 4 and (out / "report.md").exists()
+
+
+def test_resume_drops_lines_that_are_no_record(write_suite, tmp_path):
+    suite, out = str(write_suite(SUITE)), tmp_path / "r"
+    assert run(suite, "--out", str(out)) == 0
+    kept = lines(out)[:2]
+    (out / "results.jsonl").write_text("\n".join([*kept, "[]", '{"status": "ok"}', "3"]) + "\n")
+    assert run(suite, "--resume", str(out)) == 0
+    assert lines(out)[:2] == kept and sorted(r["T"] for r in records(out)) == [1, 2, 3, 4]

@@ -7,8 +7,12 @@ Exit codes: 0 all cases ok; 1 some case failed (or a comparison found a regressi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,32 +27,69 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 Command = Callable[[argparse.Namespace, Console], int]
 
+if TYPE_CHECKING:
+    from bench.runner import RunOutcome
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Treat SIGTERM (schedulers, ``timeout``, ``kill``) as Ctrl-C for the block: the run stops after the cases
+    already measured, keeps them and writes its partial report (exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench import distributed
-    from bench.report import render_report
     from bench.runner import run_suite
     from bench.suite import load_suite
 
-    suite = load_suite(args.suite)
-    try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
-        outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
-                            show_progress=not args.quiet, console=console, isolate=args.isolate)
-        main = distributed.is_main()
-    finally:
-        distributed.shutdown()
-    if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
-        return EXIT_OK
-    md, html = render_report([outcome.out_dir])
-    _record_history(outcome.out_dir, console)
-    _print_summary(outcome.out_dir, outcome.records, console)
-    console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
+    suite = load_suite(args.suite, allow_import=not args.no_import)
+    with contextlib.ExitStack() as held:  # rank 0 keeps the folder locked until its report is written
+        try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
+            with sigterm_interrupts():
+                outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
+                                    allow_changes=args.allow_changes, show_progress=not args.quiet,
+                                    console=console, isolate=args.isolate, hold=held)
+            main = distributed.is_main()
+        finally:
+            distributed.shutdown()
+        if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
+            return EXIT_OK
+        _report(outcome, console)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
+    if outcome.write_error:
+        console.print(f"[red]error:[/red] {escape(outcome.write_error)}", highlight=False)
+        return EXIT_FAILED
     if outcome.failed:
         console.print(f"[red]{len(outcome.failed)} case(s) failed[/red]: see the report's Failures section")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _report(outcome: RunOutcome, console: Console) -> None:
+    """Render the report, append the run to the history and print the summary (rank 0)."""
+    from bench.report import render_report
+
+    try:
+        md, html = render_report([outcome.out_dir])
+    except OSError as exc:  # a full disk: the results file is what counts, and it is intact
+        console.print(f"[red]report not written:[/red] {escape(str(exc))}")
+        return
+    _record_history(outcome.out_dir, console)
+    _print_summary(outcome.out_dir, outcome.records, console)
+    console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
 
 
 def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:
@@ -71,17 +112,28 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
-    from bench.runner import default_out_dir, new_run_id
-    from bench.suite import load_suite
+    from bench.results import RESULTS_FILE
+    from bench.rundir import RunFolderError, folder_problem, run_lock
+    from bench.runner import check_before_loading, default_out_dir, new_run_id
+    from bench.suite import expand_cases, load_suite
     from bench.train import prepare_checkpoints, train_plan
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, allow_import=not args.no_import)
     train_plan(suite)  # a suite without [train] is bad input
+    if problem := check_before_loading(suite, expand_cases(suite)[0]):
+        raise problem
     out = args.out or default_out_dir(suite, new_run_id())
-    trained = prepare_checkpoints(suite, out, console, show_progress=not args.quiet)
+    if problem := folder_problem(out):
+        raise RunFolderError(problem)
+    with run_lock(out), sigterm_interrupts():
+        trained = prepare_checkpoints(suite, out, console, show_progress=not args.quiet)
     for spec in trained.models:
         console.print(f"{escape(spec.label)}: {escape(str(spec.checkpoint or 'untrained'))} (trained_T={spec.trained_T})")
-    console.print(f"evaluate with: bench run {args.suite} --resume {out}")
+    # A folder with only checkpoints takes a new run; one that already holds results is resumed.
+    where = "--resume" if (out / RESULTS_FILE).is_file() else "--out"
+    flags = " --no-import" if args.no_import else ""
+    console.print(f"evaluate with: bench run {shlex.quote(str(args.suite))} {where} {shlex.quote(str(out))}{flags}",
+                  highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -287,9 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, help="output folder (default reports/<suite>/<run-id>)")
     where.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                       help="continue a run in RUN_DIR: cases already completed with the same configuration are kept")
+                       help="continue a run in RUN_DIR: cases already completed with the same configuration are kept; "
+                       "a suite whose settings changed is refused")
+    run.add_argument("--allow-changes", action="store_true",
+                     help="with --resume: measure a changed suite as a new segment of the run, kept apart from the "
+                     "earlier records")
     run.add_argument("--isolate", action="store_true",
                      help="run each case in its own process: crashes (segfault, OOM kill) and hangs are recorded too")
+    run.add_argument("--no-import", action="store_true",
+                     help="refuse a suite that names Python code to import (models by import path, import paths in "
+                     "metric options): for suites you did not write")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
@@ -297,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("suite", help="suite file (TOML) with a [train] table")
     train.add_argument("--out", type=Path, help="run folder; checkpoints go to <out>/checkpoints/ "
                        "(default reports/<suite>/<run-id>); rerunning into it resumes")
+    train.add_argument("--no-import", action="store_true",
+                       help="refuse a suite that names Python code to import (see bench run --no-import)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
@@ -362,12 +423,13 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.distributed import DistributedError
     from bench.models.registry import UnknownModelError
     from bench.results import RunFileError
-    from bench.runner import RunFolderError
+    from bench.rundir import RunFolderError
     from bench.suite import SuiteError
+    from bench.train.checkpointing import UnreadableCheckpointError
     from bench.train.loop import TrainingError
 
     return (SuiteError, DatasetError, CheckpointError, UnknownModelError, FileNotFoundError, TrainingError,
-            BaselineError, DistributedError, RunFolderError, RunFileError)
+            BaselineError, DistributedError, RunFolderError, RunFileError, UnreadableCheckpointError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "allow_changes", False) and args.resume is None:
+        parser.error("--allow-changes goes with --resume RUN_DIR")
     console = Console(stderr=True)
     if not console.is_terminal:  # logs and CI: wide enough that tables do not fold every cell
         console.width = 160

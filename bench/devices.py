@@ -42,6 +42,34 @@ def expand_devices(specs: list[str]) -> tuple[list[str], list[str]]:
     return devices, notes
 
 
+def _cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1 ``limit_in_bytes``), if any."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # v1 writes a huge number for "no limit"
+            return int(text)
+    return None
+
+
+def machine_memory(device: str) -> tuple[int, str]:
+    """Bytes of memory a case on ``device`` can have at most, and what they are.
+
+    CPU: physical RAM, or the cgroup's limit when lower (containers). CUDA: the GPU's total memory.
+    """
+    if device == "cpu":
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = _cgroup_limit()
+        if limit is not None and limit < ram:
+            return limit, "the container's memory limit"
+        return ram, "physical RAM"
+    index = torch.device(device).index or 0
+    return torch.cuda.get_device_properties(index).total_memory, f"total memory of {device}"
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo where readable, else platform's best guess."""
     try:

@@ -2,15 +2,19 @@
 appends one record per case as it finishes.
 
 The runner knows nothing of a metric's internals: it builds a :class:`CaseContext` and calls the
-plug-ins the suite lists. A case that raises (or gives NaN outputs) is recorded as ``failed`` with
-its error and the next case runs; records already written are never touched again.
+plug-ins the suite lists. A case that raises (or whose model gives NaN/Inf outputs) is recorded as
+``failed`` with its error and the next case runs; records already written are never touched again,
+except that a resume drops failed records (their cases run again) and cuts a torn last line.
+
+Before anything is loaded or trained (bad input, exit 2, nothing written but the folder and its lock):
+a suite whose devices are all absent; a case whose memory lower bound exceeds the machine
+(:func:`memory_problem`); an output folder that cannot be written or is held by another writer; a
+``--resume`` whose suite settings differ from the run's (unless ``--allow-changes``: a new segment).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import inspect
 import json
 import multiprocessing
 import os
@@ -25,26 +29,54 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 import torch.nn as nn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from spikingjelly.activation_based import functional
 from torch.utils.data import DataLoader, Subset
 
 from bench import distributed
-from bench.checkpoints import LoadedCheckpoint, load_checkpoint
+from bench.build import MemoryNeed, build_model, config_key, gib, memory_profile, model_kwargs
+from bench.checkpoints import LoadedCheckpoint
 from bench.data import DataBundle, load_data
 from bench.environment import collect_env
+from bench.metrics.accuracy import NonFiniteOutputError
 from bench.metrics.base import CaseContext, get_metric
 from bench.metrics.conventions import conventions_dict
 from bench.models.common import repeat_encode
-from bench.models.registry import USER, ModelInfo, model_info
-from bench.results import CSV_FILE, ENV_FILE, RESULTS_FILE, ResultsWriter, read_records, write_csv, write_json
-from bench.suite import Case, ModelSpec, Suite, expand_cases
+from bench.models.registry import ModelInfo, model_info
+from bench.results import (
+    CSV_FILE,
+    ENV_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    ResultsWriteError,
+    ResultsWriter,
+    read_records,
+    repair_tail,
+    rewrite_records,
+    write_csv,
+    write_json,
+)
+from bench.rundir import (
+    RunFolderError,
+    folder_problem,
+    new_segment,
+    read_run_json,
+    run_lock,
+    settings_changes,
+    suite_settings,
+)
+from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, expand_cases
 
-RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoints"
+
+__all__ = ["RunFolderError", "RunOutcome", "SuiteRunner", "case_key", "default_out_dir", "memory_problem",
+           "new_run_id", "resolve_out_dir", "run_suite"]
 
 
 @dataclass
@@ -53,6 +85,8 @@ class RunOutcome:
     records: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # Set when a record could not be written (disk full, ...): the run stopped after the last whole record.
+    write_error: str | None = None
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -98,63 +132,84 @@ def make_batches(bundle: DataBundle, batch_size: int, device: torch.device, num_
     return batches
 
 
-def factory_accepts(info: ModelInfo, name: str) -> bool:
-    params = inspect.signature(info.factory).parameters  # type: ignore[arg-type]
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def model_kwargs(spec: ModelSpec, info: ModelInfo, bundle: DataBundle, T: int) -> dict[str, Any]:
-    """The factory's arguments: the suite's kwargs, completed from the data where the factory takes them."""
-    kwargs = dict(spec.kwargs)
-    defaults = {
-        "num_classes": bundle.num_classes,
-        "in_channels": bundle.in_channels,
-        "input_size": "cifar" if bundle.image_size <= 64 else "imagenet",
-    }
-    if factory_takes_T(info):
-        defaults["T"] = T
-    for key, value in defaults.items():
-        # User factories get only the arguments they name; ours also take them through **kwargs.
-        if key not in kwargs and (key in _explicit_params(info) or (info.provenance != USER and
-                                                                   factory_accepts(info, key))):
-            kwargs[key] = value
-    return kwargs
-
-
-def _explicit_params(info: ModelInfo) -> set[str]:
-    return set(inspect.signature(info.factory).parameters)  # type: ignore[arg-type]
-
-
-def factory_takes_T(info: ModelInfo) -> bool:
-    """Models built for a fixed T (DSR nodes, time embeddings) are rebuilt for each evaluated T."""
-    return "T" in _explicit_params(info)
-
-
-def config_key(suite: Suite, case: Case) -> str:
-    """A hash of everything that defines a case's result, for resuming runs."""
-    payload = {
+def case_key(suite: Suite, case: Case) -> str:
+    """A hash of everything that defines a case's result (model entry, T, device, batch size, data,
+    metrics and their options, seed): a resumed run keeps the records whose key a case still has."""
+    return config_key({
         "model": asdict(case.model), "T": case.T, "device": case.device, "batch_size": case.batch_size,
         "data": asdict(suite.data), "metrics": list(suite.metrics), "options": suite.metric_options,
         "seed": suite.seed,
+    })
+
+
+def new_record(suite: Suite, case: Case, run_id: str, segment: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A case's record before it runs (status ``ok``, no metrics): the one place records are shaped.
+
+    ``config_key`` tells configurations apart within a run folder; ``segment`` indexes
+    ``run.json["segments"]``, the suite settings the record was measured under; ``data`` describes the
+    data actually used (dataset name, split, whether labelled).
+    """
+    return {
+        "schema": 1,
+        "run_id": run_id,
+        "suite": suite.name,
+        "segment": segment,
+        "case_id": case.case_id,
+        "config_key": case_key(suite, case),
+        "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
+                  "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
+        "T": case.T,
+        "trained_T": case.model.trained_T,
+        "device": case.device,
+        "batch_size": case.batch_size,
+        "world_size": distributed.world_size(),
+        "data": data,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": {},
+        "status": "ok",
+        "error": None,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class RunFolderError(ValueError):
-    """An output folder that would mix runs (or a resume without a run to continue)."""
+def check_finite(out: Any) -> None:
+    """Every tensor in a model's output is finite, else NonFiniteOutputError (the case fails)."""
+    tensors = [out] if isinstance(out, torch.Tensor) else [
+        t for t in (out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else ())
+        if isinstance(t, torch.Tensor)]
+    for t in tensors:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise NonFiniteOutputError(f"model output contains NaN/Inf ({(~torch.isfinite(t)).sum().item()} values)")
 
 
-def run_folder_problem(out: Path, resume: bool) -> str | None:
-    """Why ``out`` cannot take this run: a new run needs a folder without results, a resumed one a folder
-    with them."""
-    results = out / RESULTS_FILE
-    if resume and not results.is_file():
-        return (f"{out} holds no {RESULTS_FILE}: there is no run to resume. Fix: give the folder of an earlier "
-                f"run, or use --out to start a new one")
-    if not resume and results.exists():
-        return (f"{out} already holds a run ({RESULTS_FILE}); its records would mix with this run's. "
-                f"Fix: --resume {out} to continue it, or choose another --out")
-    return None
+class OutputWatch:
+    """Checks a case's model outputs are finite, for every suite (not only those measuring accuracy).
+
+    The first forward any metric runs in the case is inspected by a forward hook, which then removes
+    itself (no extra forward, one ``isfinite`` per case); when the case's metrics ran no forward (e.g.
+    ``params`` only, or accuracy read from a pass an earlier T made), :meth:`finish` runs one on the
+    sample batch. Metrics that run their own forwards on other batches (accuracy) check those too.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.seen = False
+        self.handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: Any, out: Any) -> None:
+        self.handle.remove()
+        self.seen = True
+        check_finite(out)
+
+    def finish(self, ctx: CaseContext) -> None:
+        self.handle.remove()
+        if self.seen:
+            return
+        inputs, _ = ctx.sample_batch()
+        with torch.inference_mode():
+            functional.reset_net(self.model)
+            out = self.model(inputs)
+        functional.reset_net(self.model)
+        check_finite(out)
 
 
 class MetricError(RuntimeError):
@@ -206,21 +261,180 @@ def error_record(exc: BaseException) -> dict[str, str]:
             "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]}
 
 
+# ---------------------------------------------------------------- checks before anything runs
+
+
+def run_folder_problem(out: Path, resume: bool) -> str | None:
+    """Why ``out`` cannot take this run: a new run needs a folder without results; a resumed one a folder
+    with results, or with the checkpoints of ``bench train`` alone (the evaluation then starts there)."""
+    results = out / RESULTS_FILE
+    if resume and not results.is_file() and not (out / CHECKPOINT_DIR).is_dir():
+        return (f"{out} holds no {RESULTS_FILE}: there is no run to resume. Fix: give the folder of an earlier "
+                f"run, or use --out to start a new one")
+    if not resume and results.exists():
+        return (f"{out} already holds a run ({RESULTS_FILE}); its records would mix with this run's. "
+                f"Fix: --resume {out} to continue it, or choose another --out")
+    return None
+
+
+@dataclass
+class RunPlan:
+    """Where this run's records go in the folder's settings history (``run.json["segments"]``)."""
+
+    segments: list[dict[str, Any]]
+    segment: int
+    notes: list[str] = field(default_factory=list)
+
+
+def fresh_plan(suite: Suite) -> RunPlan:
+    return RunPlan([new_segment([], suite_settings(suite), suite.path)], 0)
+
+
+def plan_run(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> RunPlan:
+    """The segment this run writes; RunFolderError naming each changed setting when a resume's suite
+    differs from the run's and ``allow_changes`` is off."""
+    has_records = (out / RESULTS_FILE).is_file() and (out / RESULTS_FILE).stat().st_size > 0
+    if not resume or not has_records:
+        return fresh_plan(suite)
+    settings = suite_settings(suite)
+    segments = read_run_json(out).get("segments")
+    if isinstance(segments, list) and segments and isinstance(segments[-1], dict):
+        changes = settings_changes(segments[-1].get("settings") or {}, settings)
+    else:  # a run.json from before the settings history (or none): nothing to compare against
+        segments = [{"segment": 0, "settings": None, "note": "recorded before run.json kept suite settings"}]
+        changes = [f"{out / RUN_FILE} keeps no settings history, so the records' configuration cannot be compared"]
+    if not changes:
+        segments[-1].setdefault("resumed_at", []).append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return RunPlan(segments, len(segments) - 1)
+    if not allow_changes:
+        raise RunFolderError(
+            f"--resume {out}: the suite's settings differ from those of the run it continues:\n  "
+            + "\n  ".join(changes[:20]) + (f"\n  ... ({len(changes)} in all)" if len(changes) > 20 else "")
+            + "\nFix: resume with the suite as it was, start a new run with --out, or add --allow-changes to "
+              "measure the new settings as a separate segment beside the old records")
+    segment = new_segment(segments, settings, suite.path)
+    note = (f"resumed with changed settings: records of segment {segment['segment']} are measured under the new "
+            f"settings and kept apart from the earlier ones ({'; '.join(changes[:5])}"
+            f"{'; ...' if len(changes) > 5 else ''})")
+    return RunPlan([*segments, segment], segment["segment"], [note])
+
+
+def resident_data_bytes(data: DataSpec) -> int:
+    """Bytes the evaluation (or training) data holds in memory once loaded: the bundled datasets (digits,
+    synthetic and the synthetic fallback) are tensors of every sample; file datasets are read a batch at a
+    time, so they count 0 here."""
+    from bench.data import resolve_root
+    from bench.data.digits import TEST_FRACTION
+
+    shape = declared_shape(data)
+    if data.dataset == "digits":
+        test = -(-1797 * int(TEST_FRACTION * 100) // 100)  # load_digits has 1,797 images; the test split rounds up
+        n = test if data.split in ("test", "val") else 1797 - test
+    elif data.dataset == "synthetic":
+        n = data.max_samples or 64
+    elif data.on_missing == "synthetic" and resolve_root(data)[0] is None:
+        n = min(data.fallback_samples, data.max_samples) if data.max_samples else data.fallback_samples
+    else:
+        return 0
+    return n * shape.in_channels * shape.image_size**2 * 4
+
+
+def _profile(name: str, kwargs: dict[str, Any], sample_shape: tuple[int, ...]) -> Any:
+    """The model's memory profile, or None when even its meta build fails (its cases then fail with the reason)."""
+    try:
+        return memory_profile(name, kwargs, sample_shape)
+    except Exception:  # noqa: BLE001 - the case itself reports the build error, with its traceback
+        return None
+
+
+def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...] | None,
+                   resident: int = 0, num_classes: int | None = None) -> SuiteError | None:
+    """The first reason the cases cannot fit in this machine's memory, or None.
+
+    ``resident``: bytes of data held in RAM throughout; ``sample_shape``: one sample ``(C, H, W)`` (None
+    when unknown before loading). Each case's need is the lower bound of :class:`bench.build.MemoryNeed`
+    (plus the resident data for CPU cases), compared with the RAM (or cgroup limit) for CPU cases and the
+    GPU's total memory for CUDA ones: a refused suite could not have run. User models count their input
+    batch only (their code is not run before their cases).
+    """
+    from bench.devices import machine_memory
+
+    ram, what = machine_memory("cpu")
+    if resident > ram:
+        field = "data.max_samples" if suite.data.dataset == "synthetic" else "data.image_size"
+        return SuiteError(suite.path, field, f"the data needs {gib(resident)} in memory once loaded, more than "
+                          f"this machine's {gib(ram)} ({what})", f"lower {field}")
+    if sample_shape is None:
+        return None
+    shape = SimpleNamespace(num_classes=num_classes or declared_shape(suite.data).num_classes,
+                            in_channels=sample_shape[0], image_size=sample_shape[-1])
+    profiles: dict[str, Any] = {}
+    for case in cases:
+        spec = case.model
+        if spec.label not in profiles:
+            info = model_info(spec.name)
+            # A user model's code runs only when its cases run (it may be slow, or need real data): its bound
+            # is the input batch alone.
+            profiles[spec.label] = None if info.is_user else _profile(spec.name, model_kwargs(spec.kwargs, info, shape, 1),
+                                                                      sample_shape)
+        profile = profiles[spec.label]
+        if profile is None:
+            per_sample = 4 * sample_shape[0] * sample_shape[1] * sample_shape[-1]
+            need = MemoryNeed(0, per_sample * case.T * case.batch_size, None)
+        else:
+            need = profile.need(case.T, case.batch_size)
+        available, what = machine_memory(case.device)
+        total = need.total + (resident if case.device == "cpu" else 0)
+        if total > available:
+            index = suite.models.index(spec)
+            t_field = f"models[{index}].time_steps" if spec.time_steps else "suite.time_steps"
+            return SuiteError(
+                suite.path, f"{t_field}, data.batch_size, data.image_size",
+                f"case {case.case_id} needs at least {gib(total)} ({need.describe()}"
+                f"{f', resident data {gib(resident)}' if resident and case.device == 'cpu' else ''}; input "
+                f"[T={case.T}, B={case.batch_size}, {'x'.join(map(str, sample_shape))}] in float32) but {case.device} "
+                f"has {gib(available)} ({what})",
+                "lower T, the batch size or the image size (the figure is a lower bound: parameters plus the "
+                "larger of the input batch and the largest single activation of a meta-device forward)")
+    return None
+
+
+def sample_shape_before_loading(data: DataSpec) -> tuple[int, ...] | None:
+    """One sample's ``(C, H, W)`` as declared, where it is known before loading (not for dvs_frames,
+    whose frame size comes from its files)."""
+    if data.dataset == "dvs_frames" and data.on_missing != "synthetic":
+        return None
+    shape = declared_shape(data)
+    return (shape.in_channels, shape.image_size, shape.image_size)
+
+
+def check_before_loading(suite: Suite, cases: list[Case]) -> SuiteError | None:
+    """The memory check on declared shapes, for the evaluation data and the training data of [train]."""
+    resident = resident_data_bytes(suite.data)
+    if suite.train is not None:
+        from bench.train.config import train_plan
+
+        resident = max(resident, resident_data_bytes(train_plan(suite).data_spec(suite.data)))
+    return memory_problem(suite, cases, sample_shape_before_loading(suite.data), resident)
+
+
 # ---------------------------------------------------------------- the run
 
 
 class SuiteRunner:
-    """Runs the cases of one suite into one output folder."""
+    """Runs the cases of one suite into one output folder (whose lock the caller holds)."""
 
     def __init__(self, suite: Suite, out_dir: Path, console: Console | None = None, show_progress: bool = True,
-                 resume: bool = False, isolate: bool = False):
+                 resume: bool = False, isolate: bool = False, plan: RunPlan | None = None):
         self.suite = suite
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
         self.resume = resume
         self.isolate = isolate
+        self.plan = plan or fresh_plan(suite)
         self.run_id = self.out_dir.name
+        self.data_info: dict[str, Any] = {"dataset": suite.data.dataset, "split": suite.data.split}
         self._model_key: tuple | None = None
         self._model: nn.Module | None = None
         self._model_meta: dict[str, Any] = {}
@@ -231,40 +445,35 @@ class SuiteRunner:
         # Under torchrun (bench.distributed): CUDA devices become the rank's GPU; rank 0 alone writes.
         suite = self.suite = replace(self.suite, devices=distributed.rank_devices(self.suite.devices))
         main = distributed.is_main()
-        if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
         cases, notes = expand_cases(suite)
+        notes = [*self.plan.notes, *notes]
         distributed.check_same([(c.model.label, c.T, c.device.split(":")[0], c.batch_size) for c in cases],
                                "the cases (model, T, device kind, batch size)")
         bundle = load_data(suite.data, suite.seed)  # DatasetError propagates: bad input, nothing ran yet
         distributed.check_shardable(len(bundle.dataset), suite.data.batch_sizes)  # type: ignore[arg-type]
+        self.data_info = {"dataset": bundle.name, "split": suite.data.split, "labelled": bundle.labelled}
+        if sample_shape_before_loading(suite.data) is None:  # frame sizes are known now: check them
+            sample = bundle.dataset[0][0]
+            shape = tuple(sample.shape[-3:])
+            problem = memory_problem(suite, cases, shape, 0, bundle.num_classes) if main else None
+            if problem := distributed.broadcast_object(problem):
+                raise problem
         writer = ResultsWriter(self.out_dir / RESULTS_FILE) if main else None
-        previous = read_records(writer.path) if self.resume and writer else []
-        done = {r["config_key"] for r in previous if r.get("status") == "ok"}
-        # A resumed run keeps its completed records and drops failed ones, which rerun.
-        if writer and self.resume and len(done) != len(previous):
-            self._rewrite(writer, [r for r in previous if r.get("config_key") in done])
+        done: set[str] = set()
+        if writer:
+            done = self._prepare_results(writer, notes)
         if bundle.fallback_note:
             notes.insert(0, bundle.fallback_note)
         ranks = distributed.describe()  # world size (and each rank's host) for env.json
         if writer:
-            write_json(collect_env(suite.path, suite.seed) | ranks, self.out_dir / ENV_FILE)
-            write_json({"run_id": self.run_id, "suite": suite.name, "suite_file": suite.path,
-                        "description": suite.description, "seed": suite.seed, "time_steps": list(suite.time_steps),
-                        "devices": list(suite.devices), "metrics": list(suite.metrics),
-                        "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes,
-                        # What downstream reads instead of code: each metric's declared fields, and the
-                        # counting conventions in force when the numbers were measured.
-                        "metric_contracts": {m: get_metric(m).contract.to_dict() for m in suite.metrics},
-                        "conventions": conventions_dict()},
-                       self.out_dir / RUN_FILE)
+            self._write_run_files(bundle, notes, ranks)
         for note in notes:
             self.console.print(f"[yellow]note:[/yellow] {note}")
 
         # Rank 0 read the results file: its choice of the cases still to run is everyone's.
         todo = [cases[i] for i in distributed.broadcast_object(
-            [i for i, c in enumerate(cases) if config_key(suite, c) not in done])]
-        interrupted = False
+            [i for i, c in enumerate(cases) if case_key(suite, c) not in done])]
+        interrupted, write_error = False, None
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, disable=not self.show_progress)
         try:
@@ -280,41 +489,79 @@ class SuiteRunner:
                     if record["status"] != "ok":
                         self._release()  # every rank rebuilds the model, so their caches stay in step
                     if writer:
-                        writer.append(record)
-                        write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
+                        write_error = self._persist(writer, record)
+                    if write_error := distributed.broadcast_object(write_error):
+                        self.console.print(f"[red]stopped:[/red] {write_error}")
+                        break
                     progress.advance(overall)
         except KeyboardInterrupt:  # whenever it lands, the file keeps every record already appended
             interrupted = True
             self.console.print("[red]interrupted:[/red] stopping after the cases already measured")
         records = read_records(writer.path) if writer else []  # the file is the source of truth
         if writer:
-            write_csv(records, self.out_dir / CSV_FILE)
+            with contextlib.suppress(OSError):  # a full disk: the JSONL file is what counts
+                write_csv(records, self.out_dir / CSV_FILE)
         if not interrupted:  # an interrupt may stop the ranks at different points: no collective then
             records = distributed.broadcast_object(records)  # every rank returns rank 0's records
-        return RunOutcome(self.out_dir, records, notes, interrupted)
+        return RunOutcome(self.out_dir, records, notes, interrupted, write_error)
 
-    @staticmethod
-    def _rewrite(writer: ResultsWriter, records: list[dict[str, Any]]) -> None:
-        tmp = writer.path.with_suffix(".jsonl.tmp")
-        tmp.unlink(missing_ok=True)
-        tmp_writer = ResultsWriter(tmp)
-        for r in records:
-            tmp_writer.append(r)
-        tmp.replace(writer.path)
+    def _prepare_results(self, writer: ResultsWriter, notes: list[str]) -> set[str]:
+        """Repair and read the results of a resumed run; the keys of its completed cases.
+
+        A torn last line (a kill inside a write) is cut off and kept in ``results.jsonl.torn``; its case runs
+        again. Any other line that is not a record stops the resume (RunFileError names the line and the fix)."""
+        if not self.resume:
+            writer.path.touch()  # a run whose cases are all interrupted is still a run folder
+            return set()
+        if dropped := repair_tail(writer.path):
+            notes.append(f"the last record of {writer.path} was cut off ({dropped} bytes, e.g. by a kill or a full "
+                         f"disk) and was moved to {writer.path.name}.torn; its case runs again")
+        previous = read_records(writer.path)
+        kept = [r for r in previous if r.get("status") == "ok"]
+        if len(kept) != len(previous):  # a resumed run keeps its completed records; failed ones rerun
+            rewrite_records(writer.path, kept)
+        return {r["config_key"] for r in kept}
+
+    def _write_run_files(self, bundle: DataBundle, notes: list[str], ranks: dict[str, Any]) -> None:
+        suite = self.suite
+        write_json(collect_env(suite.path, suite.seed) | ranks, self.out_dir / ENV_FILE)
+        write_json({"run_id": self.run_id, "suite": suite.name, "suite_file": suite.path,
+                    "description": suite.description, "seed": suite.seed, "time_steps": list(suite.time_steps),
+                    "devices": list(suite.devices), "metrics": list(suite.metrics),
+                    "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes,
+                    # The settings each part of the run was measured with; records carry their segment.
+                    "segment": self.plan.segment, "segments": self.plan.segments,
+                    # What downstream reads instead of code: each metric's declared fields, and the
+                    # counting conventions in force when the numbers were measured.
+                    "metric_contracts": {m: get_metric(m).contract.to_dict() for m in suite.metrics},
+                    "conventions": conventions_dict()},
+                   self.out_dir / RUN_FILE)
+
+    def _persist(self, writer: ResultsWriter, record: dict[str, Any]) -> str | None:
+        """Append a record (and refresh the CSV); on a write error, cut the file back to its last whole
+        record and say why the run must stop."""
+        size = writer.path.stat().st_size if writer.path.exists() else 0
+        try:
+            writer.append(record)
+        except (OSError, ResultsWriteError) as exc:
+            with contextlib.suppress(OSError):
+                os.truncate(writer.path, size)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return (f"could not append the record of {record['case_id']} to {writer.path} ({reason}); "
+                    f"the records before it are intact. Fix: free space, then --resume {self.out_dir}")
+        with contextlib.suppress(OSError):  # the CSV is derived from the JSONL file and rewritten at the end
+            write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
+        return None
 
     def _build(self, case: Case, bundle: DataBundle) -> tuple[nn.Module, ModelInfo, dict[str, Any]]:
         """The case's model on its device, reused across cases that differ only in T or batch size."""
         info = model_info(case.model.name)
-        kwargs = model_kwargs(case.model, info, bundle, case.T)
+        kwargs = model_kwargs(case.model.kwargs, info, bundle, case.T)
         key = (case.model.label, case.device, json.dumps(kwargs, sort_keys=True, default=str))
         if key != self._model_key:
             self._release()
-            torch.manual_seed(self.suite.seed)
-            model = info.factory(**kwargs)  # type: ignore[misc]
-            if not isinstance(model, nn.Module):
-                raise TypeError(f"factory of {case.model.name!r} returned {type(model).__name__}, not an nn.Module")
-            loaded = (load_checkpoint(model, case.model.checkpoint, case.model.checkpoint_format, case.model.name)
-                      if case.model.checkpoint else None)
+            model, loaded = build_model(case.model.name, kwargs, seed=self.suite.seed, checkpoint=case.model.checkpoint,
+                                        checkpoint_format=case.model.checkpoint_format)
             self._model = model.to(case.device).eval()
             self._model_key, self._model_cache = key, {}
             self._model_meta, self._model_loaded = (loaded.meta if loaded else {}), loaded
@@ -330,25 +577,7 @@ class SuiteRunner:
     def run_case(self, case: Case, bundle: DataBundle, progress: Progress) -> dict[str, Any]:
         suite = self.suite
         started = time.perf_counter()
-        record: dict[str, Any] = {
-            "schema": 1,
-            "run_id": self.run_id,
-            "suite": suite.name,
-            "case_id": case.case_id,
-            "config_key": config_key(suite, case),
-            "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
-                      "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
-            "T": case.T,
-            "trained_T": case.model.trained_T,
-            "device": case.device,
-            "batch_size": case.batch_size,
-            "world_size": distributed.world_size(),
-            "data": {"dataset": bundle.name, "split": suite.data.split, "labelled": bundle.labelled},
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "metrics": {},
-            "status": "ok",
-            "error": None,
-        }
+        record = new_record(suite, case, self.run_id, self.plan.segment, self.data_info)
         task = progress.add_task(f"  {case.case_id}", total=len(suite.metrics) + 1)
         try:
             from bench.devices import describe_device
@@ -365,22 +594,22 @@ class SuiteRunner:
             record["trained_T"] = case.model.trained_T or self._model_meta.get("trained_T")
             progress.advance(task)
             device = torch.device(case.device)
-            one_pass = () if factory_takes_T(info) else (case.model.time_steps or suite.time_steps)
+            one_pass = () if info.fixed_T else (case.model.time_steps or suite.time_steps)
             ctx = CaseContext(
                 model=model, info=info, T=case.T, device=device, batch_size=case.batch_size,
                 batches=make_batches(bundle, case.batch_size, device, suite.data.num_workers),
                 num_classes=bundle.num_classes, labelled=bundle.labelled, suite_T=tuple(one_pass),
-                options=suite.metric_options, model_cache=self._model_cache,
+                options=suite.metric_options, model_cache=self._model_cache, reduce_sum=distributed.all_reduce_sum,
             )
-            for name in suite.metrics:
-                progress.update(task, description=f"  {case.case_id}: {name}")
-                try:
-                    record["metrics"][name] = get_metric(name).fn(ctx)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    raise MetricError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
-                progress.advance(task)
+            watch = OutputWatch(model)
+            try:
+                for name in suite.metrics:
+                    progress.update(task, description=f"  {case.case_id}: {name}")
+                    record["metrics"][name] = self._call_metric(name, ctx)
+                    progress.advance(task)
+            finally:
+                watch.handle.remove()
+            watch.finish(ctx)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # isolation: record and go on (MemoryError and CUDA OOM included)
@@ -394,20 +623,32 @@ class SuiteRunner:
         record["duration_s"] = round(time.perf_counter() - started, 3)
         return record
 
+    @staticmethod
+    def _call_metric(name: str, ctx: CaseContext) -> dict[str, Any]:
+        try:
+            return get_metric(name).fn(ctx)
+        except (KeyboardInterrupt, CaseTimeoutError):
+            raise
+        except Exception as exc:
+            raise MetricError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
     def run_case_isolated(self, case: Case, progress: Progress) -> dict[str, Any]:
-        """Run one case in a fresh process, so a crash (segfault, OOM kill) or a hang is recorded too."""
+        """Run one case in a fresh process, so a crash (segfault, OOM kill) or a hang is recorded too.
+
+        Whatever stops the parent while it waits (Ctrl-C, SIGINT or SIGTERM to the parent alone, an error)
+        kills the child first: no case process outlives the run.
+        """
         started = time.perf_counter()
         ctx = multiprocessing.get_context("spawn")
         fd, result_path = tempfile.mkstemp(prefix="case-", suffix=".json", dir=self.out_dir)
         os.close(fd)
         task = progress.add_task(f"  {case.case_id} (isolated)", total=None)
-        process = ctx.Process(target=_isolated_case, args=(self.suite, case, self.run_id, result_path))
+        process = ctx.Process(target=_isolated_case,
+                              args=(self.suite, case, self.run_id, self.plan.segment, self.data_info, result_path))
         try:
             process.start()
             process.join(self.suite.case_timeout_s)
             if process.is_alive():
-                process.kill()
-                process.join()
                 reason = f"case exceeded suite.case_timeout_s = {self.suite.case_timeout_s:g} s; its process was killed"
                 error = {"type": "CaseTimeoutError", "message": reason, "traceback": ""}
             else:
@@ -416,22 +657,23 @@ class SuiteRunner:
                     return json.loads(text)
                 error = {"type": "ProcessDied", "message": death_reason(process.exitcode), "traceback": ""}
         finally:
+            if process.is_alive():
+                process.kill()
+                process.join()
             progress.remove_task(task)
             Path(result_path).unlink(missing_ok=True)
-        return {
-            "schema": 1, "run_id": self.run_id, "suite": self.suite.name, "case_id": case.case_id,
-            "config_key": config_key(self.suite, case),
-            "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
-                      "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
-            "T": case.T, "trained_T": case.model.trained_T, "device": case.device,
-            "batch_size": case.batch_size, "world_size": distributed.world_size(), "metrics": {},
-            "status": "failed", "error": error,
-            "duration_s": round(time.perf_counter() - started, 3),
-        }
+        record = new_record(self.suite, case, self.run_id, self.plan.segment, self.data_info)
+        return record | {"status": "failed", "error": error, "duration_s": round(time.perf_counter() - started, 3)}
 
 
-def _isolated_case(suite: Suite, case: Case, run_id: str, result_path: str) -> None:
-    """Child-process entry of ``--isolate``: run one case and write its record to ``result_path``."""
+def _isolated_case(suite: Suite, case: Case, run_id: str, segment: int, data_info: dict[str, Any],
+                   result_path: str) -> None:
+    """Child-process entry of ``--isolate``: run one case and write its record to ``result_path``.
+
+    Ctrl-C reaches the whole process group; the parent handles it (and kills this process), so the
+    child ignores SIGINT rather than dying with a traceback of its own.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if suite.memory_limit_gib and case.device == "cpu":
         import resource
 
@@ -440,9 +682,11 @@ def _isolated_case(suite: Suite, case: Case, run_id: str, result_path: str) -> N
             current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         limit = current + int(suite.memory_limit_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    runner = SuiteRunner(suite, Path(result_path).parent, show_progress=False)
+    plan = RunPlan([], segment)
+    runner = SuiteRunner(suite, Path(result_path).parent, show_progress=False, plan=plan)
     runner.run_id = run_id
     bundle = load_data(suite.data, suite.seed)
+    runner.data_info = data_info
     with Progress(disable=True) as progress:
         record = runner.run_case(case, bundle, progress)
     tmp = result_path + ".tmp"
@@ -450,26 +694,56 @@ def _isolated_case(suite: Suite, case: Case, run_id: str, result_path: str) -> N
     os.replace(tmp, result_path)
 
 
-def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False,
-              show_progress: bool = True, console: Console | None = None, isolate: bool = False) -> RunOutcome:
+def resolve_out_dir(suite: Suite, out_dir: str | Path | None) -> Path:
+    """The run's folder: ``out_dir``, or ``reports/<suite>/<run-id>``; under torchrun, rank 0's for all."""
+    distributed.init()
+    return distributed.broadcast_object(Path(out_dir) if out_dir else default_out_dir(suite, new_run_id()))
+
+
+def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False, allow_changes: bool = False,
+              show_progress: bool = True, console: Console | None = None, isolate: bool = False,
+              hold: contextlib.ExitStack | None = None) -> RunOutcome:
     """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``).
 
-    Launched by torchrun, the ranks share the cases' data (see bench.distributed); rank 0 prints and writes.
+    Holds the folder's lock (rank 0) from the checks to the end, or, given ``hold``, until that stack
+    closes (the CLI keeps it over the report). Launched by torchrun, the ranks share the cases' data
+    (see bench.distributed); rank 0 prints and writes.
     """
     if distributed.init() and isolate:
         raise distributed.DistributedError("--isolate runs each case in a child process, which cannot take "
                                            "part in the ranks' collectives. Fix: drop --isolate under torchrun")
-    if not distributed.is_main():
+    main = distributed.is_main()
+    if not main:
         console, show_progress = Console(stderr=True, quiet=True), False
-    out = distributed.broadcast_object(Path(out_dir) if out_dir else default_out_dir(suite, new_run_id()))
-    # Rank 0 looks at the folder; every rank raises the same error, so none waits in a collective.
-    if problem := distributed.broadcast_object(run_folder_problem(out, resume) if distributed.is_main() else None):
-        raise RunFolderError(problem)
-    if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
-        from bench.train import prepare_checkpoints
+    out = resolve_out_dir(suite, out_dir)
+    cases, notes = expand_cases(replace(suite, devices=distributed.rank_devices(suite.devices)))
+    with contextlib.ExitStack() as local:
+        held = hold if hold is not None else local
+        plan: RunPlan | None = None
+        problem: Exception | None = None
+        if main:  # rank 0 decides; every rank raises the same error, so none waits in a collective
+            try:
+                if not cases:
+                    raise SuiteError(suite.path, "suite.devices", f"no listed device is present on this machine "
+                                     f"({'; '.join(notes)}): nothing would run",
+                                     'add "cpu" to suite.devices, or run the suite where its GPUs are')
+                if error := check_before_loading(suite, cases):
+                    raise error
+                if folder := folder_problem(out):
+                    raise RunFolderError(folder)
+                held.enter_context(run_lock(out))
+                if folder := run_folder_problem(out, resume):
+                    raise RunFolderError(folder)
+                plan = plan_run(out, suite, resume, allow_changes)
+            except (SuiteError, RunFolderError) as exc:
+                problem = exc
+        if problem := distributed.broadcast_object(problem):
+            raise problem
+        if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
+            from bench.train import prepare_checkpoints
 
-        # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
-        suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
-                                                show_progress=show_progress))
-    return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
-                       isolate=isolate).run()
+            # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
+            suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
+                                                    show_progress=show_progress))
+        return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
+                           isolate=isolate, plan=plan).run()

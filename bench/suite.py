@@ -27,11 +27,18 @@ A suite is a TOML file::
 
     [[models]]
     name = "spiking_resnet18"       # a registered name or "package.module:factory"
-    label = "Spiking ResNet-18"     # optional display name
-    kwargs = { width = 0.25 }       # passed to the factory
+    label = "Spiking ResNet-18"     # optional display name (<= 100 printable characters; names files)
+    kwargs = { width = 0.25 }       # passed to the factory; checked at load (see below)
     checkpoint = "ckpt/model.pt"    # optional, relative to the suite file
     checkpoint_format = "sew-official"  # optional: the checkpoint's format (default: detected from its keys)
     time_steps = [4]                # optional override of suite.time_steps
+
+Checked at load, before anything runs: ``suite.name`` is a folder name (letters, digits, ``.``, ``_``,
+``-``; never ``.`` or ``..``); ``seed`` is in 0 .. 2**32-1; ``data.options`` keys are the dataset's;
+model ``kwargs`` names against the factory's signature and their values against the declared ranges
+(``bench.models.registry.check_kwargs``: registered models are built on the meta device, which reaches
+the family builders and neuron constructors). ``load_suite(path, allow_import=False)`` (``--no-import``)
+refuses every import path before importing anything.
 
 Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
 """
@@ -40,7 +47,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,23 +57,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from bench.checking import MAX_TIME_STEP, SAFE_NAME, Checker, SuiteError, expand_env, import_paths
 from bench.devices import DEVICE_PATTERN, expand_devices
+
+__all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Suite", "SuiteError", "expand_cases", "expand_env",
+           "declared_shape", "load_suite"]
 
 MAX_SUITE_BYTES = 1_000_000
 MAX_MODELS = 1000
-MAX_TIME_STEP = 10_000
 ON_MISSING = ("error", "synthetic")
-
-
-class SuiteError(ValueError):
-    """A suite that cannot run: names the file, the field and the fix."""
-
-    def __init__(self, file: str | Path, field: str, problem: str, fix: str):
-        self.file = str(file)
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.file}: {field}: {problem}\n  fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -142,105 +140,18 @@ _MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "checkpoint_format", "ti
 _TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
 
 
-class _Checker:
-    """Typed getters that raise SuiteError naming the file and the field."""
-
-    def __init__(self, file: Path):
-        self.file = file
-
-    def fail(self, field: str, problem: str, fix: str) -> SuiteError:
-        return SuiteError(self.file, field, problem, fix)
-
-    def table(self, value: Any, field: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(field, f"expected a table, got {type(value).__name__}", f"write it as [{field}]")
-        return value
-
-    def no_unknown(self, table: dict[str, Any], allowed: set[str], field: str) -> None:
-        for key in table:
-            if key not in allowed:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
-                raise self.fail(f"{field}.{key}" if field else key, "unknown key", hint)
-
-    def string(self, table: dict[str, Any], key: str, field: str, default: Any = ...) -> Any:
-        if key not in table:
-            if default is ...:
-                raise self.fail(f"{field}.{key}", "missing", f"add {key} = \"...\" to [{field}]")
-            return default
-        value = table[key]
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{field}.{key}", f"expected a non-empty string, got {value!r}", "write a quoted string")
-        return value
-
-    def integer(self, table: dict[str, Any], key: str, field: str, default: Any = ..., minimum: int = 0,
-                maximum: int | None = None) -> Any:
-        if key not in table:
-            if default is ...:
-                raise self.fail(f"{field}.{key}", "missing", f"add {key} = <integer> to [{field}]")
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"{field}.{key}", f"expected an integer, got {value!r}", "write a whole number")
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and <= {maximum}" if maximum is not None else ""
-            raise self.fail(f"{field}.{key}", f"{value} is out of range", f"use an integer >= {minimum}{upper}")
-        return value
-
-    def number(self, table: dict[str, Any], key: str, field: str) -> float | None:
-        """An optional positive number (int or float); None when absent."""
-        if key not in table:
-            return None
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-            raise self.fail(f"{field}.{key}", f"expected a positive number, got {value!r}", "write e.g. 600 or 2.5")
-        return float(value)
-
-    def int_list(self, value: Any, field: str, minimum: int = 1, maximum: int | None = None) -> tuple[int, ...]:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise self.fail(field, "empty list", "list at least one value")
-        out = []
-        for i, item in enumerate(items):
-            if isinstance(item, bool) or not isinstance(item, int):
-                raise self.fail(f"{field}[{i}]", f"expected an integer, got {item!r}", "write whole numbers")
-            if item < minimum or (maximum is not None and item > maximum):
-                upper = f" and <= {maximum}" if maximum is not None else ""
-                raise self.fail(f"{field}[{i}]", f"{item} is out of range", f"use integers >= {minimum}{upper}")
-            out.append(item)
-        if len(set(out)) != len(out):
-            raise self.fail(field, f"duplicate values in {out}", "list each value once")
-        return tuple(out)
-
-    def str_list(self, value: Any, field: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(field, f"expected a non-empty list of strings, got {value!r}", 'write ["a", "b"]')
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                raise self.fail(f"{field}[{i}]", f"expected a string, got {item!r}", "quote each entry")
-        return tuple(value)
-
-
-_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_env(value: str) -> tuple[str | None, list[str]]:
-    """Expand ``${VAR}``; returns the path (None if a variable is unset) and the unset names."""
-    missing = [m.group(1) for m in _ENV_VAR.finditer(value) if m.group(1) not in os.environ]
-    if missing:
-        return None, missing
-    return _ENV_VAR.sub(lambda m: os.environ[m.group(1)], value), []
-
-
 # ---------------------------------------------------------------- loading
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file; raise SuiteError with file, field and fix."""
+def load_suite(path: str | Path, *, allow_import: bool = True) -> Suite:
+    """Read and validate a suite file; raise SuiteError with file, field and fix.
+
+    ``allow_import=False`` (``--no-import``) refuses every value that would import Python code
+    (a model named ``package.module:factory``, an import path in a metric's options) before any
+    import happens: only registered models, datasets and neuron kinds can then run.
+    """
     path = Path(path)
-    check = _Checker(path)
+    check = Checker(path)
     if not path.is_file():
         raise SuiteError(path, "(file)", "no such file", "give the path of a .toml suite, e.g. suites/digits.toml")
     try:
@@ -258,22 +169,38 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(path, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax at that line") from exc
     except RecursionError as exc:
         raise SuiteError(path, "(syntax)", "nested too deeply", "flatten the suite's tables") from exc
+    if not allow_import:
+        _refuse_imports(raw, check)
     return _parse(raw, path, check)
 
 
-def _parse(raw: dict[str, Any], path: Path, check: _Checker) -> Suite:
+def _refuse_imports(raw: dict[str, Any], check: Checker) -> None:
+    """Under --no-import: the first value that names Python code to import is an error."""
+    models = raw.get("models")
+    names = [(f"models[{i}].name", m.get("name")) for i, m in enumerate(models) if isinstance(m, dict)] \
+        if isinstance(models, list) else []
+    found = [f for f, name in names if isinstance(name, str) and ":" in name]
+    found += import_paths(raw.get("metrics", {}), "metrics")
+    if found:
+        raise check.fail(found[0], "names Python code to import, which --no-import refuses",
+                         "use registered models and options only (`bench models`), or drop --no-import "
+                         "if you trust this suite as you would trust its author's code")
+
+
+def _parse(raw: dict[str, Any], path: Path, check: Checker) -> Suite:
     check.no_unknown(raw, _TOP_KEYS, "")
     if "suite" not in raw:
         raise check.fail("suite", "missing table", 'add a [suite] table with name = "..."')
     suite = check.table(raw["suite"], "suite")
     check.no_unknown(suite, _SUITE_KEYS, "suite")
     name = check.string(suite, "name", "suite")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise check.fail("suite.name", f"{name!r} is not a safe folder name", "use letters, digits, '.', '_', '-'")
+    if not SAFE_NAME.fullmatch(name):
+        raise check.fail("suite.name", f"{name!r} is not a safe folder name (it names reports/<name>/)",
+                         "use up to 100 letters, digits, '.', '_', '-', starting with a letter, digit or '_'")
     description = suite.get("description", "")
     if not isinstance(description, str):
         raise check.fail("suite.description", "expected a string", "quote the description")
-    seed = check.integer(suite, "seed", "suite", default=0)
+    seed = check.seed(suite, "seed", "suite", default=0)
     time_steps = check.int_list(suite.get("time_steps", [4]), "suite.time_steps", 1, MAX_TIME_STEP)
     devices = check.str_list(suite.get("devices", ["cpu"]), "suite.devices")
     for i, dev in enumerate(devices):
@@ -284,17 +211,17 @@ def _parse(raw: dict[str, Any], path: Path, check: _Checker) -> Suite:
 
     data = _parse_data(raw, check)
     metric_options = _parse_metric_options(raw, metrics, check)
-    models = _parse_models(raw, path, check)
+    models = _parse_models(raw, path, check, data, time_steps)
     train = check.table(raw["train"], "train") if "train" in raw else None
     return Suite(path=str(path), name=name, description=description, seed=seed, time_steps=time_steps,
                  devices=devices, metrics=metrics, data=data, models=models,
                  metric_options=metric_options, train=train,
-                 case_timeout_s=check.number(suite, "case_timeout_s", "suite"),
-                 memory_limit_gib=check.number(suite, "memory_limit_gib", "suite"),
+                 case_timeout_s=check.positive(suite, "case_timeout_s", "suite"),
+                 memory_limit_gib=check.positive(suite, "memory_limit_gib", "suite"),
                  tolerances=_parse_tolerances(raw, check))
 
 
-def _parse_tolerances(raw: dict[str, Any], check: _Checker) -> dict[str, Any]:
+def _parse_tolerances(raw: dict[str, Any], check: Checker) -> dict[str, Any]:
     from bench.contract import ToleranceError, parse_tolerances
 
     try:
@@ -303,7 +230,7 @@ def _parse_tolerances(raw: dict[str, Any], check: _Checker) -> dict[str, Any]:
         raise check.fail(f"tolerances.{exc.key}", exc.problem, exc.fix) from exc
 
 
-def _check_metrics(metrics: tuple[str, ...], check: _Checker) -> None:
+def _check_metrics(metrics: tuple[str, ...], check: Checker) -> None:
     from bench.metrics import available_metrics
 
     known = available_metrics()
@@ -318,7 +245,7 @@ def _check_metrics(metrics: tuple[str, ...], check: _Checker) -> None:
         raise check.fail("suite.metrics", "duplicate metric names", "list each metric once")
 
 
-def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
+def _parse_data(raw: dict[str, Any], check: Checker) -> DataSpec:
     from bench.data import DATASETS
 
     if "data" not in raw:
@@ -332,7 +259,7 @@ def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
     on_missing = check.string(data, "on_missing", "data", default="error")
     if on_missing not in ON_MISSING:
         raise check.fail("data.on_missing", f"{on_missing!r} is not an option", f"use one of {ON_MISSING}")
-    options = check.table(data.get("options", {}), "data.options")
+    options = _check_data_options(check.table(data.get("options", {}), "data.options"), dataset, check)
     return DataSpec(
         dataset=dataset,
         root=root,
@@ -347,7 +274,32 @@ def _parse_data(raw: dict[str, Any], check: _Checker) -> DataSpec:
     )
 
 
-def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: _Checker) -> dict[str, dict]:
+def _dataset_options(dataset: str) -> tuple[str, ...] | None:
+    """The ``data.options`` keys ``dataset`` reads (None: the loader checks them itself)."""
+    from bench.data import DATASETS, cifar, dvs_frames, imagenet
+
+    declared = DATASETS.get(dataset, {}).get("options")
+    if declared is not None:
+        return tuple(declared)  # type: ignore[call-overload]
+    return {"synthetic": ("in_channels", "num_classes"), "digits": (), "imagenet": imagenet.OPTIONS,
+            "cifar10": cifar.OPTIONS, "cifar100": cifar.OPTIONS, "dvs_frames": dvs_frames.OPTIONS}.get(dataset)
+
+
+def _check_data_options(options: dict[str, Any], dataset: str, check: Checker) -> dict[str, Any]:
+    """Unknown ``data.options`` keys are refused (a typo would otherwise be ignored); synthetic's are sizes."""
+    allowed = _dataset_options(dataset)
+    if allowed is not None:
+        for key in options:
+            if key not in allowed:
+                raise check.fail(f"data.options.{key}", f"dataset {dataset!r} has no option {key!r}",
+                                 f"use one of: {', '.join(allowed)}" if allowed else "remove data.options")
+    if dataset == "synthetic":
+        check.integer(options, "in_channels", "data.options", default=None, minimum=1, maximum=65_536)
+        check.integer(options, "num_classes", "data.options", default=None, minimum=1, maximum=1_000_000)
+    return options
+
+
+def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: Checker) -> dict[str, dict]:
     """Each ``[metrics.<name>]`` table checked against the options its plug-in declares."""
     from bench.contract import OptionError
     from bench.metrics import get_metric
@@ -366,7 +318,33 @@ def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: 
     return out
 
 
-def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[ModelSpec, ...]:
+def declared_shape(data: DataSpec) -> Any:
+    """The data's class and channel counts and image size as declared, before anything is loaded
+    (``num_classes``, ``in_channels``, ``image_size`` attributes): for kwargs and memory checks."""
+    from types import SimpleNamespace
+
+    from bench.data.synthetic import DECLARED_SHAPES
+
+    shape = dict(DECLARED_SHAPES.get(data.dataset, DECLARED_SHAPES["synthetic"]))
+    shape.update({k: v for k, v in data.options.items() if k in ("num_classes", "in_channels") and isinstance(v, int)})
+    if data.image_size:
+        shape["image_size"] = data.image_size
+    return SimpleNamespace(**shape)
+
+
+def _check_kwargs(info: Any, kwargs: dict[str, Any], field: str, data: DataSpec, T: int, check: Checker) -> None:
+    """The model's kwargs against its factory's signature and declared ranges (registered: a meta build)."""
+    from bench.build import model_kwargs
+    from bench.models.registry import KwargError, check_kwargs
+
+    try:
+        check_kwargs(info, kwargs, model_kwargs({}, info, declared_shape(data), T))
+    except KwargError as exc:
+        raise check.fail(f"{field}.kwargs{'.' + exc.key if exc.key else ''}", exc.problem, exc.fix) from exc
+
+
+def _parse_models(raw: dict[str, Any], path: Path, check: Checker, data: DataSpec,
+                  suite_T: tuple[int, ...]) -> tuple[ModelSpec, ...]:
     from bench.models.registry import UnknownModelError, model_info
 
     models = raw.get("models")
@@ -382,12 +360,12 @@ def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[Mod
         check.no_unknown(entry, _MODEL_KEYS, field)
         name = check.string(entry, "name", field)
         try:
-            model_info(name)
+            info = model_info(name)
         except UnknownModelError as exc:
             raise check.fail(f"{field}.name", str(exc),
                              "use a name from `bench models` or an importable 'package.module:factory'") from exc
         kwargs = check.table(entry.get("kwargs", {}), f"{field}.kwargs")
-        label = check.string(entry, "label", field, default=name)
+        label = check.label(check.string(entry, "label", field, default=name), f"{field}.label")
         if label in labels:
             raise check.fail(f"{field}.label", f"label {label!r} is used twice",
                              "give each model entry a distinct label")
@@ -406,16 +384,17 @@ def _parse_models(raw: dict[str, Any], path: Path, check: _Checker) -> tuple[Mod
             checkpoint = str(ckpt)
         checkpoint_format = _checkpoint_format(entry, field, checkpoint, check)
         steps = entry.get("time_steps")
+        steps = None if steps is None else check.int_list(steps, f"{field}.time_steps", 1, MAX_TIME_STEP)
+        _check_kwargs(info, kwargs, field, data, (steps or suite_T)[0], check)
         specs.append(ModelSpec(
-            name=name, label=label, kwargs=kwargs, checkpoint=checkpoint,
-            time_steps=None if steps is None else check.int_list(steps, f"{field}.time_steps", 1, MAX_TIME_STEP),
+            name=name, label=label, kwargs=kwargs, checkpoint=checkpoint, time_steps=steps,
             trained_T=check.integer(entry, "trained_T", field, default=None, minimum=1, maximum=MAX_TIME_STEP),
             checkpoint_format=checkpoint_format,
         ))
     return tuple(specs)
 
 
-def _checkpoint_format(entry: dict[str, Any], field: str, checkpoint: str | None, check: _Checker) -> str | None:
+def _checkpoint_format(entry: dict[str, Any], field: str, checkpoint: str | None, check: Checker) -> str | None:
     """``checkpoint_format``: a known format name, and only beside a checkpoint."""
     from bench.checkpoint_formats import FORMAT_NAMES
 

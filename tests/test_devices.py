@@ -113,3 +113,54 @@ def test_describe_real_gpu():
     assert info["device_name"] == torch.cuda.get_device_name(0)
     assert info["driver_version"] is not None, info.get("driver_version_why")
     assert info["nvml_name"]
+
+
+def test_machine_memory_of_the_cpu_is_the_smaller_of_ram_and_the_cgroup_limit(monkeypatch):
+    import os
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    got, what = devices.machine_memory("cpu")
+    assert 0 < got <= ram and what in ("physical RAM", "the container's memory limit")
+    monkeypatch.setattr(devices, "_cgroup_limit", lambda: 2**30)
+    assert devices.machine_memory("cpu") == (2**30, "the container's memory limit")
+    monkeypatch.setattr(devices, "_cgroup_limit", lambda: None)
+    assert devices.machine_memory("cpu") == (ram, "physical RAM")
+
+
+def test_machine_memory_of_a_gpu_is_its_total_memory(monkeypatch):
+    fake_torch_gpu(monkeypatch, "aaaa-1111")
+    assert devices.machine_memory("cuda:0") == (8 * 2**30, "total memory of cuda:0")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_cases_are_checked_against_the_gpus_memory_and_for_nan_outputs(tmp_path, write_suite):
+    from bench.cli import main
+    from bench.results import read_records
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    text = """
+    [suite]
+    name = "gpu"
+    time_steps = [{T}]
+    devices = ["cuda:0"]
+    metrics = ["params"]
+    [data]
+    dataset = "synthetic"
+    image_size = 224
+    max_samples = 64
+    batch_size = 64
+    [[models]]
+    name = "sew_resnet18"
+    label = "sew"
+    [[models]]
+    name = "toy_models:nan_model"
+    label = "nan"
+    """
+    # sew_resnet18 at 224 px: the stem's 64x112x112 float32 output per step and sample (3.06 MiB).
+    too_many = total // (64 * 112 * 112 * 4 * 64) + 1
+    assert main(["run", str(write_suite(text.format(T=too_many))), "--out", str(tmp_path / "big"), "-q"]) == 2
+    assert main(["run", str(write_suite(text.format(T=2), "ok.toml")), "--out", str(tmp_path / "r"), "-q"]) == 1
+    status = {r["model"]["label"]: (r["status"], (r["error"] or {}).get("type")) for r in
+              read_records(tmp_path / "r" / "results.jsonl")}
+    assert status == {"sew": ("ok", None), "nan": ("failed", "NonFiniteOutputError")}

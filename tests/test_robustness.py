@@ -142,3 +142,90 @@ def test_corrupt_checkpoint_fails_its_case_and_keeps_the_others(write_suite, tmp
     assert statuses(tmp_path / "r") == {"first": "ok", "corrupt": "failed", "last": "ok"}
     error = errors(tmp_path / "r")["corrupt"]
     assert error["type"] == "CheckpointError" and "broken.pt" in error["message"]
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"  # a zombie waits only for its reaper
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_isolating_parent_alone_kills_the_case_and_keeps_the_records(write_suite, tmp_path, sig):
+    """SIGINT/SIGTERM sent to the parent only (kill, timeout -s INT, a scheduler): the parent kills the hung
+    case's process, records the run as interrupted (exit 130) and keeps what was measured."""
+    text = (BASE.format(suite_extra="case_timeout_s = 600") + GOOD.format(label="first")
+            + model("sleepy_model", "hangs", "seconds = 600.0") + GOOD.format(label="never"))
+    run_dir = tmp_path / "r"
+    proc = _bench("run", str(write_suite(text)), "--out", str(run_dir), "-q", "--isolate", cwd=tmp_path)
+    _wait_for_records(run_dir / "results.jsonl", 1, timeout=180)
+    deadline = time.monotonic() + 120
+    while not (children := _children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # the hanging case's process is up (spawned, importing torch, then sleeping)
+    children = _children(proc.pid)
+    assert children, "the case runs in a child process"
+    os.kill(proc.pid, sig)  # the parent alone, not its process group
+    assert proc.wait(60) == 130, proc.stderr.read().decode()
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once the parent's pipe closes
+    while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in children), "no case process outlives the run"
+    assert statuses(run_dir) == {"first": "ok"}
+    assert (run_dir / "report.md").exists()
+
+
+NAN_SUITE = """
+[suite]
+name = "nan"
+time_steps = [1, 2]
+metrics = [{metrics}]
+
+[data]
+dataset = "digits"
+max_samples = 8
+batch_size = 8
+""" + model("nan_model", "nan") + GOOD.format(label="fine")
+
+
+@pytest.mark.parametrize("metrics", ['"params"', '"firing"', '"params", "ops"'])
+def test_nan_outputs_fail_the_case_without_the_accuracy_metric(write_suite, tmp_path, metrics):
+    text = NAN_SUITE.format(metrics=metrics)
+    assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 1
+    records = read_records(tmp_path / "r" / "results.jsonl")
+    assert [(r["model"]["label"], r["T"], r["status"]) for r in records] == [
+        ("nan", 1, "failed"), ("nan", 2, "failed"), ("fine", 1, "ok"), ("fine", 2, "ok")]
+    assert {r["error"]["type"] for r in records if r["error"]} == {"NonFiniteOutputError"}
+
+
+def test_the_output_check_reuses_a_metrics_forward(monkeypatch):
+    """One forward per case at most is added, and none when a metric already ran one."""
+    import torch
+    from toy_models import tiny_snn
+
+    from bench.metrics.base import CaseContext
+    from bench.models.registry import model_info
+    from bench.runner import OutputWatch
+
+    model = tiny_snn()
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    x = torch.rand(2, 3, 1, 8, 8)
+    ctx = CaseContext(model=model, info=model_info("toy_models:tiny_snn"), T=2, device=torch.device("cpu"),
+                      batch_size=3, batches=lambda T: iter([(x, torch.zeros(3))]), num_classes=10)
+    watch = OutputWatch(model)
+    model(x)  # a metric's forward
+    model(x)
+    watch.finish(ctx)
+    assert len(calls) == 2, "the metric's forward was checked; no extra one"
+    watch = OutputWatch(model)
+    watch.finish(ctx)
+    assert len(calls) == 3, "no metric ran a forward: one on the sample batch"

@@ -97,3 +97,35 @@ def test_deeply_nested_and_huge(tmp_path):
     valid = tmp_path / "valid.toml"
     valid.write_text(toml_document(VALID))
     assert load_suite(valid).name == "fuzz", "the base document of the fuzzers is itself valid"
+
+
+KWARG_KEYS = ["width", "widht", "neuron", "neuron_params", "T", "cnf", "num_classes", "in_channels", "input_size",
+              "stem_once", "depth", "tau", "v_threshold", "proj", "drop_rate", "bogus"]
+kwarg_values = st.one_of(
+    scalars, st.sampled_from(["if", "lif", "dsr_if", "ADD", "IAND", "cifar", "imagenet", "pool"]),
+    st.floats(min_value=-2.0, max_value=70.0),
+    st.dictionaries(st.sampled_from(["tau", "v_threshold", "tauu", "surrogate", "alpha", "T"]), scalars, max_size=3))
+
+
+@FUZZ
+@given(st.sampled_from(["sew_resnet18", "ms_resnet18", "danet_c50", "dsr_vgg11", "spikeformer_dvs_gesture",
+                        "toy_models:tiny_snn"]),
+       st.dictionaries(st.sampled_from(KWARG_KEYS), kwarg_values, max_size=3))
+def test_random_model_kwargs(name, kwargs):
+    doc = json.loads(json.dumps(VALID))
+    doc["models"][0] = {"name": name, "kwargs": kwargs}
+    check(toml_document(doc))
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(KEYS), values, max_size=5))
+def test_random_documents_under_no_import(doc):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "suite.toml"
+        path.write_text(toml_document(doc), encoding="utf-8")
+        try:
+            suite = load_suite(path, allow_import=False)
+        except SuiteError as err:
+            assert err.file == str(path) and err.field and err.fix
+        else:
+            assert all(":" not in m.name for m in suite.models)

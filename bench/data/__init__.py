@@ -67,7 +67,7 @@ def _fallback(spec, seed: int, reason: str) -> DataBundle:
 
 def resolve_root(spec) -> tuple[Path | None, str | None]:
     """The dataset root after ${VAR} expansion, or None and the reason it is missing."""
-    from bench.suite import expand_env
+    from bench.checking import expand_env
 
     if not spec.root:
         return None, f"data.root is not set for dataset {spec.dataset!r}"

@@ -13,7 +13,6 @@ import torch
 from spikingjelly.activation_based import functional
 
 from bench.contract import Field, Tolerance
-from bench.distributed import all_reduce_sum
 from bench.metrics.base import CaseContext, register_metric
 from bench.models.common import cumulative_mean
 
@@ -42,7 +41,8 @@ def evaluate(ctx: CaseContext, T: int, steps: tuple[int, ...]) -> dict[int, tupl
 
     ``steps`` other than ``(T,)`` need causal dynamics: the answer at t is the cumulative mean
     of the first t per-step outputs. Under torchrun each rank counts its shard and the counts are
-    summed over the ranks (one int64 all-reduce), so they equal the single-process counts.
+    summed over the ranks by ``ctx.reduce_sum`` (one int64 all-reduce the runner provides), so they equal
+    the single-process counts.
     """
     counts = {t: [0, 0, 0] for t in steps}
     model = ctx.model
@@ -58,7 +58,7 @@ def evaluate(ctx: CaseContext, T: int, steps: tuple[int, ...]) -> dict[int, tupl
                 c[1] += correct_counts(decoded[t - 1], labels, 5)
                 c[2] += labels.shape[0]
     functional.reset_net(model)
-    total = all_reduce_sum([v for t in steps for v in counts[t]])
+    total = ctx.reduce_sum([v for t in steps for v in counts[t]])
     return {t: (total[3 * i], total[3 * i + 1], total[3 * i + 2]) for i, t in enumerate(steps)}
 
 

@@ -17,7 +17,7 @@ the runner stores in ``run.json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +112,10 @@ class CaseContext:
     cache: dict[str, Any] = field(default_factory=dict)
     # Shared between the cases that use the same built model on the same device (all T, one model).
     model_cache: dict[str, Any] = field(default_factory=dict)
+    # Integer counts summed over the processes that share the evaluation data (the runner passes the
+    # all-reduce under torchrun); in one process it returns the counts as they are. Metrics that count
+    # over the whole data set (accuracy) sum through it, so they never import the distributed layer.
+    reduce_sum: Callable[[Sequence[int]], list[int]] = list
 
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first evaluation batch, fetched once per case: the fixed input for ops, firing, timing."""

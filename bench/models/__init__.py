@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 
 from bench.models.registry import (
+    KwargError,
+    KwargRule,
     ModelInfo,
     UnknownModelError,
+    check_kwargs,
     create_model,
     list_models,
     model_info,
@@ -26,4 +29,5 @@ FAMILY_MODULES = (
 for _module in FAMILY_MODULES:
     importlib.import_module(f"bench.models.{_module}")
 
-__all__ = ["ModelInfo", "UnknownModelError", "create_model", "list_models", "model_info", "register_model"]
+__all__ = ["KwargError", "KwargRule", "ModelInfo", "UnknownModelError", "check_kwargs", "create_model", "list_models",
+           "model_info", "register_model"]

@@ -1,8 +1,16 @@
 """Model registry modelled on timm: ``@register_model``, ``create_model``, ``list_models``.
 
 Every registered factory carries a :class:`ModelInfo` with the facts ``bench models`` and the
-reports print (family, paper, provenance, default T, neuron, what is not spike-driven).
+reports print (family, paper, provenance, default T, neuron, what is not spike-driven) and what
+the harness needs to build it: whether it is built for a fixed T (``fixed_T``), the kind of its
+provenance, and the declared ranges of its keyword arguments (:class:`KwargRule`).
 User models are reached by import path ``package.module:factory`` and get a minimal info.
+
+``create_model`` is the one way a model is built (runner, trainer, ``bench models``);
+``check_kwargs`` validates a suite's kwargs before anything runs: names against the factory's
+signature, values against the declared rules and, for registered models, a build on the meta
+device (no memory is allocated), which reaches every place that takes the arguments through
+``**kwargs`` (family builders, the neuron factory, spikingjelly's node constructors).
 """
 
 from __future__ import annotations
@@ -10,15 +18,25 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 import torch.nn as nn
+
+from bench.checking import MAX_TIME_STEP, nearest
+from bench.models.common import INPUT_SIZES
+from bench.models.neurons import NEURON_KINDS
 
 OFFICIAL = "official code"
 RECONSTRUCTED = "reconstructed from paper"
 USER = "user model"
+# The machine-readable kind of each provenance text (ModelInfo.provenance_kind).
+PROVENANCE_KINDS = {OFFICIAL: "official", RECONSTRUCTED: "reconstructed", USER: "user"}
 
 
 class UnknownModelError(KeyError):
@@ -31,6 +49,63 @@ class UnknownModelError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class KwargRule:
+    """The declared type and range of one factory keyword argument (checked when a suite loads)."""
+
+    name: str
+    kind: type
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_min: bool = False
+    choices: tuple[Any, ...] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused, or None when it is acceptable."""
+        numeric = self.kind in (int, float)
+        ok = isinstance(value, self.kind) and not (numeric and isinstance(value, bool))
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            return f"expected {self.kind.__name__} ({self.help}), got {value!r}"
+        if numeric and not math.isfinite(value):
+            return f"{value!r} is not finite"
+        low_bad = self.minimum is not None and (value <= self.minimum if self.exclusive_min else value < self.minimum)
+        if low_bad or (self.maximum is not None and value > self.maximum):
+            return f"{value!r} is out of range ({self.range_text()})"
+        if self.choices is not None and value not in self.choices:
+            return f"{value!r} is not one of {list(self.choices)}"
+        return None
+
+    def range_text(self) -> str:
+        low = "" if self.minimum is None else f"{'>' if self.exclusive_min else '>='} {self.minimum:g}"
+        high = "" if self.maximum is None else f"<= {self.maximum:g}"
+        return " and ".join(p for p in (low, high) if p) or "any"
+
+
+# What every registered family takes (README "Models"); a family may declare more with register_model.
+COMMON_RULES = (
+    KwargRule("num_classes", int, "output classes", minimum=1, maximum=1_000_000),
+    KwargRule("in_channels", int, "input channels", minimum=1, maximum=65_536),
+    KwargRule("input_size", str, "stem preset", choices=INPUT_SIZES),
+    KwargRule("width", float, "channel multiplier", minimum=0.0, maximum=64.0, exclusive_min=True),
+    KwargRule("neuron", str, "neuron kind", choices=NEURON_KINDS),
+    KwargRule("neuron_params", dict, "neuron parameters as a table"),
+    KwargRule("T", int, "time steps the model is built for", minimum=1, maximum=MAX_TIME_STEP),
+)
+
+
+def _parameters(fn: Callable[..., Any]) -> tuple[set[str], bool]:
+    """A factory's named keyword parameters and whether it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # some builtins have no signature: accept what they accept
+        return set(), True
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 @dataclass(frozen=True)
@@ -51,6 +126,33 @@ class ModelInfo:
     causal_over_T: bool = True
     notes: str = ""
     factory: Callable[..., nn.Module] | None = field(default=None, compare=False, repr=False)
+    # True when the factory takes T and the model only runs at that T (DSR nodes, time embeddings):
+    # the harness builds it once per evaluated T and passes the case's T.
+    fixed_T: bool = False
+    # "official" | "reconstructed" | "user"; derived from ``provenance`` when not given.
+    provenance_kind: str = ""
+    # Declared types and ranges of keyword arguments, checked before anything runs.
+    kwarg_rules: tuple[KwargRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.provenance_kind:
+            if self.provenance not in PROVENANCE_KINDS:
+                raise ValueError(f"model {self.name!r}: provenance {self.provenance!r} has no kind; pass "
+                                 f"provenance_kind (one of {sorted(set(PROVENANCE_KINDS.values()))})")
+            object.__setattr__(self, "provenance_kind", PROVENANCE_KINDS[self.provenance])
+        if self.provenance_kind not in set(PROVENANCE_KINDS.values()):
+            raise ValueError(f"model {self.name!r}: unknown provenance_kind {self.provenance_kind!r}")
+
+    @property
+    def is_user(self) -> bool:
+        return self.provenance_kind == "user"
+
+    def accepts(self, name: str) -> bool:
+        """Whether the factory takes ``name``: as a named parameter, or (registered models) via ``**kwargs``."""
+        if self.factory is None:
+            return False
+        named, var_kw = _parameters(self.factory)
+        return name in named or (var_kw and not self.is_user)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +165,8 @@ class ModelInfo:
             "non_spiking": list(self.non_spiking),
             "input_size": self.input_size,
             "causal_over_T": self.causal_over_T,
+            "fixed_T": self.fixed_T,
+            "provenance_kind": self.provenance_kind,
             "notes": self.notes,
         }
 
@@ -82,13 +186,22 @@ def register_model(
     causal_over_T: bool = True,
     notes: str = "",
     name: str | None = None,
+    fixed_T: bool | None = None,
+    provenance_kind: str = "",
+    kwarg_rules: tuple[KwargRule, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a factory under its function name (or ``name``) with its metadata."""
+    """Register a factory under its function name (or ``name``) with its metadata.
+
+    ``fixed_T`` defaults to whether the factory names a ``T`` parameter; ``kwarg_rules`` add to (or
+    replace, by name) :data:`COMMON_RULES` for this model.
+    """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
+        named, _ = _parameters(fn)
+        own = {r.name for r in kwarg_rules}
         _REGISTRY[key] = ModelInfo(
             name=key,
             family=family,
@@ -101,6 +214,9 @@ def register_model(
             causal_over_T=causal_over_T,
             notes=notes,
             factory=fn,
+            fixed_T="T" in named if fixed_T is None else fixed_T,
+            provenance_kind=provenance_kind,
+            kwarg_rules=tuple(r for r in COMMON_RULES if r.name not in own) + tuple(kwarg_rules),
         )
         return fn
 
@@ -154,6 +270,7 @@ def model_info(name: str) -> ModelInfo:
         return _REGISTRY[name]
     if is_import_path(name):
         fn = resolve_import_path(name)
+        named, _ = _parameters(fn)
         return ModelInfo(
             name=name,
             family="user",
@@ -164,6 +281,7 @@ def model_info(name: str) -> ModelInfo:
             input_size="any",
             causal_over_T=False,
             factory=fn,
+            fixed_T="T" in named,
         )
     raise UnknownModelError(name, f"unknown model {name!r}: {suggest(name)}")
 
@@ -174,8 +292,77 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     assert info.factory is not None
     model = info.factory(**kwargs)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"factory for {name!r} returned {type(model).__name__}, not an nn.Module")
+        raise TypeError(f"factory of {name!r} returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+class KwargError(ValueError):
+    """A model keyword argument refused: ``key`` is the path under ``kwargs`` ("" for the whole table)."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        super().__init__(f"kwargs{'.' + key if key else ''}: {problem} (fix: {fix})")
+        self.key, self.problem, self.fix = key, problem, fix
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def check_kwargs(info: ModelInfo, kwargs: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """Refuse ``kwargs`` a model would not take (raises KwargError), before anything runs.
+
+    Names: a factory without ``**kwargs`` takes only its named parameters. ``T`` is never given by hand
+    to a model built for a fixed T (each case passes its own). Values: the declared :class:`KwargRule`
+    ranges. Registered models are then built on the meta device with ``defaults | kwargs`` (the data's
+    class and channel counts), which checks every name and value their builders and neurons take.
+    User factories are not called here: their code runs only when the cases run.
+    """
+    assert info.factory is not None
+    named, var_kw = _parameters(info.factory)
+    known = named | {r.name for r in info.kwarg_rules}
+    for key in kwargs:
+        if not var_kw and key not in named:
+            close = nearest(key, named)
+            hint = f"did you mean {close!r}?" if close else f"{info.name} takes: {', '.join(sorted(named)) or 'nothing'}"
+            raise KwargError(key, f"{info.name} has no argument {key!r}", hint)
+    if info.fixed_T and "T" in kwargs:
+        raise KwargError("T", f"{info.name} is built for each case's T", "set the T values with time_steps instead")
+    for rule in info.kwarg_rules:
+        if rule.name in kwargs and (problem := rule.problem(kwargs[rule.name])) is not None:
+            fix = f"use one of {', '.join(map(str, rule.choices))}" if rule.choices else f"use a value {rule.range_text()}"
+            raise KwargError(rule.name, problem, fix)
+    if info.is_user:
+        return
+    try:
+        with torch.device("meta"):
+            create_model(info.name, **{**(defaults or {}), **kwargs})
+    except Exception as exc:  # the family's own checks: TypeError for names, ValueError/AssertionError for values
+        raise _build_error(info, kwargs, known, exc) from exc
+
+
+def _failing_line(exc: BaseException) -> str:
+    """The source line that raised ``exc`` (what a bare ``assert`` checked)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].line} ({frames[-1].name})" if frames and frames[-1].line else "no message"
+
+
+def _build_error(info: ModelInfo, kwargs: dict[str, Any], known: set[str], exc: Exception) -> KwargError:
+    """The KwargError for a failed meta build, pointing at the argument when the message names one."""
+    text = str(exc).strip() or _failing_line(exc)  # bare asserts (spikingjelly's) carry no message
+    message = f"{type(exc).__name__}: {text}".splitlines()[0]
+    if isinstance(exc, TypeError) and (m := _UNEXPECTED.search(str(exc))):
+        bad = m.group(1)
+        params = kwargs.get("neuron_params")
+        if bad in kwargs:
+            close = nearest(bad, known)
+            return KwargError(bad, f"{info.name} has no argument {bad!r} ({message})",
+                              f"did you mean {close!r}?" if close else "remove it")
+        if isinstance(params, dict) and bad in params:
+            return KwargError(f"neuron_params.{bad}", f"the neuron takes no parameter {bad!r} ({message})",
+                              "see bench/models/neurons.py for each kind's parameters")
+    return KwargError("", f"{info.name} cannot be built with these kwargs: {message}",
+                      "correct the value the message names (`bench models --details` lists each model's options)")
 
 
 def with_overrides(info: ModelInfo, **changes: Any) -> ModelInfo:

@@ -30,11 +30,11 @@ from rich.progress import (
 )
 from torch.utils.data import DataLoader
 
+from bench.build import build_model, config_key, model_kwargs
 from bench.data import DataBundle, load_data
 from bench.models.registry import model_info
-from bench.runner import model_kwargs
 from bench.suite import ModelSpec, Suite
-from bench.train.checkpointing import checkpoint_paths, config_key, load_state, read_meta, save_atomic
+from bench.train.checkpointing import checkpoint_paths, load_state, read_meta, save_atomic
 from bench.train.config import TrainConfig, TrainPlan, parse_train, train_plan
 from bench.train.loop import TrainingError, make_optimizer, make_scheduler, resolve_method, train_epoch
 
@@ -83,7 +83,7 @@ def train_model(spec: ModelSpec, cfg: TrainConfig, bundle: DataBundle, run_dir: 
     """
     console = console or Console(stderr=True)
     info = model_info(spec.name)
-    kwargs = model_kwargs(spec, info, bundle, cfg.T)
+    kwargs = model_kwargs(spec.kwargs, info, bundle, cfg.T)
     final, last = checkpoint_paths(run_dir, spec.label)
     defining = {k: v for k, v in cfg.as_dict().items() if k not in _NOT_DEFINING}
     key = config_key({"model": spec.name, "kwargs": kwargs, "train": defining, "data": data_key or {}})
@@ -102,12 +102,8 @@ def train_model(spec: ModelSpec, cfg: TrainConfig, bundle: DataBundle, run_dir: 
 def _fit(spec: ModelSpec, cfg: TrainConfig, bundle: DataBundle, kwargs: dict[str, Any], key: str, final: Path,
          last: Path, data_key: dict[str, Any], console: Console, progress: Progress | None) -> dict[str, Any]:
     """Build, (resume,) train and save one model; returns the final checkpoint's meta."""
-    info = model_info(spec.name)
     device = train_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = info.factory(**kwargs)  # type: ignore[misc]
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"factory of {spec.name!r} returned {type(model).__name__}, not an nn.Module")
+    model, _ = build_model(spec.name, kwargs, seed=cfg.seed)
     model.to(device)
     method = resolve_method(model, cfg.method)
 

@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.suite import MAX_TIME_STEP, DataSpec, Suite, SuiteError, _Checker
+from bench.checking import MAX_TIME_STEP, Checker, SuiteError
+from bench.suite import DataSpec, Suite
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -89,7 +90,7 @@ class TrainPlan:
 _KEYS = set(TrainConfig.__dataclass_fields__) | {"models"}
 
 
-class _TrainChecker(_Checker):
+class _TrainChecker(Checker):
     """The suite checker plus a getter for real numbers."""
 
     def number(self, table: dict[str, Any], key: str, field: str, default: float, minimum: float = 0.0,
@@ -134,7 +135,7 @@ def _parse_table(table: dict[str, Any], field: str, base: TrainConfig, check: _T
         max_samples=check.integer(table, "max_samples", field, default=base.max_samples),
         num_workers=check.integer(table, "num_workers", field, default=base.num_workers, maximum=64),
         num_threads=check.integer(table, "num_threads", field, default=base.num_threads, maximum=1024),
-        seed=check.integer(table, "seed", field, default=base.seed),
+        seed=check.seed(table, "seed", field, default=base.seed),
         device=device,
     )
 

@@ -101,7 +101,7 @@ def test_headline_shows_gross_measured_energy_and_the_cases_table_the_net(gpu):
     assert not any("above idle" in c for c in frame.columns)
     assert not any("CPU" in c for c in frame.columns)  # cpu-only fields are not produced on a GPU
     (energy,) = [t for t in tb.case_tables(recs, declared) if t.metric == "measured_energy"]
-    assert set(energy.frame["measured GPU energy above idle / sample"]) == {"4 mJ"}
+    assert set(energy.frame["measured GPU energy above rest idle / sample"]) == {"4 mJ"}
     (memory,) = [t for t in tb.case_tables(recs, declared) if t.metric == "memory"]
     assert "CPU RSS growth (MiB)" not in memory.frame.columns
 

@@ -47,6 +47,7 @@ from bench.environment import collect_env
 from bench.metrics.accuracy import NonFiniteOutputError
 from bench.metrics.base import CaseContext, get_metric
 from bench.metrics.conventions import conventions_dict
+from bench.metrics.firing import calibrate_bn
 from bench.models.common import repeat_encode
 from bench.models.registry import ModelInfo, model_info
 from bench.results import (
@@ -119,17 +120,49 @@ def make_batches(bundle: DataBundle, batch_size: int, device: torch.device, num_
 
     def batches(T: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in loader:
-            x = x.to(device, non_blocking=True).float()
-            y = y.to(device, non_blocking=True)
-            if bundle.kind == "static":
-                x = repeat_encode(x, T)
-            else:  # event frames [B, T_data, C, H, W] -> [T, B, C, H, W]
-                if x.shape[1] < T:
-                    raise ValueError(f"the data has {x.shape[1]} frames per sample; T={T} needs at least {T}")
-                x = x.transpose(0, 1)[:T].contiguous()
-            yield x, y
+            yield encode(bundle, x.to(device, non_blocking=True), T), y.to(device, non_blocking=True)
 
     return batches
+
+
+def encode(bundle: DataBundle, x: torch.Tensor, T: int) -> torch.Tensor:
+    """A batch as the model takes it, ``[T, B, ...]``: static images repeated over T, event frames cut to T."""
+    x = x.float()
+    if bundle.kind == "static":
+        return repeat_encode(x, T)
+    if x.shape[1] < T:  # event frames [B, T_data, C, H, W] -> [T, B, C, H, W]
+        raise ValueError(f"the data has {x.shape[1]} frames per sample; T={T} needs at least {T}")
+    return x.transpose(0, 1)[:T].contiguous()
+
+
+def calibrate_untrained(model: nn.Module, bundle: DataBundle, samples: int, batch_size: int, T: int,
+                        device: torch.device) -> dict[str, Any] | None:
+    """Set the BatchNorm statistics of an untrained model from the first ``samples`` evaluation samples at T.
+
+    Eval-mode BN at its initial statistics (mean 0, variance 1) leaves an untrained net nearly silent, so
+    its firing, op counts and energy would be empty numbers. The same samples on every rank (not the
+    rank's shard), so every rank holds the same model. Returns what was done, or None when nothing was
+    (no BatchNorm, or ``samples`` 0).
+    """
+    if samples <= 0 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return None
+    subset = Subset(bundle.dataset, range(min(samples, len(bundle.dataset))))  # type: ignore[arg-type]
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False)
+    xs = (encode(bundle, x.to(device), T) for x, _ in loader)
+    calibrate_bn(model, xs)
+    return {"samples": len(subset), "T": T, "batch_size": batch_size}
+
+
+def weights_text(checkpoint: str | None, checkpoint_format: str | None, calibration: dict[str, Any] | None,
+                 calibration_samples: int) -> str:
+    """What the measured weights are, as the report prints it."""
+    if checkpoint:
+        return f"checkpoint {Path(checkpoint).name}" + (f" ({checkpoint_format})" if checkpoint_format else "")
+    if calibration:
+        return f"untrained, BN calibrated on {calibration['samples']} samples (T={calibration['T']})"
+    if calibration_samples <= 0:
+        return "untrained, BN at its initial statistics (data.bn_calibration_samples = 0)"
+    return "untrained (no BatchNorm to calibrate)"
 
 
 def case_key(suite: Suite, case: Case) -> str:
@@ -562,8 +595,12 @@ class SuiteRunner:
             self._release()
             model, loaded = build_model(case.model.name, kwargs, seed=self.suite.seed, checkpoint=case.model.checkpoint,
                                         checkpoint_format=case.model.checkpoint_format)
-            self._model = model.to(case.device).eval()
-            self._model_key, self._model_cache = key, {}
+            model = model.to(case.device).eval()
+            # An untrained model is calibrated once per build, on the first case's T and batch size.
+            calibration = None if loaded else calibrate_untrained(
+                model, bundle, self.suite.data.bn_calibration_samples, case.batch_size, case.T, torch.device(case.device))
+            self._model = model
+            self._model_key, self._model_cache = key, {"bn_calibration": calibration}
             self._model_meta, self._model_loaded = (loaded.meta if loaded else {}), loaded
         assert self._model is not None
         return self._model, info, kwargs
@@ -590,6 +627,10 @@ class SuiteRunner:
             loaded = self._model_loaded  # what the loader did: format, tensors mapped, dropped, filled
             record["model"]["checkpoint_format"] = loaded.format if loaded else None
             record["model"]["checkpoint_mapping"] = loaded.mapping() if loaded else None
+            calibration = self._model_cache.get("bn_calibration")
+            record["model"]["bn_calibration"] = calibration
+            record["model"]["weights"] = weights_text(case.model.checkpoint, loaded.format if loaded else None,
+                                                      calibration, suite.data.bn_calibration_samples)
             self._model_cache["untrained"] = case.model.checkpoint is None  # firing/ops warn on untrained nets
             record["trained_T"] = case.model.trained_T or self._model_meta.get("trained_T")
             progress.advance(task)

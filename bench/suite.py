@@ -20,6 +20,7 @@ A suite is a TOML file::
     batch_size = 64                 # an integer or a list: cases expand over it
     on_missing = "error"            # error | synthetic: what to do when the root is missing
     fallback_samples = 16           # synthetic samples used by the fallback
+    bn_calibration_samples = 64     # untrained models: BN statistics from this many samples (0 = off)
     image_size = 32                 # resize (digits) or declared size (synthetic)
 
     [metrics.latency]               # options for one metric plug-in
@@ -81,6 +82,9 @@ class DataSpec:
     image_size: int | None = None
     num_workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    # A model without a checkpoint gets its BatchNorm statistics from this many evaluation samples before it
+    # is measured (eval-mode BN at its initial statistics leaves an untrained net silent); 0 = off.
+    bn_calibration_samples: int = 64
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Case:
 _SUITE_KEYS = {"name", "description", "seed", "time_steps", "devices", "metrics", "case_timeout_s",
                "memory_limit_gib"}
 _DATA_KEYS = {"dataset", "root", "split", "max_samples", "batch_size", "on_missing", "fallback_samples",
+              "bn_calibration_samples",
               "image_size", "num_workers", "options"}
 _MODEL_KEYS = {"name", "label", "kwargs", "checkpoint", "checkpoint_format", "time_steps", "trained_T"}
 _TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
@@ -268,6 +273,7 @@ def _parse_data(raw: dict[str, Any], check: Checker) -> DataSpec:
         batch_sizes=check.int_list(data.get("batch_size", 32), "data.batch_size", 1, 1_000_000),
         on_missing=on_missing,
         fallback_samples=check.integer(data, "fallback_samples", "data", default=16, minimum=1, maximum=100_000),
+        bn_calibration_samples=check.integer(data, "bn_calibration_samples", "data", default=64, maximum=100_000),
         image_size=check.integer(data, "image_size", "data", default=None, minimum=1, maximum=4096),
         num_workers=check.integer(data, "num_workers", "data", default=0, maximum=64),
         options=options,

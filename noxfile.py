@@ -39,17 +39,20 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def regression(session: nox.Session) -> None:
-    """The deterministic CPU suite (suites/regression.toml) against suites/baselines/regression.json: fails
-    on a regression. ``nox -s regression -- --update`` refreshes the baseline from a fresh run instead."""
+    """The deterministic CPU suites against their committed baselines: suites/regression.toml (tiny nets
+    trained on digits: accuracy and parameters) and suites/regression_counts.toml (one untrained,
+    BN-calibrated net of every family: firing and exact op counts). Fails on a regression;
+    ``nox -s regression -- --update`` refreshes both baselines from fresh runs instead."""
     import tempfile
 
     cli = (sys.executable, "-m", "bench.cli")
-    out = tempfile.mkdtemp(prefix="snnbench-regression-")
-    session.run(*cli, "run", "suites/regression.toml", "--out", out, "-q")
-    if "--update" in session.posargs:
-        session.run(*cli, "baseline", "save", out, "regression")
-    else:
-        session.run(*cli, "compare", "regression", out)
+    for name in ("regression", "regression_counts"):
+        out = tempfile.mkdtemp(prefix=f"snnbench-{name}-")
+        session.run(*cli, "run", f"suites/{name}.toml", "--out", out, "-q")
+        if "--update" in session.posargs:
+            session.run(*cli, "baseline", "save", out, name)
+        else:
+            session.run(*cli, "compare", name, out)
 
 
 @nox.session

@@ -425,11 +425,10 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def _positive_int(text: str) -> int:
-    """An argparse type: a positive integer (argparse turns the ValueError into a usage error, exit 2)."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+    """An argparse type: a positive integer (anything else is a usage error, exit 2)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

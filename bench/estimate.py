@@ -18,8 +18,8 @@ table). Each case gets seconds and a basis, the first that applies:
   on a 3x3 convolution, an elementwise add and a one-op module call (:func:`measure_speed`).
   ``METRIC_COST`` says how many forwards and fixed seconds each metric takes, at their minimum. Model
   builds, data loading, training and compile times are left out, and small layers run far below the
-  measured speed: on the development machine (2-core VM) cases of 1/8-width ResNets on 8x8 digits took
-  about 10 times the rough figure, a full-width SEW ResNet-18 forward at 224 px about 3 times.
+  measured speed: on the development machine (a shared 2-core VM) cases of 1/8- and 1/4-width ResNets and a
+  small Spikeformer on 8x8 digits took 3 to 8 times their rough figure in all.
 - **none**: seconds None with the reason: a user model (its code runs only when its cases run), accuracy
   on a file dataset without ``data.max_samples`` (its size is known once loaded), a metric without a cost
   here, no speed measured (``measure=False``: a real run does not disturb ``measured_energy``'s rest idle).

@@ -88,6 +88,27 @@ def test_count_work_of_spiking_resnet18_is_torchvisions_resnet18():
     assert work.macs == pytest.approx(1.81e9, rel=0.005)
 
 
+@pytest.mark.parametrize("name", ["sew_resnet18", "ms_resnet18"])
+def test_count_work_macs_equal_fvcore_on_a_real_forward(name):
+    """fvcore counts one "flop" per MAC of conv and linear; on a real CPU forward at T=1, B=1 its conv and linear
+    modules sum to the meta-device count."""
+    from fvcore.nn import FlopCountAnalysis
+    from spikingjelly.activation_based import functional
+
+    from bench.models import create_model
+
+    kwargs = {"width": 0.125, "input_size": "cifar", "num_classes": 10}
+    work = model_work(name, kwargs, (3, 32, 32))
+    assert isinstance(work, Work)
+    model = create_model(name, **kwargs).eval()
+    functional.reset_net(model)
+    flops = FlopCountAnalysis(model, torch.rand(1, 1, 3, 32, 32))
+    flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    by_module = flops.by_module()
+    dense = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert work.macs == sum(by_module[n] for n in dense) > 0
+
+
 def test_a_model_the_meta_device_cannot_run_says_why(monkeypatch):
     monkeypatch.setattr(estimate, "_WORK", {})
     why = model_work("sew_resnet18", {"width": 0.0625, "input_size": "cifar"}, (1, 8, 8, 8))  # one dimension too many
@@ -107,6 +128,21 @@ def test_measure_speed_gives_positive_finite_speeds():
     speed = estimate.measure_speed("cpu")
     assert all(math.isfinite(v) and v > 0 for v in (speed.macs_per_s, speed.bytes_per_s, speed.dispatch_s))
     assert estimate.measure_speed("cpu") is speed  # measured once per process
+    from bench.devices import describe_device
+
+    assert estimate.device_model("cpu") == describe_device("cpu")["device_name"]  # what records name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_speed_and_device_model():
+    """On CUDA: synchronised timings give finite speeds, and the device model is what records name."""
+    from bench.devices import describe_device
+
+    speed = estimate.measure_speed("cuda:0")
+    assert all(math.isfinite(v) and v > 0 for v in (speed.macs_per_s, speed.bytes_per_s, speed.dispatch_s))
+    assert speed.macs_per_s > estimate.measure_speed("cpu").macs_per_s
+    assert estimate.device_model("cuda:0") == describe_device("cuda:0")["device_name"]
 
 
 # ---------------------------------------------------------------- what each metric costs

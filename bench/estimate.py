@@ -364,14 +364,13 @@ class CaseEstimate:
     case: Case
     seconds: float | None
     basis: str  # "past runs" | "rough" | "none"
-    detail: str  # "median of 3 past runs", "rough: no past run", or why there is no estimate
+    detail: str  # "median of 3 past run(s) (...)", "rough lower bound: no past run", or why there is none
 
 
 @dataclass
 class Estimate:
     cases: list[CaseEstimate]
-    speeds: list[Speed] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    speeds: list[Speed] = field(default_factory=list)  # the speeds rough figures used
 
     @property
     def total_s(self) -> float:
@@ -390,7 +389,7 @@ class Estimate:
             parts.append(f"{rough} rough lower bound(s): no past run, counted work at this machine's best measured "
                          f"speed, builds and data loading left out")
         if none := [c for c in self.cases if c.basis == "none"]:
-            parts.append(f"{len(none)} not estimated: {none[0].detail}")
+            parts.append(f"{len(none)} not estimated: {'; '.join(dict.fromkeys(c.detail for c in none))}")
         if len(none) == n:
             return f"estimate: none for {n} case(s) ({'; '.join(parts)})"
         bound = "at least " if none or self.count("rough") else "about "

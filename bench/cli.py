@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from bench.estimate import Estimate
     from bench.report.declared import Installed
+    from bench.suite import Case, Suite
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -52,15 +54,23 @@ def sigterm_interrupts() -> Iterator[None]:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench import distributed
     from bench.runner import run_suite
-    from bench.suite import load_suite
+    from bench.suite import Selection, expand_cases, load_suite, select_cases
 
     suite = load_suite(args.suite, allow_import=not args.no_import)
+    selection = Selection(tuple(args.models or ()), tuple(args.T or ()), tuple(args.batch_size or ()))
+    cases, notes = expand_cases(suite)
+    cases = select_cases(suite, cases, selection)  # bad flags are bad input before anything runs
+    if args.dry_run:
+        return _dry_run(args, suite, cases, notes, console)
+    if not distributed.launched():  # past durations are single-process figures
+        _print_estimate(args, suite, cases, console)
     with contextlib.ExitStack() as held:  # rank 0 keeps the folder locked until its report is written
         try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
             with sigterm_interrupts():
                 outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
                                     allow_changes=args.allow_changes, show_progress=not args.quiet,
-                                    console=console, isolate=args.isolate, hold=held)
+                                    console=console, isolate=args.isolate, hold=held,
+                                    keep=selection.keeps if selection else None)
             main = distributed.is_main()
         finally:
             distributed.shutdown()
@@ -75,6 +85,90 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if outcome.failed:
         console.print(f"[red]{len(outcome.failed)} case(s) failed[/red]: see the report's Failures section")
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _to_run(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> list[Case]:
+    """The cases a run would measure: under ``--resume``, those without a completed record in the folder (by
+    ``config_key``; by case id for a model that ``[train]`` gives its checkpoint, which is in the key)."""
+    from bench.estimate import completed
+    from bench.runner import case_key
+
+    if args.resume is None:
+        return cases
+    keys, ids = completed(args.resume)
+    trains = suite.train is not None
+    todo = [c for c in cases if case_key(suite, c) not in keys
+            and not (trains and c.model.checkpoint is None and c.case_id in ids)]
+    if len(todo) < len(cases):
+        console.print(f"{len(cases) - len(todo)} of {len(cases)} selected case(s) already done in "
+                      f"{escape(str(args.resume))}", highlight=False)
+    return todo
+
+
+def _estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], measure: bool) -> Estimate:
+    from bench.estimate import estimate_cases
+    from bench.history import history_path
+
+    return estimate_cases(suite, cases, measure=measure, isolate=args.isolate, db=history_path())
+
+
+def _print_estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> None:
+    """One line before a run starts: the total and its basis. No speed benchmark when the suite measures energy
+    (it would disturb the rest-idle reading)."""
+    todo = _to_run(args, suite, cases, console)
+    if todo:
+        estimate = _estimate(args, suite, todo, measure="measured_energy" not in suite.metrics)
+        console.print(escape(estimate.summary()), highlight=False, soft_wrap=True)
+
+
+def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str], console: Console) -> int:
+    """Validate what a run validates before anything runs, print the cases and the estimate; write nothing."""
+    from bench import distributed
+    from bench.data import estimate_bytes
+    from bench.estimate import duration
+    from bench.rundir import RunFolderError
+    from bench.runner import check_before_loading, plan_run, run_folder_problem
+    from bench.suite import SuiteError
+
+    if distributed.launched():
+        raise SuiteError(suite.path, "--dry-run", "runs no case, so it takes no ranks", "run it without torchrun")
+    if not cases:
+        raise SuiteError(suite.path, "suite.devices", f"no listed device is present on this machine "
+                         f"({'; '.join(notes)}): nothing would run",
+                         'add "cpu" to suite.devices, or run the suite where its GPUs are')
+    if suite.train is not None:
+        from bench.train import train_plan
+
+        train_plan(suite)
+    if problem := check_before_loading(suite, cases):
+        raise problem
+    estimate_bytes(suite.data).check(f"the {suite.data.dataset} data", "lower data.image_size or data.max_samples")
+    out = args.out or args.resume
+    if out is not None and out.is_dir():
+        if problem := run_folder_problem(out, args.resume is not None):
+            raise RunFolderError(problem)
+        if args.resume is not None:
+            plan_run(out, suite, True, args.allow_changes)  # reads the folder only; a changed suite is refused
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    todo = _to_run(args, suite, cases, console)
+    estimate = _estimate(args, suite, todo, measure=True)
+    table = Table(title=escape(f"{suite.name}: {len(todo)} case(s) (dry run: nothing runs, nothing is written)"))
+    for col in ("#", "model", "name", "T", "device", "batch", "estimate", "basis"):
+        table.add_column(col, justify="right" if col in ("#", "T", "batch", "estimate") else "left", overflow="fold")
+    for i, c in enumerate(estimate.cases, 1):
+        seconds = "-" if c.seconds is None else duration(c.seconds)
+        table.add_row(str(i), escape(c.case.model.label), escape(c.case.model.name), str(c.case.T), c.case.device,
+                      str(c.case.batch_size), seconds, escape(c.detail))
+    console.print(table)
+    console.print(f"metrics (every case): {', '.join(suite.metrics)}", highlight=False)
+    if suite.train is not None and (untrained := [m.label for m in suite.models if m.checkpoint is None]):
+        console.print(f"training first ([train], not in the estimate): {escape(', '.join(untrained))}",
+                      highlight=False)
+    for speed in estimate.speeds:
+        console.print(f"rough figures use the speed measured on {escape(speed.describe())}", highlight=False)
+    console.print(escape(estimate.summary()), highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -330,6 +424,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a positive integer (anything else is a usage error, exit 2)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="snnbench: benchmark spiking neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -349,6 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-import", action="store_true",
                      help="refuse a suite that names Python code to import (models by import path, import paths in "
                      "metric options): for suites you did not write")
+    run.add_argument("--models", action="append", metavar="PATTERN",
+                     help="run only the models whose label or registered name matches (shell-style, case-insensitive; "
+                     "repeatable); a case's record is the same as in a full run, so --resume may continue with "
+                     "another selection")
+    run.add_argument("--T", type=_positive_int, action="append", metavar="N",
+                     help="run only this T (repeatable; one the suite evaluates)")
+    run.add_argument("--batch-size", type=_positive_int, action="append", metavar="N",
+                     help="run only this batch size (repeatable; one of data.batch_size)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the suite and the selection as a run would, list the cases with a time estimate, "
+                     "run and write nothing")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 

@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -458,8 +458,10 @@ class SuiteRunner:
     """Runs the cases of one suite into one output folder (whose lock the caller holds)."""
 
     def __init__(self, suite: Suite, out_dir: Path, console: Console | None = None, show_progress: bool = True,
-                 resume: bool = False, isolate: bool = False, plan: RunPlan | None = None):
+                 resume: bool = False, isolate: bool = False, plan: RunPlan | None = None,
+                 keep: Callable[[Case], bool] | None = None):
         self.suite = suite
+        self.keep = keep  # the cases selected on the command line (bench.suite.Selection.keeps); None: all
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
@@ -479,6 +481,7 @@ class SuiteRunner:
         suite = self.suite = replace(self.suite, devices=distributed.rank_devices(self.suite.devices))
         main = distributed.is_main()
         cases, notes = expand_cases(suite)
+        cases = [c for c in cases if self.keep is None or self.keep(c)]
         notes = [*self.plan.notes, *notes]
         distributed.check_same([(c.model.label, c.T, c.device.split(":")[0], c.batch_size) for c in cases],
                                "the cases (model, T, device kind, batch size)")
@@ -743,8 +746,8 @@ def resolve_out_dir(suite: Suite, out_dir: str | Path | None) -> Path:
 
 def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False, allow_changes: bool = False,
               show_progress: bool = True, console: Console | None = None, isolate: bool = False,
-              hold: contextlib.ExitStack | None = None) -> RunOutcome:
-    """Run every case of ``suite`` into ``out_dir`` (default ``reports/<suite>/<run-id>``).
+              hold: contextlib.ExitStack | None = None, keep: Callable[[Case], bool] | None = None) -> RunOutcome:
+    """Run every case of ``suite`` (or those ``keep`` selects) into ``out_dir`` (default ``reports/<suite>/<run-id>``).
 
     Holds the folder's lock (rank 0) from the checks to the end, or, given ``hold``, until that stack
     closes (the CLI keeps it over the report). Launched by torchrun, the ranks share the cases' data
@@ -758,6 +761,7 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
         console, show_progress = Console(stderr=True, quiet=True), False
     out = resolve_out_dir(suite, out_dir)
     cases, notes = expand_cases(replace(suite, devices=distributed.rank_devices(suite.devices)))
+    cases = [c for c in cases if keep is None or keep(c)]
     with contextlib.ExitStack() as local:
         held = hold if hold is not None else local
         plan: RunPlan | None = None
@@ -787,4 +791,4 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
             suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
                                                     show_progress=show_progress))
         return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
-                           isolate=isolate, plan=plan).run()
+                           isolate=isolate, plan=plan, keep=keep).run()

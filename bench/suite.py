@@ -46,6 +46,7 @@ Every error names the file, the field and the fix; ``SuiteError`` maps to exit c
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import os
 import sys
@@ -61,8 +62,8 @@ else:  # pragma: no cover
 from bench.checking import MAX_TIME_STEP, SAFE_NAME, Checker, SuiteError, expand_env, import_paths
 from bench.devices import DEVICE_PATTERN, expand_devices
 
-__all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Suite", "SuiteError", "expand_cases", "expand_env",
-           "declared_shape", "load_suite"]
+__all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Selection", "Suite", "SuiteError", "declared_shape",
+           "expand_cases", "expand_env", "load_suite", "select_cases"]
 
 MAX_SUITE_BYTES = 1_000_000
 MAX_MODELS = 1000
@@ -430,3 +431,65 @@ def expand_cases(suite: Suite) -> tuple[list[Case], list[str]]:
         for device, bs, T in itertools.product(devices, suite.data.batch_sizes, model.time_steps or suite.time_steps)
     ]
     return cases, notes
+
+
+# ---------------------------------------------------------------- case selection (bench run --models/--T/--batch-size)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The cases of a suite one ``bench run`` measures: each list empty means "all".
+
+    ``models``: shell-style patterns (``fnmatch``, case-insensitive; an exact label always matches itself)
+    matched against each model's label and its registered name; ``time_steps``, ``batch_sizes``: values the
+    suite evaluates. A selection changes which cases run, never a case's configuration (its ``config_key``)
+    nor the suite's settings, so ``--resume`` with another selection continues the same run folder.
+    """
+
+    models: tuple[str, ...] = ()
+    time_steps: tuple[int, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.models or self.time_steps or self.batch_sizes)
+
+    def takes_model(self, model: ModelSpec) -> bool:
+        return not self.models or any(_matches(p, model) for p in self.models)
+
+    def keeps(self, case: Case) -> bool:
+        """Whether the case is selected (the runner's filter; :func:`select_cases` validates first)."""
+        return (self.takes_model(case.model) and (not self.time_steps or case.T in self.time_steps)
+                and (not self.batch_sizes or case.batch_size in self.batch_sizes))
+
+    def describe(self) -> str:
+        """The selection as command-line flags (empty when everything is selected)."""
+        flags = [f"--models {p!r}" for p in self.models] + [f"--T {t}" for t in self.time_steps]
+        return " ".join(flags + [f"--batch-size {b}" for b in self.batch_sizes])
+
+
+def _matches(pattern: str, model: ModelSpec) -> bool:
+    return any(pattern == text or fnmatch.fnmatchcase(text.lower(), pattern.lower())
+               for text in (model.label, model.name))
+
+
+def select_cases(suite: Suite, cases: list[Case], selection: Selection) -> list[Case]:
+    """The cases ``selection`` keeps, in run order; SuiteError naming the flag when a pattern or value selects
+    nothing (a pattern matching no model, a T the selected models do not evaluate, a batch size the suite
+    does not list), listing what the suite has."""
+    models = [m for m in suite.models if selection.takes_model(m)]
+    for pattern in selection.models:
+        if not any(_matches(pattern, m) for m in suite.models):
+            listed = "; ".join(m.label if m.label == m.name else f"{m.label} ({m.name})" for m in suite.models)
+            raise SuiteError(suite.path, f"--models {pattern!r}", "matches no model of the suite (patterns are "
+                             "shell-style, case-insensitive, matched against labels and registered names)",
+                             f"use a label or name of: {listed}")
+    steps = sorted({t for m in models for t in (m.time_steps or suite.time_steps)})
+    for T in selection.time_steps:
+        if T not in steps:
+            raise SuiteError(suite.path, f"--T {T}", f"the {'selected ' if selection.models else ''}models do not "
+                             f"evaluate T={T}", f"use one of: {', '.join(map(str, steps))}")
+    for batch in selection.batch_sizes:
+        if batch not in suite.data.batch_sizes:
+            raise SuiteError(suite.path, f"--batch-size {batch}", "is not one of the suite's data.batch_size",
+                             f"use one of: {', '.join(map(str, suite.data.batch_sizes))}")
+    return [c for c in cases if selection.keeps(c)]

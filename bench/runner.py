@@ -599,9 +599,13 @@ class SuiteRunner:
             model, loaded = build_model(case.model.name, kwargs, seed=self.suite.seed, checkpoint=case.model.checkpoint,
                                         checkpoint_format=case.model.checkpoint_format)
             model = model.to(case.device).eval()
-            # An untrained model is calibrated once per build, on the first case's T and batch size.
+            # An untrained model is calibrated once per build, at a T and batch size fixed by the suite (the
+            # model's first T, unless it is built for the case's T; the first batch size), so a selection or a
+            # resume measures the same model as a full run.
+            cal_T = case.T if info.fixed_T else (case.model.time_steps or self.suite.time_steps)[0]
             calibration = None if loaded else calibrate_untrained(
-                model, bundle, self.suite.data.bn_calibration_samples, case.batch_size, case.T, torch.device(case.device))
+                model, bundle, self.suite.data.bn_calibration_samples, self.suite.data.batch_sizes[0], cal_T,
+                torch.device(case.device))
             self._model = model
             self._model_key, self._model_cache = key, {"bn_calibration": calibration}
             self._model_meta, self._model_loaded = (loaded.meta if loaded else {}), loaded

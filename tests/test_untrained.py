@@ -74,3 +74,20 @@ def test_a_model_with_a_checkpoint_is_not_calibrated(write_suite, tmp_path):
     assert with_ckpt["model"]["weights"] == "checkpoint sew.pt (snnbench)"
     again = run(write_suite, tmp_path, "ckpt2", "bn_calibration_samples = 0", f'checkpoint = "{tmp_path}/sew.pt"')
     assert with_ckpt["metrics"]["firing"]["mean_rate"] == again["metrics"]["firing"]["mean_rate"]
+
+
+def test_calibration_does_not_depend_on_which_cases_run(write_suite, tmp_path):
+    """A run of T=2 only (a selection) measures the same calibrated model as a full run over T = 1, 2."""
+    from bench.suite import Selection
+
+    text = SUITE.format(calibration="bn_calibration_samples = 16", checkpoint="").replace(
+        "time_steps = [2]", "time_steps = [1, 2]")
+    suite = load_suite(write_suite(text, "sel.toml"))
+    full = run_suite(suite, tmp_path / "full", show_progress=False).records
+    keep = Selection(time_steps=(2,)).keeps
+    part = run_suite(suite, tmp_path / "part", show_progress=False, keep=keep).records
+    (full_T2,) = [r for r in full if r["T"] == 2]
+    (part_T2,) = part
+    assert part_T2["model"]["bn_calibration"] == full_T2["model"]["bn_calibration"] == {
+        "samples": 16, "T": 1, "batch_size": 8}
+    assert part_T2["metrics"]["ops"]["sops"] == full_T2["metrics"]["ops"]["sops"]

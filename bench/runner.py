@@ -793,6 +793,7 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
 
             # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
             suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
-                                                    show_progress=show_progress))
+                                                    show_progress=show_progress,
+                                                    labels=None if keep is None else {c.model.label for c in cases}))
         return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
                            isolate=isolate, plan=plan, keep=keep).run()

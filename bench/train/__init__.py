@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -175,8 +175,9 @@ def training_progress(console: Console, show: bool = True) -> Progress:
 
 
 def prepare_checkpoints(suite: Suite, out_dir: str | Path, console: Console | None = None, *,
-                        show_progress: bool = True) -> Suite:
-    """Train the models without a checkpoint; the suite with ``checkpoint``/``trained_T`` filled in.
+                        show_progress: bool = True, labels: Collection[str] | None = None) -> Suite:
+    """Train the models without a checkpoint (only those labelled ``labels`` when given: the models a
+    selection runs); the suite with ``checkpoint``/``trained_T`` filled in.
 
     A suite without ``[train]`` is returned unchanged. When the training data falls back to
     synthetic input (``data.on_missing = "synthetic"``) or is the synthetic dataset, nothing can be
@@ -186,7 +187,7 @@ def prepare_checkpoints(suite: Suite, out_dir: str | Path, console: Console | No
         return suite
     console = console or Console(stderr=True)
     plan: TrainPlan = train_plan(suite)
-    todo = [m for m in suite.models if m.checkpoint is None]
+    todo = [m for m in suite.models if m.checkpoint is None and (labels is None or m.label in labels)]
     if not todo:
         return suite
     data_spec = plan.data_spec(suite.data)

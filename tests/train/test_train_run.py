@@ -134,6 +134,14 @@ def test_suite_with_train_table_trains_then_evaluates(write_suite, tmp_path):
     assert main(["train", str(changed), "--out", str(out), "-q"]) == 2, "another configuration is refused"
 
 
+def test_a_selection_trains_only_the_selected_models(write_suite, tmp_path):
+    text = SUITE + '\n[[models]]\nname = "toy_models:tiny_snn"\nlabel = "other"\n'
+    out = tmp_path / "run"
+    assert main(["run", str(write_suite(text)), "--out", str(out), "--models", "other", "--T", "2", "-q"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["other.pt"]
+    assert [(r["model"]["label"], r["T"]) for r in read_records(out / "results.jsonl")] == [("other", 2)]
+
+
 def test_models_with_a_checkpoint_are_not_trained(write_suite, tmp_path):
     text = SUITE + '\n[[models]]\nname = "toy_models:tiny_snn"\nlabel = "given"\ncheckpoint = "given.pt"\n'
     path = write_suite(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bench.report.declared import Installed
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -52,7 +55,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:
-    """One row per case with the fields the run's declarations mark ``summary`` (read from its run.json)."""
+    """One row per case with the fields the run's declarations mark ``summary`` (read from its run.json), fitted
+    to the console's width (see :func:`_fit_summary`)."""
     from bench.report.declared import declarations
     from bench.report.tables import summary_table
     from bench.results import load_run
@@ -60,14 +64,46 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
     declared = declarations([load_run(run_dir)])
     for note in declared.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
-    frame = summary_table(records, declared)
-    table = Table(title="summary")
+    frame, title, left_out = _fit_summary(summary_table(records, declared), console.width)
+    table = Table(title=escape(title))
     for col in frame.columns:
-        table.add_column(str(col), justify="left" if col in ("model", "device", "status") else "right")
+        table.add_column(escape(str(col)), justify="left" if col in ("model", "device", "status") else "right",
+                         no_wrap=col != "model")
     for _, row in frame.iterrows():
         style = None if row["status"] == "ok" else "red"
-        table.add_row(*(str(v) for v in row), style=style)
+        table.add_row(*(escape(str(v)) for v in row), style=style)
     console.print(table)
+    if left_out:
+        console.print(escape(f"not shown at {console.width} columns: {', '.join(left_out)} (every field is in the "
+                             "report)"), soft_wrap=True)
+
+
+def _fit_summary(frame: pd.DataFrame, width: int) -> tuple[pd.DataFrame, str, list[str]]:
+    """The summary frame fitted to ``width`` terminal columns: a column with one value (device, batch) goes into
+    the title, headers wrap onto lines no wider than their values (at least 10 characters), and trailing
+    summary fields are left out (and listed) until the table fits."""
+    title = ["summary"]
+    for col in ("device", "batch"):
+        if frame[col].nunique() == 1:
+            title.append(f"{col} {frame[col].iloc[0]}")
+            frame = frame.drop(columns=col)
+    widths = {}
+    for col in frame.columns:
+        cells = max((len(str(v)) for v in frame[col]), default=0)
+        longest_word = max(len(w) for w in str(col).split())
+        widths[col] = max(cells, longest_word, min(len(str(col)), 10))
+    frame = frame.rename(columns={c: textwrap.fill(str(c), widths[c]) for c in frame.columns})
+    widths = {textwrap.fill(str(c), w): w for c, w in widths.items()}
+    fixed = {"model", "T", "status", "device", "batch"}
+    left_out = []
+    while sum(w + 3 for w in widths.values()) + 1 > width:
+        droppable = [c for c in frame.columns if c.replace("\n", " ") not in fixed]
+        if not droppable:
+            break
+        frame = frame.drop(columns=droppable[-1])
+        left_out.insert(0, droppable[-1].replace("\n", " "))
+        del widths[droppable[-1]]
+    return frame, ", ".join(title), left_out
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
@@ -91,7 +127,7 @@ def _record_history(run_dir: Path, console: Console) -> None:
 
     from bench.history import append_run, history_path
 
-    db = history_path()
+    db = history_path(run_dir)
     if db is None:
         return
     try:
@@ -101,11 +137,15 @@ def _record_history(run_dir: Path, console: Console) -> None:
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from bench.history import history_path, list_runs, metric_series, plot_series
+    from bench.history import history_path, list_runs, locate_store, metric_series, plot_series
 
-    db = args.db or history_path()
-    if db is None or not Path(db).is_file():
-        raise FileNotFoundError(f"no history store at {db}: `bench run` creates it (BENCH_HISTORY sets the path)")
+    db = locate_store(args.db) if args.db else history_path()
+    if db is None:
+        raise FileNotFoundError("the history store is turned off (BENCH_HISTORY=off): name one with --db PATH")
+    if not Path(db).is_file():
+        raise FileNotFoundError(f"no history store at {db}: `bench run` creates one in the reports root of its "
+                                "run folder (e.g. reports/history.sqlite); name it, a run folder or a reports "
+                                "folder with --db PATH (BENCH_HISTORY sets the path)")
     if not args.metric:
         table = Table(title=f"runs in {db}")
         for col in ("run id", "created", "suite", "commit", "machine", "devices", "cases", "failed"):
@@ -190,16 +230,42 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from bench.report import render_report
+    from bench.report import LATEX_FILE, ReportOptions, render_report
     from bench.results import load_run
 
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
-    md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None)
+    options = ReportOptions(unstable_rel_iqr=args.unstable_rel_iqr, max_layers=args.max_layers)
+    md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None, options,
+                             latex=args.latex)
     if old:
         console.print("[yellow]note:[/yellow] run.json of " + escape(", ".join(map(str, old)))
                       + " has no metric declarations: rendered with the declarations of the installed version")
-    console.print(f"report: {md}\n        {html}")
+    console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
+    if args.latex:
+        console.print(f"        {escape(str(md.parent / LATEX_FILE))}")
     return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    from bench.compare import diff_runs, regressions
+
+    changes, source = diff_runs(args.run_a, args.run_b, args.suite)
+    bad = regressions(changes)
+    table = Table(title=escape(f"B = {args.run_b} against A = {args.run_a}"))
+    for col in ("case", "field", "A", "B", "change", "tolerance", "verdict", "note"):
+        table.add_column(col, justify="right" if col in ("A", "B", "change") else "left", overflow="fold")
+    for c in changes:
+        if c.verdict == "ok" and not args.all and not c.delta:
+            continue
+        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim"}.get(c.verdict)
+        table.add_row(*(escape(v) for v in c.cells()), style=style)
+    if table.row_count:
+        console.print(table)
+    compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
+    for c in bad:
+        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 def _installed_declarations() -> Installed:
@@ -278,6 +344,20 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="snnbench: benchmark spiking neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -310,10 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a report from one or more run folders (merged)")
     report.add_argument("run_dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    report.add_argument("--latex", action="store_true",
+                        help="also write the headline tables as report.tex (booktabs) beside report.md")
+    report.add_argument("--unstable-rel-iqr", type=_non_negative, default=0.10, metavar="X",
+                        help="flag a timed measurement whose IQR / median exceeds X (default 0.10)")
+    report.add_argument("--max-layers", type=_positive_int, default=40, metavar="N",
+                        help="per-layer charts of more than N layers show stages (default 40)")
     report.set_defaults(func=cmd_report)
 
+    diff = sub.add_parser("diff", help="compare two run folders side by side; exit 1 on a regression")
+    diff.add_argument("run_a", type=Path, help="the reference run folder")
+    diff.add_argument("run_b", type=Path, help="the run folder checked against it")
+    diff.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: run B's)")
+    diff.add_argument("--all", action="store_true", help="also list unchanged values")
+    diff.set_defaults(func=cmd_diff)
+
     history = sub.add_parser("history", help="list runs in the history store, or follow a metric over time")
-    history.add_argument("--db", type=Path, help="history file (default $BENCH_HISTORY or reports/history.sqlite)")
+    history.add_argument("--db", type=Path, help="history file, or a run folder or reports folder whose store to "
+                         "read (default $BENCH_HISTORY, else reports/history.sqlite)")
     history.add_argument("--metric", help="<metric>.<field>, e.g. accuracy.top1")
     history.add_argument("--model", action="append", help="model label (repeatable; default all)")
     history.add_argument("--T", type=int, help="only this T")

@@ -11,11 +11,11 @@ from real_run import GPU_NAME, copy_run, gpu_like, real_run
 
 from bench.contract import Field
 from bench.palette import OKABE_ITO, model_styles
+from bench.published import PUBLISHED, published_for
 from bench.report import plots
 from bench.report import tables as tb
 from bench.report.declared import declarations
 from bench.report.formats import energy_text, format_value, si
-from bench.report.published import PUBLISHED, published_for
 from bench.results import load_run
 
 CPU_NAME_KEY = "device_name"

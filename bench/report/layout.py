@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -116,7 +117,8 @@ def place_labels(ax: Any, points: Iterable[tuple[float, float, str]], **text_kw:
 
 def fit_legend(ax: Any, n: int, max_cols: int = 3, wrap: int = 48) -> None:
     """The axes' legend below the plot (outside it: constrained layout keeps room for it), in as many columns
-    (up to ``max_cols``) as fit the figure's width; entries wrapped at ``wrap`` characters."""
+    (up to ``max_cols``) as fit the figure's width, entries wrapped at ``wrap`` characters; the figure grows by
+    the legend's height, so the axes keep theirs."""
     if not n:
         return
     fig = ax.figure
@@ -124,7 +126,12 @@ def fit_legend(ax: Any, n: int, max_cols: int = 3, wrap: int = 48) -> None:
     labels = [textwrap.fill(label, wrap) for label in labels]
     for ncol in range(min(max_cols, n), 0, -1):
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
-        fig.canvas.draw()
-        if ncol == 1 or legend.get_window_extent(fig.canvas.get_renderer()).width <= fig.bbox.width - 2 * SLACK_PX:
-            return
+        with warnings.catch_warnings():  # a trial legend too wide for the figure may collapse the axes: retried
+            warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
+            fig.canvas.draw()
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        if ncol == 1 or box.width <= fig.bbox.width - 2 * SLACK_PX:
+            break
         legend.remove()
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + box.height / fig.dpi)  # the axes keep their height

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from real_run import GPU_NAME, copy_run, edit_json, gpu_like, read_jsonl, real_run, write_jsonl
+from weights import relabelled
 
 from bench.cli import main
 from bench.report import render_report
@@ -26,14 +27,20 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gpu_dir(run_dir, tmp_path_factory):
-    return gpu_like(run_dir, tmp_path_factory.mktemp("gpu") / "run")
+def trained_dir(run_dir, tmp_path_factory):
+    """The real run as if its models were loaded from snnbench checkpoints (failed cases kept)."""
+    return relabelled(run_dir, tmp_path_factory.mktemp("trained") / "run", "snnbench", ok_only=False)
 
 
 @pytest.fixture(scope="module")
-def merged(run_dir, gpu_dir, tmp_path_factory):
+def gpu_dir(trained_dir, tmp_path_factory):
+    return gpu_like(trained_dir, tmp_path_factory.mktemp("gpu") / "run")
+
+
+@pytest.fixture(scope="module")
+def merged(trained_dir, gpu_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    md, html = render_report([run_dir, gpu_dir], out)
+    md, html = render_report([trained_dir, gpu_dir], out)
     return out, md.read_text(encoding="utf-8"), html.read_text(encoding="utf-8")
 
 
@@ -78,9 +85,10 @@ def test_error_messages_are_escaped(run_dir, tmp_path):
 
 def test_merged_runs_grouped_by_device(merged, run_dir):
     _, md, _ = merged
-    header = next(line for line in section(md, "Headline").splitlines() if line.startswith("| model | main T"))
+    speed = section(md, "Headline").split("_Speed:", 1)[1]
     cpu_name = read_jsonl(run_dir / "results.jsonl")[0]["device_info"]["device_name"]
-    assert f"[{cpu_name}]" in header and f"[{GPU_NAME}]" in header
+    assert [line.split(" | ")[:2] for line in speed.splitlines() if line.startswith("| tiny |")] == [
+        ["| tiny", cpu_name], ["| tiny", GPU_NAME]]
     assert "gpu-like" in md
 
 

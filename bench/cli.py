@@ -64,46 +64,48 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
     declared = declarations([load_run(run_dir)])
     for note in declared.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
-    frame, title, left_out = _fit_summary(summary_table(records, declared), console.width)
-    table = Table(title=escape(title))
-    for col in frame.columns:
-        table.add_column(escape(str(col)), justify="left" if col in ("model", "device", "status") else "right",
-                         no_wrap=col != "model")
-    for _, row in frame.iterrows():
-        style = None if row["status"] == "ok" else "red"
-        table.add_row(*(escape(str(v)) for v in row), style=style)
+    table, left_out = _fit_summary(summary_table(records, declared), console.width)
     console.print(table)
     if left_out:
         console.print(escape(f"not shown at {console.width} columns: {', '.join(left_out)} (every field is in the "
-                             "report)"), soft_wrap=True)
+                             "report)"))
 
 
-def _fit_summary(frame: pd.DataFrame, width: int) -> tuple[pd.DataFrame, str, list[str]]:
-    """The summary frame fitted to ``width`` terminal columns: a column with one value (device, batch) goes into
-    the title, headers wrap onto lines no wider than their values (at least 10 characters), and trailing
-    summary fields are left out (and listed) until the table fits."""
+def _summary_table(frame: pd.DataFrame, title: str) -> Table:
+    """The summary as a rich table: light rules, no wrapping of values (headers wrap onto short lines)."""
+    from rich import box
+
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for col in frame.columns:
+        values = [len(str(v)) for v in frame[col]]
+        width = max([*values, *(len(w) for w in str(col).split())])
+        table.add_column(escape(textwrap.fill(str(col), width)), no_wrap=col != "model",
+                         justify="left" if col in ("model", "device", "status") else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*(escape(str(v)) for v in row), style=None if row["status"] == "ok" else "red")
+    return table
+
+
+def _fit_summary(frame: pd.DataFrame, width: int) -> tuple[Table, list[str]]:
+    """The summary fitted to ``width`` terminal columns: a column with one value (device, batch) goes into the
+    title, headers wrap onto lines no wider than their values, and trailing summary fields are left out (and
+    listed) until the table's natural width fits."""
+    import io
+
     title = ["summary"]
     for col in ("device", "batch"):
         if frame[col].nunique() == 1:
             title.append(f"{col} {frame[col].iloc[0]}")
             frame = frame.drop(columns=col)
-    widths = {}
-    for col in frame.columns:
-        cells = max((len(str(v)) for v in frame[col]), default=0)
-        longest_word = max(len(w) for w in str(col).split())
-        widths[col] = max(cells, longest_word, min(len(str(col)), 10))
-    frame = frame.rename(columns={c: textwrap.fill(str(c), widths[c]) for c in frame.columns})
-    widths = {textwrap.fill(str(c), w): w for c, w in widths.items()}
-    fixed = {"model", "T", "status", "device", "batch"}
-    left_out = []
-    while sum(w + 3 for w in widths.values()) + 1 > width:
-        droppable = [c for c in frame.columns if c.replace("\n", " ") not in fixed]
-        if not droppable:
-            break
+    measure = Console(width=10_000, file=io.StringIO())
+    left_out: list[str] = []
+    while True:
+        table = _summary_table(frame, ", ".join(title))
+        droppable = [c for c in frame.columns if c not in ("model", "T", "status", "device", "batch")]
+        if measure.measure(table).maximum <= width or not droppable:
+            return table, left_out
         frame = frame.drop(columns=droppable[-1])
-        left_out.insert(0, droppable[-1].replace("\n", " "))
-        del widths[droppable[-1]]
-    return frame, ", ".join(title), left_out
+        left_out.insert(0, droppable[-1])
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:

@@ -3,8 +3,8 @@
 A baseline is a small JSON file (``suites/baselines/<name>.json``) holding, per case (model label,
 T, device, batch size), the values of the tracked metric fields of one run, and the tolerances it was
 made with. ``compare`` checks a new run against it field by field and calls a change a **regression**
-when it moves beyond the field's tolerance in the bad direction; any regression makes ``bench compare``
-exit 1.
+when it moves beyond the field's tolerance in the bad direction, and a case that failed (in the baseline or
+not) or is missing from the run is one; any regression makes ``bench compare`` exit 1.
 
 Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed). The defaults are the
 metric plug-ins' declarations (``Field.tolerance``, read from the run's ``run.json``); the suite's
@@ -311,7 +311,7 @@ def gap_change(key: str, ours: float, published: float, source: str, tol: Tolera
     """The published-gap check of one case: a regression when |ours - published| exceeds the tolerance."""
     allowed = tol.allowed(published)
     verdict = "regression" if abs(ours - published) > allowed else "ok"
-    return Change(key, GAP_KEY, published, ours, f"|gap| <= {allowed:g}", verdict, f"published: {source}")
+    return Change(key, GAP_KEY, published, ours, f"|gap| ≤ {allowed:g}", verdict, f"published: {source}")
 
 
 def published_changes(records: list[dict[str, Any]], tolerances: Mapping[str, Tolerance]) -> list[Change]:
@@ -348,8 +348,13 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
             tol = resolve(name, tolerances)
             if tol is not None:
                 changes.append(_field_change(key, name, base, record, case, tol))
-    for key in current.keys() - baseline["cases"].keys():
-        changes.append(Change(key, "(case)", None, None, "-", "new", f"not in {reference}"))
+    for key in sorted(current.keys() - baseline["cases"].keys()):
+        record = current[key]
+        if record.get("status") != "ok":  # a failure is a regression, new case or not
+            message = (record.get("error") or {}).get("message", "?")
+            changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
+        else:
+            changes.append(Change(key, "(case)", None, None, "-", "new", f"not in {reference}"))
     return changes + published_changes(records, tolerances)
 
 

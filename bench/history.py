@@ -210,7 +210,7 @@ def series_figure(points: list[Point], metric: str) -> Any:
                     marker=MARKERS[models.index(model) % len(MARKERS)], label=label)
         if times and max(times) - min(times) < timedelta(days=1):
             ax.set_xlim(min(times) - timedelta(days=1), max(times) + timedelta(days=1))
-        locator = mdates.AutoDateLocator(maxticks=6)
+        locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.set_xlabel("run time (UTC)")

@@ -210,3 +210,69 @@ def test_run_json_edits_reach_the_report(run_dir, tmp_path):
     edit_json(run / "run.json", metric_contracts=meta["metric_contracts"])
     md = render_report([run], tmp_path / "out")[0].read_text()
     assert "| accumulates (renamed in run.json) |" in section(md, "Headline")
+
+
+def test_reproduction_section_shows_the_gap_and_the_suites_verdict(run_dir, tmp_path):
+    """SEW w/16 at T=2 relabelled as an unmodified sew_resnet18 on ImageNet at T=4 from the SEW authors' weights
+    (published 63.18): ours 62.90 is -0.28 points away; the suite's tolerance 0.1 makes it a regression."""
+    run = copy_run(run_dir, tmp_path / "run", ok_only=True)
+    records = read_jsonl(run / "results.jsonl")
+    for r in records:
+        if r["case_id"] == "SEW w/16|T=2|cpu|bs=8":
+            r.update(T=4, case_id="SEW w/16|T=4|cpu|bs=8")
+            r["model"].update(kwargs={}, checkpoint="sew18.pth", checkpoint_format="sew-official", untrained=False)
+            r["data"]["dataset"] = "imagenet"
+            r["metrics"]["accuracy"]["top1"] = 62.90
+    write_jsonl(run / "results.jsonl", records)
+    md = render_report([run], tmp_path / "plain")[0].read_text()
+    reproduction = section(md, "Reproduction")
+    row = next(line for line in reproduction.splitlines() if line.startswith("| SEW w/16 |"))
+    assert "| 4 |" in row and "| official (sew-official) | 62.90 | 63.18 | -0.28 |" in row
+    assert "add \"published_gap.top1\" = { abs = 0.5 }" in reproduction
+    suite = tmp_path / "gap.toml"
+    suite.write_text('[tolerances]\n"published_gap.top1" = { abs = 0.1 }\n')
+    edit_json(run / "run.json", suite_file=str(suite))
+    md = render_report([run], tmp_path / "strict")[0].read_text()
+    row = next(line for line in section(md, "Reproduction").splitlines() if line.startswith("| SEW w/16 |"))
+    assert "| -0.28 | \\|gap\\| ≤ 0.1 | regression |" in row
+    assert "Reproduction" not in render_report([run_dir], tmp_path / "none")[0].read_text()
+
+
+def test_latex_headline_is_booktabs_escaped_with_units_in_headers(trained_dir, tmp_path):
+    run = copy_run(trained_dir, tmp_path / "run")
+    records = read_jsonl(run / "results.jsonl")
+    for r in records:
+        r["model"]["label"] = r["model"]["label"].replace("tiny", "tiny & 50% {of} $x_1$ #2 ~^\\")
+    write_jsonl(run / "results.jsonl", records)
+    assert main(["report", str(run), "--out", str(tmp_path / "out"), "--latex"]) == 0
+    tex = (tmp_path / "out" / "report.tex").read_text()
+    assert tex.count("\\begin{table}") == 2 and "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    label = r"tiny \& 50\% \{of\} \$x\_1\$ \#2 \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    assert f"\n{label} & snnbench & 1 (trained) & " in tex
+    assert "top-1 (\\%)" in tex and "est. energy / sample (nJ)" in tex and "latency p50 (ms)" in tex
+    assert "\\label{tab:snnbench-headline}" in tex and "\\label{tab:snnbench-speed}" in tex
+    assert "µ" not in tex and "⚠" not in tex
+
+
+def test_terminal_summary_fits_80_columns(run_dir, trained_dir):
+    """Every line within 80 columns, no value folded; fields that do not fit are named, the rest shown whole."""
+    import io
+
+    from rich.console import Console
+
+    from bench.cli import _print_summary
+
+    for folder, left_out in ((run_dir, True), (trained_dir, False)):  # "untrained" is wider than the numbers
+        records = read_jsonl(folder / "results.jsonl")
+        console = Console(width=80, file=io.StringIO(), record=True, color_system=None)
+        _print_summary(folder, records, console)
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= 80, text
+        assert "summary, device cpu, batch 8" in text
+        rows = [line for line in text.splitlines() if line.startswith(("tiny ", "SEW w/16 ", "broken "))]
+        assert len(rows) == 6, text
+        tiny = next(r for r in records if r["case_id"] == "tiny|T=1|cpu|bs=8")
+        macs_k = f"{tiny['metrics']['ops']['sops']:.3g}"
+        assert any(macs_k in line.split() for line in rows if line.startswith("tiny ")), text
+        note = "not shown at 80 columns: throughput (samples/s) (every field is in the report)"
+        assert (note in text) == left_out and ("samples/s" in text) != left_out

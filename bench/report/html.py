@@ -28,6 +28,9 @@ WRAP_COLUMNS = ("message", "status", "source [confidence]", "not spike-driven", 
 _ENV = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(default=True),
                    keep_trailing_newline=True)
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+# Markdown tables scroll inside their own box, like the report's other wide tables.
+_MARKDOWN.add_render_rule("table_open", lambda *_: '<div class="table-wrap"><table>\n')
+_MARKDOWN.add_render_rule("table_close", lambda *_: "</table></div>\n")
 
 
 def table_view(frame: pd.DataFrame, caption: str = "", notes: list[str] | None = None, cards: bool = False,

@@ -484,21 +484,30 @@ def _published_status(first: dict[str, Any], pub: Any, at_T: list[dict[str, Any]
 def published_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Our top-1 beside each published number for the same model (or a reference) and dataset."""
     rows = []
-    for label, recs in by_model(records).items():
-        first = recs[0]
-        dataset = (first.get("data") or {}).get("dataset", "")
-        for pub in published_for(first["model"]["name"], dataset):
-            at_T = [r for r in recs if r["T"] == pub.T]
-            ours = next((v for r in at_T if (v := value(r, *PUBLISHED_FIELD)) is not None), None)
-            status, show, gap = _published_status(first, pub, at_T, ours)
-            rows.append({
-                "model": label, "dataset": pub.dataset, "T": "?" if pub.T is None else pub.T,
-                "ours top-1 (%)": fixed(ours) if show else NA,
-                "published top-1 (%)": fixed(pub.top1),
-                "gap (points)": f"{ours - pub.top1:+.2f}" if gap and ours is not None else NA,
-                "status": status, "conditions": pub.conditions(), "source [confidence]": pub.cite(),
-            })
+    for label, model_recs in by_model(records).items():
+        datasets = list(dict.fromkeys((r.get("data") or {}).get("dataset", "") for r in model_recs))
+        for dataset in datasets:  # merged runs may evaluate one label on several datasets
+            recs = [r for r in model_recs if (r.get("data") or {}).get("dataset", "") == dataset]
+            rows += _published_rows(label, recs, dataset)
     return pd.DataFrame(rows)
+
+
+def _published_rows(label: str, recs: list[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
+    """The published-number rows of one model on one dataset."""
+    rows = []
+    first = recs[0]
+    for pub in published_for(first["model"]["name"], dataset):
+        at_T = [r for r in recs if r["T"] == pub.T]
+        ours = next((v for r in at_T if (v := value(r, *PUBLISHED_FIELD)) is not None), None)
+        status, show, gap = _published_status(first, pub, at_T, ours)
+        rows.append({
+            "model": label, "dataset": pub.dataset, "T": "?" if pub.T is None else pub.T,
+            "ours top-1 (%)": fixed(ours) if show else NA,
+            "published top-1 (%)": fixed(pub.top1),
+            "gap (points)": f"{ours - pub.top1:+.2f}" if gap and ours is not None else NA,
+            "status": status, "conditions": pub.conditions(), "source [confidence]": pub.cite(),
+        })
+    return rows
 
 
 def models_table(records: list[dict[str, Any]]) -> pd.DataFrame:

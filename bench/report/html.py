@@ -23,8 +23,7 @@ from bench.report.content import MarkdownBlock, ReportContent, TableBlock, TextB
 from bench.report.formats import numeric_column
 from bench.report.plots import FigureData
 
-WRAP_COLUMNS = ("message", "status", "source [confidence]", "not spike-driven", "kwargs", "conditions", "weights",
-                "provenance")
+WRAP_COLUMNS = ("message", "status", "source [confidence]", "not spike-driven", "kwargs", "conditions")
 _ENV = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(default=True),
                    keep_trailing_newline=True)
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -52,7 +51,7 @@ def markdown_html(markdown: str, shift: int = 1) -> Markup:
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(int(token.tag[1]) + shift, 6)}"
-    return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))  # noqa: S704 - escaped by markdown-it
+    return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))  # raw HTML off: markdown-it escaped it
 
 
 def _figure_view(fig: FigureData) -> dict[str, Any]:

@@ -70,6 +70,7 @@ def test_html_is_self_contained(merged):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "<script" not in html
     assert '<meta name="viewport"' in html and "@media print" in html
+    assert "shared/reference" not in html  # the report cites nothing outside the repository
 
 
 def test_error_messages_are_escaped(run_dir, tmp_path):
@@ -276,3 +277,14 @@ def test_terminal_summary_fits_80_columns(run_dir, trained_dir):
         assert any(macs_k in line.split() for line in rows if line.startswith("tiny ")), text
         note = "not shown at 80 columns: throughput (samples/s) (every field is in the report)"
         assert (note in text) == left_out and ("samples/s" in text.split("not shown")[0]) != left_out
+
+
+def test_markdown_from_run_json_stays_text(run_dir, tmp_path):
+    """run.json's conventions are rendered by markdown-it with raw HTML off: a tag in them is text, not markup."""
+    run = copy_run(run_dir, tmp_path / "run", ok_only=True)
+    meta = json.loads((run / "run.json").read_text())
+    meta["conventions"]["ops"] = meta["conventions"]["ops"] | {"Unit": "counted <img src=x onerror=alert(1)> here"}
+    (run / "run.json").write_text(json.dumps(meta))
+    html = render_report([run], tmp_path / "out")[1].read_text()
+    assert "counted &lt;img src=x onerror=alert(1)&gt; here" in html and "<img src=x" not in html
+    assert '<div class="table-wrap"><table>' in html  # the profiles table scrolls in its own box

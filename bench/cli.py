@@ -72,13 +72,14 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
 
 
 def _summary_table(frame: pd.DataFrame, title: str) -> Table:
-    """The summary as a rich table: light rules, no wrapping of values (headers wrap onto short lines)."""
+    """The summary as a rich table: light rules, no wrapping of values (headers wrap onto lines as wide as
+    their values, at least 10 characters)."""
     from rich import box
 
     table = Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for col in frame.columns:
         values = [len(str(v)) for v in frame[col]]
-        width = max([*values, *(len(w) for w in str(col).split())])
+        width = max([*values, *(len(w) for w in str(col).split()), min(len(str(col)), 10)])
         table.add_column(escape(textwrap.fill(str(col), width)), no_wrap=col != "model",
                          justify="left" if col in ("model", "device", "status") else "right")
     for _, row in frame.iterrows():
@@ -88,8 +89,8 @@ def _summary_table(frame: pd.DataFrame, title: str) -> Table:
 
 def _fit_summary(frame: pd.DataFrame, width: int) -> tuple[Table, list[str]]:
     """The summary fitted to ``width`` terminal columns: a column with one value (device, batch) goes into the
-    title, headers wrap onto lines no wider than their values, and trailing summary fields are left out (and
-    listed) until the table's natural width fits."""
+    title, headers wrap, and trailing summary fields are left out (and listed) until the table's natural width
+    fits."""
     import io
 
     title = ["summary"]

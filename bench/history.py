@@ -216,7 +216,7 @@ def series_figure(points: list[Point], metric: str) -> Any:
         ax.set_xlabel("run time (UTC)")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} over time" + (f" on {devices[0]}" if len(devices) == 1 else ""))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.legend(loc="outside right upper", frameon=False)  # constrained layout keeps room for it
     return fig
 
 
@@ -227,6 +227,6 @@ def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
     fig = series_figure(points, metric)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight")
+    fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -149,6 +149,9 @@ def test_plot_of_one_run_spans_days_not_years_with_a_colour_per_series(tmp_path,
     assert len(colours) == 4 and len(set(colours)) == 4  # (tiny, SEW) x (T=1, T=2): four series
     markers = {line.get_label().split(",")[0]: line.get_marker() for line in ax.get_lines()}
     assert markers["tiny"] != markers["SEW w/16"]
+    from bench.report.layout import layout_problems
+
+    assert layout_problems(fig) == []  # legend and date labels inside the figure, nothing overlapping
 
 
 def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, write_suite, tiny_suite_text,
@@ -157,8 +160,10 @@ def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, w
     (the run itself is replaced by a copy of the real run)."""
     from bench.runner import RunOutcome
 
+    source = real_run(tmp_path_factory)  # made here, not inside `bench run` (the test must not depend on order)
+
     def fake_run_suite(suite, out_dir, **kwargs):
-        shutil.copytree(real_run(tmp_path_factory), out_dir)
+        shutil.copytree(source, out_dir)
         records = [r for r in read_jsonl(out_dir / "results.jsonl") if r["status"] == "ok"]
         for r in records:  # params only: a fast report
             r["metrics"] = {"params": r["metrics"]["params"]}

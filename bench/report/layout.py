@@ -27,6 +27,7 @@ from matplotlib.transforms import Bbox  # noqa: E402
 from bench.palette import DPI  # noqa: E402
 
 SLACK_PX = 1.0  # rounding slack when testing containment and overlap
+MARKER_PX = 3.0  # half the size (points) of the area a plotted marker keeps free of labels
 # Candidate offsets (points) and alignments for a point label, in order of preference.
 OFFSETS = ((4, 4, "left", "bottom"), (4, -4, "left", "top"), (-4, 4, "right", "bottom"), (-4, -4, "right", "top"),
            (0, 7, "center", "bottom"), (0, -7, "center", "top"), (9, 0, "left", "center"), (-9, 0, "right", "center"))
@@ -95,11 +96,16 @@ def freeze_layout(fig: Figure) -> None:
 
 def place_labels(ax: Any, points: Iterable[tuple[float, float, str]], **text_kw: Any) -> list[str]:
     """Label each (x, y, text) point at the first offset where the label stays inside the axes and overlaps no
-    label, tick label or legend already drawn; returns the labels left out (no free place). Call after
-    :func:`freeze_layout`."""
+    label, tick label, legend or labelled point already drawn; returns the labels left out (no free place).
+    Call after :func:`freeze_layout`."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
+    points = list(points)
     taken = [a.get_window_extent(renderer) for _, a in texts(fig)]
+    marker = MARKER_PX * fig.dpi / 72
+    for x, y, _ in points:  # the markers themselves: a label does not cover another point
+        px, py = ax.transData.transform((x, y))
+        taken.append(Bbox.from_extents(px - marker, py - marker, px + marker, py + marker))
     area = ax.get_window_extent(renderer)
     left_out = []
     for x, y, text in points:

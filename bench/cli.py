@@ -237,7 +237,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from bench.results import load_run
 
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
-    options = ReportOptions(unstable_rel_iqr=args.unstable_rel_iqr, max_layers=args.max_layers)
+    chosen = {"unstable_rel_iqr": args.unstable_rel_iqr, "max_layers": args.max_layers}
+    options = ReportOptions(**{k: v for k, v in chosen.items() if v is not None})
     md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None, options,
                              latex=args.latex)
     if old:
@@ -395,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
     report.add_argument("--latex", action="store_true",
                         help="also write the headline tables as report.tex (booktabs) beside report.md")
-    report.add_argument("--unstable-rel-iqr", type=_non_negative, default=0.10, metavar="X",
+    report.add_argument("--unstable-rel-iqr", type=_non_negative, metavar="X",
                         help="flag a timed measurement whose IQR / median exceeds X (default 0.10)")
-    report.add_argument("--max-layers", type=_positive_int, default=40, metavar="N",
+    report.add_argument("--max-layers", type=_positive_int, metavar="N",
                         help="per-layer charts of more than N layers show stages (default 40)")
     report.set_defaults(func=cmd_report)
 

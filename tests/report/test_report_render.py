@@ -289,3 +289,18 @@ def test_markdown_from_run_json_stays_text(run_dir, tmp_path):
     html = render_report([run], tmp_path / "out")[1].read_text()
     assert "counted &lt;img src=x onerror=alert(1)&gt; here" in html and "<img src=x" not in html
     assert '<div class="table-wrap"><table>' in html  # the profiles table scrolls in its own box
+
+
+def test_bench_report_options(trained_dir, tmp_path):
+    """--max-layers 10 charts SEW w/16's 20 neuron layers in stages (pre, layers.0 .. layers.3); an IQR
+    threshold of 0 flags every timed case; bad values are refused by the parser (exit 2)."""
+    assert main(["report", str(trained_dir), "--out", str(tmp_path), "--max-layers", "10",
+                 "--unstable-rel-iqr", "0"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "SEW w/16: firing rate (% of neurons firing) per stage (20 layers in 5 stages" in md
+    speed = section(md, "Headline").split("_Speed:", 1)[1].split("\n- ")[0]
+    assert all(line.rstrip(" |").endswith("⚠") for line in speed.splitlines() if line.startswith(("| tiny", "| SEW")))
+    for bad in (["--max-layers", "0"], ["--unstable-rel-iqr", "-1"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["report", str(trained_dir), "--out", str(tmp_path), *bad])
+        assert stop.value.code == 2

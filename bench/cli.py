@@ -11,6 +11,7 @@ import contextlib
 import shlex
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bench.estimate import Estimate
     from bench.report.declared import Installed
     from bench.suite import Case, Suite
@@ -110,7 +113,8 @@ def _estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], measure
     from bench.estimate import estimate_cases
     from bench.history import history_path
 
-    return estimate_cases(suite, cases, measure=measure, isolate=args.isolate, db=history_path())
+    return estimate_cases(suite, cases, measure=measure, isolate=args.isolate,
+                          db=history_path(args.out or args.resume))  # the store the run will append to
 
 
 def _print_estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> None:
@@ -187,7 +191,8 @@ def _report(outcome: RunOutcome, console: Console) -> None:
 
 
 def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:
-    """One row per case with the fields the run's declarations mark ``summary`` (read from its run.json)."""
+    """One row per case with the fields the run's declarations mark ``summary`` (read from its run.json), fitted
+    to the console's width (see :func:`_fit_summary`)."""
     from bench.report.declared import declarations
     from bench.report.tables import summary_table
     from bench.results import load_run
@@ -195,14 +200,49 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
     declared = declarations([load_run(run_dir)])
     for note in declared.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
-    frame = summary_table(records, declared)
-    table = Table(title="summary")
-    for col in frame.columns:
-        table.add_column(str(col), justify="left" if col in ("model", "device", "status") else "right")
-    for _, row in frame.iterrows():
-        style = None if row["status"] == "ok" else "red"
-        table.add_row(*(str(v) for v in row), style=style)
+    table, left_out = _fit_summary(summary_table(records, declared), console.width)
     console.print(table)
+    if left_out:
+        console.print(escape(f"not shown at {console.width} columns: {', '.join(left_out)} (every field is in the "
+                             "report)"))
+
+
+def _summary_table(frame: pd.DataFrame, title: str) -> Table:
+    """The summary as a rich table: light rules, no wrapping of values (headers wrap onto lines as wide as
+    their values, at least 10 characters)."""
+    from rich import box
+
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for col in frame.columns:
+        values = [len(str(v)) for v in frame[col]]
+        width = max([*values, *(len(w) for w in str(col).split()), min(len(str(col)), 10)])
+        table.add_column(escape(textwrap.fill(str(col), width)), no_wrap=col != "model",
+                         justify="left" if col in ("model", "device", "status") else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*(escape(str(v)) for v in row), style=None if row["status"] == "ok" else "red")
+    return table
+
+
+def _fit_summary(frame: pd.DataFrame, width: int) -> tuple[Table, list[str]]:
+    """The summary fitted to ``width`` terminal columns: a column with one value (device, batch) goes into the
+    title, headers wrap, and trailing summary fields are left out (and listed) until the table's natural width
+    fits."""
+    import io
+
+    title = ["summary"]
+    for col in ("device", "batch"):
+        if frame[col].nunique() == 1:
+            title.append(f"{col} {frame[col].iloc[0]}")
+            frame = frame.drop(columns=col)
+    measure = Console(width=10_000, file=io.StringIO())
+    left_out: list[str] = []
+    while True:
+        table = _summary_table(frame, ", ".join(title))
+        droppable = [c for c in frame.columns if c not in ("model", "T", "status", "device", "batch")]
+        if measure.measure(table).maximum <= width or not droppable:
+            return table, left_out
+        frame = frame.drop(columns=droppable[-1])
+        left_out.insert(0, droppable[-1])
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
@@ -237,7 +277,7 @@ def _record_history(run_dir: Path, console: Console) -> None:
 
     from bench.history import append_run, history_path
 
-    db = history_path()
+    db = history_path(run_dir)
     if db is None:
         return
     try:
@@ -247,11 +287,15 @@ def _record_history(run_dir: Path, console: Console) -> None:
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from bench.history import history_path, list_runs, metric_series, plot_series
+    from bench.history import history_path, list_runs, locate_store, metric_series, plot_series
 
-    db = args.db or history_path()
-    if db is None or not Path(db).is_file():
-        raise FileNotFoundError(f"no history store at {db}: `bench run` creates it (BENCH_HISTORY sets the path)")
+    db = locate_store(args.db) if args.db else history_path()
+    if db is None:
+        raise FileNotFoundError("the history store is turned off (BENCH_HISTORY=off): name one with --db PATH")
+    if not Path(db).is_file():
+        raise FileNotFoundError(f"no history store at {db}: `bench run` creates one in the reports root of its "
+                                "run folder (e.g. reports/history.sqlite); name it, a run folder or a reports "
+                                "folder with --db PATH (BENCH_HISTORY sets the path)")
     if not args.metric:
         table = Table(title=f"runs in {db}")
         for col in ("run id", "created", "suite", "commit", "machine", "devices", "cases", "failed"):
@@ -336,16 +380,43 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from bench.report import render_report
+    from bench.report import LATEX_FILE, ReportOptions, render_report
     from bench.results import load_run
 
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
-    md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None)
+    chosen = {"unstable_rel_iqr": args.unstable_rel_iqr, "max_layers": args.max_layers}
+    options = ReportOptions(**{k: v for k, v in chosen.items() if v is not None})
+    md, html = render_report(args.run_dirs, args.out, _installed_declarations() if old else None, options,
+                             latex=args.latex)
     if old:
         console.print("[yellow]note:[/yellow] run.json of " + escape(", ".join(map(str, old)))
                       + " has no metric declarations: rendered with the declarations of the installed version")
-    console.print(f"report: {md}\n        {html}")
+    console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
+    if args.latex:
+        console.print(f"        {escape(str(md.parent / LATEX_FILE))}")
     return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    from bench.compare import diff_runs, regressions
+
+    changes, source = diff_runs(args.run_a, args.run_b, args.suite)
+    bad = regressions(changes)
+    table = Table(title=escape(f"B = {args.run_b} against A = {args.run_a}"))
+    for col in ("case", "field", "A", "B", "change", "tolerance", "verdict", "note"):
+        table.add_column(col, justify="right" if col in ("A", "B", "change") else "left", overflow="fold")
+    for c in changes:
+        if c.verdict == "ok" and not args.all and not c.delta:
+            continue
+        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim"}.get(c.verdict)
+        table.add_row(*(escape(v) for v in c.cells()), style=style)
+    if table.row_count:
+        console.print(table)
+    compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
+    for c in bad:
+        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 def _installed_declarations() -> Installed:
@@ -431,6 +502,13 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="snnbench: benchmark spiking neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -483,10 +561,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a report from one or more run folders (merged)")
     report.add_argument("run_dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    report.add_argument("--latex", action="store_true",
+                        help="also write the headline tables as report.tex (booktabs) beside report.md")
+    report.add_argument("--unstable-rel-iqr", type=_non_negative, metavar="X",
+                        help="flag a timed measurement whose IQR / median exceeds X (default 0.10)")
+    report.add_argument("--max-layers", type=_positive_int, metavar="N",
+                        help="per-layer charts of more than N layers show stages (default 40)")
     report.set_defaults(func=cmd_report)
 
+    diff = sub.add_parser("diff", help="compare two run folders side by side; exit 1 on a regression")
+    diff.add_argument("run_a", type=Path, help="the reference run folder")
+    diff.add_argument("run_b", type=Path, help="the run folder checked against it")
+    diff.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: run B's)")
+    diff.add_argument("--all", action="store_true", help="also list unchanged values")
+    diff.set_defaults(func=cmd_diff)
+
     history = sub.add_parser("history", help="list runs in the history store, or follow a metric over time")
-    history.add_argument("--db", type=Path, help="history file (default $BENCH_HISTORY or reports/history.sqlite)")
+    history.add_argument("--db", type=Path, help="history file, or a run folder or reports folder whose store to "
+                         "read (default $BENCH_HISTORY, else reports/history.sqlite)")
     history.add_argument("--metric", help="<metric>.<field>, e.g. accuracy.top1")
     history.add_argument("--model", action="append", help="model label (repeatable; default all)")
     history.add_argument("--T", type=int, help="only this T")

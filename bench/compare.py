@@ -3,8 +3,8 @@
 A baseline is a small JSON file (``suites/baselines/<name>.json``) holding, per case (model label,
 T, device, batch size), the values of the tracked metric fields of one run, and the tolerances it was
 made with. ``compare`` checks a new run against it field by field and calls a change a **regression**
-when it moves beyond the field's tolerance in the bad direction; any regression makes ``bench compare``
-exit 1.
+when it moves beyond the field's tolerance in the bad direction, and a case that failed (in the baseline or
+not) or is missing from the run is one; any regression makes ``bench compare`` exit 1.
 
 Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed). The defaults are the
 metric plug-ins' declarations (``Field.tolerance``, read from the run's ``run.json``); the suite's
@@ -21,6 +21,17 @@ regression); ``same_device = true`` compares the field only when the device mode
     "latency.*_ms" = { rel = 0.3, better = "lower", same_device = true }
     "memory.*" = { skip = true }
 
+**Published gaps.** A case evaluated from an official checkpoint on the dataset and T of a published number
+(:mod:`bench.published`) carries the derived value ``published_gap.top1`` = ours - published (points). It is
+checked only when a tolerance matches that key (``"published_gap.top1" = { abs = 0.5 }`` in the suite's
+``[tolerances]``; no default, no baseline value): a regression when |gap| exceeds ``max(abs, rel x
+|published|)``. ``bench compare`` checks the run's cases, ``bench diff`` the second run's.
+
+**Diff.** ``bench diff RUN_A RUN_B`` (:func:`diff_runs`) compares two run folders side by side with the same
+tolerances as ``compare``: the declared defaults of both runs (B's first) under the suite's ``[tolerances]``
+(``--suite``, else B's suite file when it exists). A is the reference: a case failed in B, or missing from
+it, is a regression; a case failed in A and ok in B is reported as fixed.
+
 This module reads runs through :mod:`bench.results` and never imports torch, the suite loader or the report.
 """
 
@@ -36,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.contract import MetricContract, Tolerance, ToleranceError, parse_tolerance, parse_tolerances
+from bench.published import GAP_KEY, published_gaps
 from bench.results import RunData, case_key, device_name, load_run, numeric_fields
 
 try:
@@ -243,7 +255,7 @@ class Change:
     baseline: float | None
     current: float | None
     tolerance: str
-    verdict: str  # ok | regression | improved | skipped | new
+    verdict: str  # ok | regression | improved | skipped | new | fixed
     note: str = ""
 
     @property
@@ -295,9 +307,29 @@ def _field_change(key: str, name: str, base: float, record: dict[str, Any], case
     return Change(key, name, base, cur, tol.describe(), _verdict(base, cur, tol))
 
 
+def gap_change(key: str, ours: float, published: float, source: str, tol: Tolerance) -> Change:
+    """The published-gap check of one case: a regression when |ours - published| exceeds the tolerance."""
+    allowed = tol.allowed(published)
+    verdict = "regression" if abs(ours - published) > allowed else "ok"
+    return Change(key, GAP_KEY, published, ours, f"|gap| ≤ {allowed:g}", verdict, f"published: {source}")
+
+
+def published_changes(records: list[dict[str, Any]], tolerances: Mapping[str, Tolerance]) -> list[Change]:
+    """The published-gap checks of the ok cases that reproduce a published number, when a tolerance matches
+    ``published_gap.top1`` (the baseline column holds the published value, the current column ours)."""
+    tol = resolve(GAP_KEY, tolerances)
+    if tol is None:
+        return []
+    changes = []
+    for r in records:
+        for _, (ours, published, entry) in published_gaps(r).items():
+            changes.append(gap_change(case_key(r), ours, published, entry.cite(), tol))
+    return changes
+
+
 def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
-                    tolerances: Mapping[str, Tolerance]) -> list[Change]:
-    """Every tracked field of every baseline case against the run's records."""
+                    tolerances: Mapping[str, Tolerance], reference: str = "the baseline") -> list[Change]:
+    """Every tracked field of every baseline case against the run's records, then the published gaps."""
     current = {case_key(r): r for r in records}
     changes: list[Change] = []
     for key, case in baseline["cases"].items():
@@ -309,13 +341,21 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
             message = (record.get("error") or {}).get("message", "?")
             changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
             continue
+        if case.get("failed"):
+            changes.append(Change(key, "(case)", None, None, "-", "fixed", f"failed in {reference}: {case['failed']}"))
+            continue
         for name, base in case["values"].items():
             tol = resolve(name, tolerances)
             if tol is not None:
                 changes.append(_field_change(key, name, base, record, case, tol))
-    for key in current.keys() - baseline["cases"].keys():
-        changes.append(Change(key, "(case)", None, None, "-", "new", "not in the baseline"))
-    return changes
+    for key in sorted(current.keys() - baseline["cases"].keys()):
+        record = current[key]
+        if record.get("status") != "ok":  # a failure is a regression, new case or not
+            message = (record.get("error") or {}).get("message", "?")
+            changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
+        else:
+            changes.append(Change(key, "(case)", None, None, "-", "new", f"not in {reference}"))
+    return changes + published_changes(records, tolerances)
 
 
 def compare_run(baseline_file: str | Path, run_dir: str | Path,
@@ -333,3 +373,29 @@ def compare_run(baseline_file: str | Path, run_dir: str | Path,
 
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.verdict == "regression"]
+
+
+def reference_cases(run: RunData, tolerances: Mapping[str, Tolerance]) -> dict[str, dict[str, Any]]:
+    """A run's cases as a baseline's ``cases`` (tracked values; a failed case holds its error message)."""
+    cases = {}
+    for r in run.records:
+        failed = "" if r.get("status") == "ok" else str((r.get("error") or {}).get("message", "?"))
+        cases[case_key(r)] = {"device_name": device_name(r), "failed": failed,
+                              "values": {} if failed else tracked_values(r, tolerances)}
+    return cases
+
+
+def diff_runs(run_a: str | Path, run_b: str | Path,
+              suite_file: str | Path | None = None) -> tuple[list[Change], str]:
+    """Run B against run A, field by field (see the module docstring); the changes and where the tolerances
+    came from."""
+    a, b = load_run(run_a), load_run(run_b)
+    if a.contracts is None and b.contracts is None:
+        raise BaselineError(f"neither {run_a}/run.json nor {run_b}/run.json holds metric declarations (made by an "
+                            "older version), so the default tolerances are unknown: run a suite again")
+    suite, suite_source = suite_tolerances(suite_file or b.run.get("suite_file"))
+    declared = layered(declared_tolerances(b.contracts), declared_tolerances(a.contracts))
+    tolerances = layered(suite, declared)
+    source = " over ".join(s for s in (suite_source, "the metrics' declared defaults") if s)
+    baseline = {"cases": reference_cases(a, tolerances)}
+    return compare_records(baseline, b.records, tolerances, reference=f"run A ({a.run_id})"), source

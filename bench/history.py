@@ -1,9 +1,17 @@
 """History store: every run's results appended to one SQLite file, to follow a metric over time.
 
-``reports/history.sqlite`` by default (``BENCH_HISTORY`` overrides the path; ``BENCH_HISTORY=off``
-turns the store off). ``bench run`` appends its run at the end; ``bench history`` lists runs
-and plots ``<metric>.<field>`` over time per model. Re-adding a run folder (e.g. after ``--resume``)
-replaces its earlier rows. Tables:
+Where the store is (:func:`history_path`): ``BENCH_HISTORY`` when set (a path; ``off`` turns the store
+off); else ``history.sqlite`` in the **reports root** of the run folder, the folder that holds the suite
+folders: ``reports/<suite>/<run-id>`` keeps its history in ``reports/history.sqlite`` (the run folder's
+parent is named after its suite: the root is two levels up), and ``--out DIR`` in ``DIR/../history.sqlite``
+(one level up). The store lives with the output, wherever the command was started. ``bench history``
+finds it the same way (:func:`locate_store`): ``--db`` names a store file, a run folder (its store, by
+the rule above) or a reports root (its ``history.sqlite``); without ``--db``, ``BENCH_HISTORY`` or
+``reports/history.sqlite`` under the current folder (the default reports root of ``bench run``).
+
+``bench run`` appends its run at the end; ``bench history`` lists runs and plots ``<metric>.<field>``
+over time, one colour per series (model, T, device, batch size). Re-adding a run folder (e.g. after
+``--resume``) replaces its earlier rows. Tables:
 
 - ``runs``: one row per run folder: run id, path, suite, creation time, git commit, machine, devices.
 - ``cases``: one row per case: model label and registered name, T, device, device model, batch
@@ -16,16 +24,18 @@ importing the report.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.results import case_key, device_name, load_run, numeric_fields
+from bench.results import RUN_FILE, case_key, device_name, load_run, numeric_fields
 
-DEFAULT_PATH = Path("reports") / "history.sqlite"
+STORE_NAME = "history.sqlite"
+DEFAULT_PATH = Path("reports") / STORE_NAME
 ENV_VAR = "BENCH_HISTORY"
 
 SCHEMA = """
@@ -44,12 +54,34 @@ CREATE INDEX IF NOT EXISTS results_metric ON results(metric);
 """
 
 
-def history_path() -> Path | None:
-    """The store's path (``BENCH_HISTORY`` or ``reports/history.sqlite``); None when turned off."""
+def reports_root(run_dir: str | Path) -> Path:
+    """The folder holding a run folder's suite folders: two levels up when its parent is named after its
+    suite (``reports/<suite>/<run-id>``), else its parent (``--out DIR``)."""
+    run_dir = Path(run_dir).resolve()
+    try:
+        suite = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("suite")
+    except (OSError, ValueError, AttributeError):
+        suite = None
+    return run_dir.parent.parent if suite and run_dir.parent.name == suite else run_dir.parent
+
+
+def history_path(run_dir: str | Path | None = None) -> Path | None:
+    """The store of a run folder (see the module docstring): ``BENCH_HISTORY``, else ``history.sqlite`` in its
+    reports root (without a run folder: ``reports/history.sqlite``); None when turned off."""
     value = os.environ.get(ENV_VAR, "")
     if value.lower() in ("off", "none", "0", "false"):
         return None
-    return Path(value) if value else DEFAULT_PATH
+    if value:
+        return Path(value)
+    return DEFAULT_PATH if run_dir is None else reports_root(run_dir) / STORE_NAME
+
+
+def locate_store(path: str | Path) -> Path:
+    """``bench history --db PATH``: a store file, a run folder's store, or a reports root's store."""
+    path = Path(path)
+    if (path / RUN_FILE).is_file():
+        return reports_root(path) / STORE_NAME
+    return path / STORE_NAME if path.is_dir() else path
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -150,36 +182,51 @@ def known_metrics(db: str | Path) -> list[str]:
     return names
 
 
-def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
-    """One line per (model, T, device model) of ``metric`` against run time, model colours as in reports."""
+def series_figure(points: list[Point], metric: str) -> Any:
+    """The matplotlib figure of :func:`plot_series` (one line per (model, T, device model, batch size), each
+    series its own colour: Okabe-Ito in order, then again with another line style; each model its own marker;
+    a single run time shown with a day either side)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    from bench.palette import STYLE, model_styles
+    from bench.palette import LINESTYLES, MARKERS, OKABE_ITO, STYLE
 
     points = [p for p in points if p.created]  # a run folder without env.json has no time to plot at
-    styles = model_styles(p.model for p in points)
     series: dict[tuple[str, int, str, int], list[Point]] = {}
     for p in points:
         series.setdefault((p.model, p.T, p.device_name, p.batch_size), []).append(p)
     devices = sorted({k[2] for k in series})
+    models = sorted({k[0] for k in series})
+    times = [datetime.fromisoformat(p.created) for p in points]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
-        for (model, T, dev, bs), pts in series.items():
-            s = styles[model]
+        for i, ((model, T, dev, bs), pts) in enumerate(series.items()):
             label = f"{model}, T={T}" + (f", {dev}" if len(devices) > 1 else "") + f", bs={bs}"
-            ax.plot([datetime.fromisoformat(p.created) for p in pts], [p.value for p in pts], color=s.color,
-                    marker=s.marker, linestyle=s.linestyle, label=label)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+            ax.plot([datetime.fromisoformat(p.created) for p in pts], [p.value for p in pts],
+                    color=OKABE_ITO[i % len(OKABE_ITO)], linestyle=LINESTYLES[i // len(OKABE_ITO) % len(LINESTYLES)],
+                    marker=MARKERS[models.index(model) % len(MARKERS)], label=label)
+        if times and max(times) - min(times) < timedelta(days=1):
+            ax.set_xlim(min(times) - timedelta(days=1), max(times) + timedelta(days=1))
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.set_xlabel("run time (UTC)")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} over time" + (f" on {devices[0]}" if len(devices) == 1 else ""))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        fig.legend(loc="outside right upper", frameon=False)  # constrained layout keeps room for it
+    return fig
+
+
+def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
+    """A PNG of ``metric`` over time (:func:`series_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = series_figure(points, metric)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
     return out

@@ -10,7 +10,16 @@ import pytest
 from real_run import GPU_NAME, copy_run, edit_json, gpu_like, read_jsonl, real_run, write_jsonl
 
 from bench.cli import main
-from bench.history import append_run, history_path, list_runs, metric_series, plot_series
+from bench.history import (
+    append_run,
+    history_path,
+    list_runs,
+    locate_store,
+    metric_series,
+    plot_series,
+    reports_root,
+    series_figure,
+)
 
 EARLY, LATER = "2026-11-20T10:00:00+00:00", "2026-11-21T09:00:00+00:00"
 TINY1 = "tiny|T=1|cpu|bs=8"
@@ -91,10 +100,58 @@ def test_history_cli(tmp_path, runs, capsys):
 def test_history_path_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("BENCH_HISTORY", str(tmp_path / "x.sqlite"))
     assert history_path() == tmp_path / "x.sqlite"
+    assert history_path(tmp_path / "any" / "run") == tmp_path / "x.sqlite"  # the variable wins over the rule
     monkeypatch.setenv("BENCH_HISTORY", "off")
-    assert history_path() is None
+    assert history_path() is None and history_path(tmp_path) is None
     monkeypatch.delenv("BENCH_HISTORY")
     assert history_path() == Path("reports") / "history.sqlite"
+
+
+def test_the_store_lives_in_the_reports_root_of_the_run(monkeypatch, tmp_path, tmp_path_factory):
+    """reports/<suite>/<run-id> -> reports/history.sqlite; --out DIR -> DIR/../history.sqlite; wherever the
+    command runs from. ``bench history --db`` takes the store, a run folder or a reports folder."""
+    monkeypatch.delenv("BENCH_HISTORY")
+    monkeypatch.chdir(tmp_path)  # not the folder the runs are in
+    default = copy_run(real_run(tmp_path_factory), tmp_path / "elsewhere" / "reports" / "realrun" / "20261127-1")
+    out = copy_run(default, tmp_path / "runs" / "mine")
+    assert reports_root(default) == (tmp_path / "elsewhere" / "reports").resolve()
+    assert history_path(default) == (tmp_path / "elsewhere" / "reports" / "history.sqlite").resolve()
+    assert history_path(out) == (tmp_path / "runs" / "history.sqlite").resolve()
+    assert locate_store(default) == history_path(default)
+    assert locate_store(tmp_path / "elsewhere" / "reports") == tmp_path / "elsewhere" / "reports" / "history.sqlite"
+    assert locate_store(tmp_path / "h.sqlite") == tmp_path / "h.sqlite"
+
+
+def test_bench_history_finds_the_store_beside_the_reports(monkeypatch, tmp_path, tmp_path_factory, capsys):
+    monkeypatch.delenv("BENCH_HISTORY")
+    monkeypatch.chdir(tmp_path)
+    run = copy_run(real_run(tmp_path_factory), tmp_path / "reports" / "realrun" / "first")
+    edit_json(run / "run.json", run_id="first-run")
+    append_run(run, history_path(run))
+    assert (tmp_path / "reports" / "history.sqlite").is_file()
+    for where in ([], ["--db", str(run)], ["--db", str(tmp_path / "reports")]):
+        assert main(["history", *where]) == 0
+        assert "first-run" in capsys.readouterr().err
+    monkeypatch.setenv("BENCH_HISTORY", "off")
+    assert main(["history"]) == 2
+    assert "turned off" in capsys.readouterr().err
+
+
+def test_plot_of_one_run_spans_days_not_years_with_a_colour_per_series(tmp_path, runs):
+    db = tmp_path / "h.sqlite"
+    append_run(runs[0], db)
+    points = metric_series(db, "accuracy.top1")
+    fig = series_figure(points, "accuracy.top1")
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()  # matplotlib dates: days
+    assert 1.9 <= hi - lo <= 2.1  # one run time, a day either side
+    colours = [line.get_color() for line in ax.get_lines()]
+    assert len(colours) == 4 and len(set(colours)) == 4  # (tiny, SEW) x (T=1, T=2): four series
+    markers = {line.get_label().split(",")[0]: line.get_marker() for line in ax.get_lines()}
+    assert markers["tiny"] != markers["SEW w/16"]
+    from bench.report.layout import layout_problems
+
+    assert layout_problems(fig) == []  # legend and date labels inside the figure, nothing overlapping
 
 
 def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, write_suite, tiny_suite_text,
@@ -103,8 +160,10 @@ def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, w
     (the run itself is replaced by a copy of the real run)."""
     from bench.runner import RunOutcome
 
+    source = real_run(tmp_path_factory)  # made here, not inside `bench run` (the test must not depend on order)
+
     def fake_run_suite(suite, out_dir, **kwargs):
-        shutil.copytree(real_run(tmp_path_factory), out_dir)
+        shutil.copytree(source, out_dir)
         records = [r for r in read_jsonl(out_dir / "results.jsonl") if r["status"] == "ok"]
         for r in records:  # params only: a fast report
             r["metrics"] = {"params": r["metrics"]["params"]}

@@ -1,7 +1,8 @@
 """What a report says, built once from run folders and rendered to Markdown and HTML alike.
 
 Order: notes that change how to read the numbers (data fallback first), what was run and on what,
-the headline table, published numbers beside ours, plots, every case (one table per metric),
+the headline (efficiency and speed tables), published numbers beside ours, the reproductions of published
+numbers (official checkpoints; only when there are some), plots, every case (one table per metric),
 conventions and the metric declarations, failures. Everything is read from the run folders (records,
 env.json, run.json with the declarations and conventions): rendering never imports torch or the metric
 plug-ins.
@@ -14,22 +15,36 @@ from typing import Any
 
 import pandas as pd
 
+from bench.compare import BaselineError, gap_change, layered, resolve, suite_tolerances
 from bench.contract import Field
 from bench.palette import model_styles
+from bench.published import CONFIDENCE, GAP_KEY, published_gaps
 from bench.report import plots
 from bench.report import tables as tb
 from bench.report.conventions import conventions_sections
 from bench.report.declared import Declared, Installed, declarations
-from bench.report.published import SOURCE_FILE
-from bench.results import RunData
+from bench.results import RunData, case_key
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Choices a reader may change (``bench report`` flags): when a measurement is flagged unstable, and how
+    many layers a per-layer chart shows before it shows stages."""
+
+    unstable_rel_iqr: float = tb.UNSTABLE_REL_IQR
+    max_layers: int = plots.MAX_LAYERS
 
 
 @dataclass
 class TableBlock:
+    """A table; ``cards``: a compact table that turns into one card per row on a narrow screen; ``ident``: its
+    HTML id."""
+
     frame: pd.DataFrame
     caption: str = ""
     notes: list[str] = field(default_factory=list)
-    headline: bool = False
+    cards: bool = False
+    ident: str = ""
 
 
 @dataclass
@@ -88,11 +103,12 @@ def reading_notes(runs: list[RunData], records: list[dict[str, Any]], extra: lis
     for run in runs:
         notes.extend(n for n in run.run.get("notes", []) if n not in notes and f"DATA FALLBACK: {n}" not in notes)
     notes.extend(n for n in extra if n not in notes)
-    untrained = _unique([tb.model_label(r) for r in records if r["model"].get("untrained")])
+    untrained = _unique([f"{tb.model_label(r)} ({tb.weights_text(r)})" for r in tb.ok_records(records)
+                         if tb.untrained(r)])
     if untrained:
-        notes.append("no checkpoint (untrained weights) for: " + ", ".join(untrained)
-                     + "; their accuracy is chance level and their firing rates and event counts are not "
-                       "representative of trained models")
+        notes.append("UNTRAINED: no trained weights for " + ", ".join(untrained) + "; the report shows "
+                     "'untrained' in place of their accuracy and ANN / SNN energy ratio, and their firing rates, "
+                     "operation counts and energy estimates are those of untrained nets")
     reconstructed = _unique([tb.model_label(r) for r in records
                              if "reconstructed" in str((r["model"].get("info") or {}).get("provenance", ""))])
     if reconstructed:
@@ -193,29 +209,80 @@ def conventions_blocks(runs: list[RunData], declared: Declared, ok: list[dict[st
 # ---------------------------------------------------------------- the report
 
 
-def headline_section(records: list[dict[str, Any]], declared: Declared) -> Section:
-    headline, notes = tb.headline_table(records, declared)
-    notes += tb.field_definitions(headline, declared)
-    return Section("Headline", [TextBlock(tb.MAIN_T_RULE),
-                                TableBlock(headline, "One row per model at its main T.", notes, headline=True)])
+def headline_section(records: list[dict[str, Any]], declared: Declared, options: ReportOptions) -> Section:
+    efficiency, notes = tb.headline_table(records, declared)
+    speed, speed_notes = tb.speed_table(records, declared, options.unstable_rel_iqr)
+    blocks: list[Block] = [
+        TextBlock(tb.MAIN_T_RULE),
+        TableBlock(efficiency, "Efficiency: one row per model at its main T (properties of the net and its input).",
+                   notes + tb.field_definitions(efficiency, declared, skip=3), cards=True, ident="headline"),
+    ]
+    if not speed.empty:
+        blocks.append(TableBlock(speed, "Speed: one row per model and device (measurements of the machine).",
+                                 speed_notes + tb.field_definitions(speed, declared, skip=4), cards=True, ident="speed"))
+    return Section("Headline", blocks)
+
+
+PUBLISHED_TEXT = ("Published top-1 with its source and conditions, matched on the registered model and dataset "
+                  "(a reference row stands beside a model it does not bind to: no gap). Confidence: "
+                  + "; ".join(f"{k} = {v}" for k, v in CONFIDENCE.items())
+                  + ". Gap = ours - published (percentage points), for an unmodified model with trained weights at "
+                    "the published T; a reproduction uses the authors' weights (an official checkpoint).")
 
 
 def published_section(records: list[dict[str, Any]]) -> Section:
     published = tb.published_table(records)
     datasets = ", ".join(_unique([(r.get("data") or {}).get("dataset", "?") for r in tb.ok_records(records)])) or "?"
     return Section("Published numbers", [
-        TextBlock(f"Published top-1 from {SOURCE_FILE}, matched on model, dataset and T; confidence tags: "
-                  "log = official training logs, code = official code, paper = paper or abstract, "
-                  "recalled = not checked against a source. Gap = ours - published (percentage points)."),
-        TableBlock(published) if not published.empty else
+        TextBlock(PUBLISHED_TEXT),
+        TableBlock(published, cards=True) if not published.empty else
         TextBlock(f"No published number matches this setting (dataset: {datasets})."),
     ])
 
 
-def cases_section(records: list[dict[str, Any]], declared: Declared) -> Section:
+def gap_tolerances(runs: list[RunData]) -> tuple[Any, list[str]]:
+    """The suites' ``[tolerances]`` (each run's suite file, first match wins) and notes on unreadable ones."""
+    tables, notes = [], []
+    for run in runs:
+        try:
+            tables.append(suite_tolerances(run.run.get("suite_file"))[0])
+        except BaselineError as exc:
+            notes.append(f"published-gap tolerance not read: {exc}")
+    return layered(*tables), notes
+
+
+def reproduction_section(runs: list[RunData], records: list[dict[str, Any]]) -> Section | None:
+    """Cases from official checkpoints beside the published number they reproduce, with the gap and, when the
+    suite sets a ``published_gap.top1`` tolerance, the verdict ``bench compare`` gives."""
+    tolerances, notes = gap_tolerances(runs)
+    tol = resolve(GAP_KEY, tolerances)
+    rows = []
+    for r in tb.ok_records(records):
+        for _, (ours, published, entry) in published_gaps(r).items():
+            row = {"model": tb.model_label(r), "T": r["T"], "device": tb.device_label(r),
+                   "weights": tb.weights_short(r), "ours top-1 (%)": f"{ours:.2f}",
+                   "published top-1 (%)": f"{published:.2f}", "gap (points)": f"{ours - published:+.2f}"}
+            if tol is not None:
+                change = gap_change(case_key(r), ours, published, entry.cite(), tol)
+                row |= {"tolerance": change.tolerance, "verdict": change.verdict}
+            rows.append(row | {"conditions": entry.conditions(), "source [confidence]": entry.cite()})
+    if not rows:
+        return None
+    rule = (f"A suite tolerance {GAP_KEY!r} = {tol.describe()} applies to |gap|: `bench compare` and `bench diff` "
+            "fail beyond it." if tol is not None else
+            f"No tolerance is set: add \"{GAP_KEY}\" = {{ abs = 0.5 }} to the suite's [tolerances] to make "
+            "`bench compare` fail when |gap| exceeds it.")
+    return Section("Reproduction", [
+        TextBlock("Cases evaluated from the authors' weights (official checkpoint formats) on the dataset and T of "
+                  f"a published number. {rule}"),
+        TableBlock(pd.DataFrame(rows), notes=notes, cards=True, ident="reproduction"),
+    ])
+
+
+def cases_section(records: list[dict[str, Any]], declared: Declared, options: ReportOptions) -> Section:
     blocks: list[Block] = [TextBlock("Every case that ran, at every T, device and batch size: one table per "
                                      "metric, every field its records hold.")]
-    for t in tb.case_tables(records, declared):
+    for t in tb.case_tables(records, declared, options.unstable_rel_iqr):
         caption = f"{t.metric}: {declared.contracts[t.metric].description}"
         if t.constants:
             caption += ". Same for every case: " + "; ".join(t.constants)
@@ -223,21 +290,25 @@ def cases_section(records: list[dict[str, Any]], declared: Declared) -> Section:
     return Section("All cases", blocks)
 
 
-def build_content(runs: list[RunData], installed: Installed | None = None) -> ReportContent:
+def build_content(runs: list[RunData], installed: Installed | None = None,
+                  options: ReportOptions | None = None) -> ReportContent:
     """The report of one or more runs (merged), from their folders alone (see the module docstring)."""
+    options = options or ReportOptions()
     records = [r for run in runs for r in run.records]
     ok = tb.ok_records(records)
     declared = declarations(runs, installed)
     styles = model_styles(tb.model_order(records))
-    figures = plots.report_figures(records, declared, styles)
+    figures = plots.report_figures(records, declared, styles, options.max_layers)
     conventions, conventions_notes = conventions_blocks(runs, declared, ok)
     failures = tb.failures_table(records)
+    reproduction = reproduction_section(runs, records)
     sections = [
-        Section("What was run", [TableBlock(tb.models_table(records), "Models")]),
-        headline_section(records, declared),
+        Section("What was run", [TableBlock(tb.models_table(records), "Models", cards=True)]),
+        headline_section(records, declared, options),
         published_section(records),
+        *([reproduction] if reproduction else []),
         Section("Plots", list(figures) or [TextBlock("No plottable metric was measured.")]),
-        cases_section(records, declared),
+        cases_section(records, declared, options),
         Section("Conventions", conventions or [TextBlock("No conventions or declarations are stored with the runs.")]),
         Section("Failures", [TableBlock(failures, f"{len(failures)} failed case(s).")]
                 if not failures.empty else [TextBlock("None: every case ran.")]),

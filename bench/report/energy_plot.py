@@ -7,7 +7,8 @@ evaluated, else the largest evaluated T) and the **largest batch size** run on t
 - y: ``measured_energy.gpu_energy_j_per_sample``, the gross GPU energy per sample from the board's counter
   (or another measured field, ``measured``).
 
-Both axes are logarithmic; each point is labelled with its model. Per device the fit is least squares of
+Both axes are logarithmic; each point is labelled with its model where the label overlaps nothing (the
+caption names the models whose label had no free place). Per device the fit is least squares of
 log10(y) on log10(x): ``log10 y = slope x log10 x + intercept``, with Pearson's r of the logs and the number
 of models. r near 1 says the estimates rank and scale like the measurements; a slope near 1 says measured
 energy grows in proportion to the estimate; 10 ** intercept is then the measured joules per estimated
@@ -19,7 +20,6 @@ folder renders without the models' libraries.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,11 +32,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from bench.palette import MARKERS, OKABE_ITO, STYLE  # noqa: E402
+from bench.report.layout import finish, fit_legend, freeze_layout, place_labels  # noqa: E402
+
 ESTIMATED = ("energy", "energy_mj")
 MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
-# Okabe & Ito (2008), colour-blind safe; models sorted by label take it in order unless colours are given.
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class LogFit:
 
 @dataclass
 class EnergyPlot:
-    """The rendered figure (PNG bytes), what it shows, and what was left out."""
+    """The rendered figure (PNG bytes, width in pixels), what it shows, what was left out, and the layout
+    problems measured on it (:func:`bench.report.layout.layout_problems`; none expected)."""
 
     name: str
     png: bytes
@@ -77,6 +78,8 @@ class EnergyPlot:
     points: list[EnergyPoint]
     fits: dict[str, LogFit | None]
     notes: list[str] = field(default_factory=list)
+    width_px: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 def _value(record: dict[str, Any], where: tuple[str, str]) -> Any:
@@ -176,15 +179,13 @@ def estimated_vs_measured(records: list[dict[str, Any]], path: str | Path | None
                                    if lb not in (colors or {})}
     devices = list(dict.fromkeys(p.device for p in points))
     fits = {d: log_fit([p for p in points if p.device == d]) for d in devices}
-    with plt.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
+    with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
         for i, device in enumerate(devices):
             mine = [p for p in points if p.device == device]
             for p in mine:
                 ax.scatter(p.estimated_mj, p.measured_j, color=colors[p.label], marker=MARKERS[i % len(MARKERS)],
                            zorder=3)
-                ax.annotate(p.label, (p.estimated_mj, p.measured_j), textcoords="offset points", xytext=(4, 3),
-                            fontsize=7)
             fit = fits[device]
             if fit is not None:
                 lo, hi = min(p.estimated_mj for p in mine), max(p.estimated_mj for p in mine)
@@ -200,16 +201,15 @@ def estimated_vs_measured(records: list[dict[str, Any]], path: str | Path | None
         ax.set_xlabel(f"estimated / sample (mJ): {estimated[0]}.{estimated[1]}")
         ax.set_ylabel(f"measured / sample (J): {measured[1]}")
         ax.set_title("Do the estimates predict the measured energy?")
-        if any(f is not None for f in fits.values()):
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=120, metadata={"Software": None})
-        plt.close(fig)
-    png = buf.getvalue()
+        fit_legend(ax, sum(f is not None for f in fits.values()), max_cols=1)
+        freeze_layout(fig)
+        unlabelled = place_labels(ax, [(p.estimated_mj, p.measured_j, p.label) for p in points], fontsize=7)
+        png, width, problems = finish(fig)
     if path is not None:
         Path(path).write_bytes(png)
     summary = "; ".join(f"{d}: {f.describe() if f else 'fewer than two models, no fit'}" for d, f in fits.items())
     caption = (f"Measured ({measured[0]}.{measured[1]}) against estimated ({estimated[0]}.{estimated[1]}) energy "
-               f"per sample, one point per model at its main T and largest batch, log-log. {summary}.")
+               f"per sample, one point per model at its main T and largest batch, log-log. {summary}."
+               + (f" Unlabelled (no free place): {', '.join(unlabelled)}." if unlabelled else ""))
     alt = f"Log-log scatter of measured against estimated energy per sample for {len(labels)} models. {summary}."
-    return EnergyPlot("estimated_vs_measured_energy", png, alt, caption, points, fits, notes)
+    return EnergyPlot("estimated_vs_measured_energy", png, alt, caption, points, fits, notes, width, problems)

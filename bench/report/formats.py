@@ -10,11 +10,13 @@ number; ``text`` as recorded. A value that is absent or not a finite number show
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from bench.contract import Field
 
 NA = "n/a"
+_NUMBER = re.compile(r"^[-+]?\d[\d.,]*(e[-+]?\d+)?( ?[kMGTµnpm]?J?)?( ⚠)?$|^n/a$|^-$")
 JOULES_PER = {"mj": 1e-3, "joules": 1.0}  # energy formats: the recorded unit in joules
 
 
@@ -84,3 +86,8 @@ def format_value(field: Field, value: Any) -> str:
     if field.fmt == "int":
         return str(int(v)) if v.is_integer() else sig(v)
     return sig(v)
+
+
+def numeric_column(values: list[str]) -> bool:
+    """Display strings of numbers (with an SI prefix or energy unit, a flag, n/a or -): a right-aligned column."""
+    return any(v not in (NA, "-") for v in values) and all(_NUMBER.match(v) for v in values)

@@ -1,4 +1,5 @@
-"""report.md: the same content as the HTML report, with figures as PNG files in ``figures/`` beside it."""
+"""report.md: the same content as the HTML report, with figures as PNG files in ``figures/`` beside it; the
+per-layer table of a chart follows it in a ``<details>`` block (folded where Markdown renders HTML blocks)."""
 
 from __future__ import annotations
 
@@ -51,4 +52,7 @@ def render_markdown(content: ReportContent) -> str:
                 out.append(_shift_headings(block.markdown, 1) + "\n")
             elif isinstance(block, FigureData):
                 out.append(f"![{block.alt}]({FIGURES_DIR}/{block.name}.png)\n\n_{block.caption}_\n")
+                if block.details is not None:
+                    out.append(f"<details><summary>{_cell(block.details_summary)}: full table</summary>\n\n"
+                               f"{frame_to_markdown(block.details)}\n</details>\n")
     return "\n".join(out)

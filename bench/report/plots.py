@@ -4,13 +4,27 @@ Each figure is a view of named fields: it states the ``(metric, field)`` it draw
 of what to set against what), and takes their titles, units and scaling from the run's declarations;
 a figure whose fields the runs did not declare or measure is left out. Colours, markers and line styles
 come from :mod:`bench.palette` (Okabe-Ito, one colour per model throughout).
+
+Readability rules, each checked on the rendered figure (:mod:`bench.report.layout`: no text outside the
+figure, no two texts overlapping):
+
+- legends sit below the axes with as many columns as fit the width; point labels go where they overlap
+  nothing (a label with no free place is left out and the caption says so);
+- per-layer charts of more than ``max_layers`` layers show stages instead (:func:`stages`), the full
+  per-layer table one click away (``details``);
+- a per-layer bar more than 8 times the median bar and twice the next largest (an ImageNet stem on analog
+  pixels) is cut at the axis end with its total written there, so it does not flatten every other bar;
+- a heatmap whose rates are all zero shows zero on a 0..1 % colour bar, not a colour bar around zero;
+- models without trained weights are left out of the accuracy plots (their accuracy is not a result) and
+  named in the caption.
 """
 
 from __future__ import annotations
 
-import io
+import math
 import textwrap
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib
@@ -18,12 +32,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.palette import DPI, STYLE, ModelStyle  # noqa: E402
+from bench.palette import STYLE, ModelStyle  # noqa: E402
+from bench.report import energy_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
-from bench.report.formats import joules  # noqa: E402
+from bench.report.formats import joules, si  # noqa: E402
+from bench.report.layout import finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.results import metric_value  # noqa: E402
 
 # What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.
@@ -34,25 +51,23 @@ FIRING_LAYERS = ("firing", "layers")
 OPS_LAYERS = ("ops", "layers")
 OPS_ACS, OPS_MACS = ("ops", "acs"), ("ops", "macs")
 ENERGY_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ"))
+MAX_LAYERS = 40  # past this many layers, per-layer charts show stages
+OUTLIER_X_MEDIAN, OUTLIER_X_NEXT = 8.0, 2.0  # a bar cut at the axis end: > 8 x median and > 2 x the next
 
 
 @dataclass
 class FigureData:
-    """One rendered figure: file stem (figures/<name>.png), PNG bytes, alt text and caption."""
+    """One rendered figure: file stem (figures/<name>.png), PNG bytes, alt text, caption, width, the layout
+    problems measured on it (none expected) and, for per-layer charts, the full table behind it."""
 
     name: str
     png: bytes
     alt: str
     caption: str
     width_px: int = 0
-
-
-def _png(fig: Figure) -> tuple[bytes, int]:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # constrained layout: no tight bbox
-    width = int(fig.get_size_inches()[0] * DPI)
-    plt.close(fig)
-    return buf.getvalue(), width
+    problems: list[str] = field(default_factory=list)
+    details: pd.DataFrame | None = None
+    details_summary: str = ""
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
@@ -61,10 +76,9 @@ def _figure(width: float, height: float) -> tuple[Figure, Any]:
     return fig, ax
 
 
-def _legend(ax: Any, n: int) -> None:
-    """Below the axes, so the plot keeps its width on a narrow (phone) screen."""
-    if n:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, n), frameon=False)
+def _title(ax: Any, text: str, width_in: float) -> None:
+    """A title wrapped to the figure's width (about 12 characters per inch at the title size)."""
+    ax.set_title(textwrap.fill(text, max(20, int(width_in * 12))))
 
 
 def _safe(label: str) -> str:
@@ -77,17 +91,29 @@ def energy_unit(values_j: list[float]) -> tuple[float, str]:
     return next(((f, u) for f, u in ENERGY_UNITS if top >= f), ENERGY_UNITS[-1])
 
 
-# ---------------------------------------------------------------- figures
+def _trained_groups(records: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Ok records by model, models without trained weights left out (and listed)."""
+    groups = tb.by_model(records)
+    untrained = [label for label, recs in groups.items() if tb.untrained(recs[0])]
+    return {k: v for k, v in groups.items() if k not in untrained}, untrained
+
+
+def _left_out(untrained: list[str]) -> str:
+    return f" Left out (no trained weights): {', '.join(untrained)}." if untrained else ""
+
+
+# ---------------------------------------------------------------- across models
 
 
 def accuracy_vs_T(records: list[dict[str, Any]], declared: Declared,
                   styles: dict[str, ModelStyle]) -> FigureData | None:
-    """Top-1 accuracy against T, one line per model (first device with a value at each T)."""
+    """Top-1 accuracy against T, one line per trained model (first device with a value at each T)."""
     acc = declared.field(*ACCURACY)
     if acc is None:
         return None
+    groups, untrained = _trained_groups(records)
     series = {}
-    for label, recs in tb.by_model(records).items():
+    for label, recs in groups.items():
         points = sorted({r["T"]: v for r in reversed(recs) if (v := tb.value(r, *ACCURACY)) is not None}.items())
         if points:
             series[label] = points
@@ -106,11 +132,11 @@ def accuracy_vs_T(records: list[dict[str, Any]], declared: Declared,
         ax.minorticks_off()
         ax.set_xlabel("time steps T")
         ax.set_ylabel(acc.column)
-        ax.set_title("Accuracy versus T")
-        _legend(ax, len(series))
-        png, width = _png(fig)
+        _title(ax, "Accuracy versus T", 6.4)
+        fit_legend(ax, len(series))
+        png, width, problems = finish(fig)
     return FigureData("accuracy_vs_T", png, f"Line plot of {acc.column} against T, one line per model",
-                      f"{acc.column} at each evaluated T, one line per model.", width)
+                      f"{acc.column} at each evaluated T, one line per model.{_left_out(untrained)}", width, problems)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -125,12 +151,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def accuracy_vs_energy(records: list[dict[str, Any]], declared: Declared,
                        styles: dict[str, ModelStyle]) -> FigureData | None:
-    """Top-1 against estimated energy per sample, every (model, T), Pareto front marked."""
+    """Top-1 against estimated energy per sample, every (trained model, T), Pareto front marked."""
     acc, energy = declared.field(*ACCURACY), declared.field(*ESTIMATED_ENERGY)
     if acc is None or energy is None:
         return None
+    groups, untrained = _trained_groups(records)
     pts: dict[str, list[tuple[float, float, int]]] = {}
-    for label, recs in tb.by_model(records).items():
+    for label, recs in groups.items():
         seen = {}
         for r in recs:
             e, a = joules(energy, metric_value(r, *ESTIMATED_ENERGY)), tb.value(r, *ACCURACY)
@@ -148,112 +175,29 @@ def accuracy_vs_energy(records: list[dict[str, Any]], declared: Declared,
             s = styles[label]
             ax.plot([x for x, _, _ in p], [y for _, y, _ in p], color=s.color, marker=s.marker, linestyle=":",
                     label=label)
-            for x, y, t in p:
-                ax.annotate(f"T={t}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="#333")
         front = pareto_front([(x, y) for p in pts.values() for x, y, _ in p])
         ax.step([x for x, _ in front], [y for _, y in front], where="post", color="#555", linewidth=1.2,
                 linestyle="--", label="Pareto front", zorder=1)
         ax.scatter([x for x, _ in front], [y for _, y in front], s=120, facecolors="none", edgecolors="#222",
                    linewidths=1.2, zorder=3)
         ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.12)  # room for the labels of the outermost points
         ax.set_xlabel(f"{energy.title} ({unit}, log scale)")
         ax.set_ylabel(acc.column)
-        ax.set_title("Accuracy versus estimated energy")
-        _legend(ax, len(pts) + 1)
-        png, width = _png(fig)
+        _title(ax, "Accuracy versus estimated energy", 6.4)
+        fit_legend(ax, len(pts) + 1)
+        freeze_layout(fig)
+        left_out = place_labels(ax, [(x, y, f"T={t}") for p in pts.values() for x, y, t in p], fontsize=7,
+                                color="#333")
+        png, width, problems = finish(fig)
+    missing = (f" T labels left out where they would overlap: {len(left_out)} (every point is in the accuracy and "
+               "energy tables)." if left_out else "")
     return FigureData("accuracy_vs_energy", png,
                       f"Scatter of {acc.column} against {energy.title}, Pareto front circled",
                       f"{acc.column} against {energy.title} ({unit}, log scale), one point per model and T; "
                       "circled points joined by the dashed line form the Pareto front (no other point is both "
-                      f"cheaper and more accurate). {energy.title}: {energy.description}", width)
-
-
-def layer_rows(table: Any) -> list[dict[str, Any]]:
-    """A per-layer table as a list of rows with a ``name``: a list of rows, or a dict keyed by layer name."""
-    if isinstance(table, dict):
-        return [{"name": name, **row} for name, row in table.items() if isinstance(row, dict)]
-    return [row for row in table or [] if isinstance(row, dict)]
-
-
-def firing_matrix(record: dict[str, Any]) -> tuple[list[str], np.ndarray, list[bool]] | None:
-    """(layer names, rates [layers, T], analog flags) from a firing record's per-layer table."""
-    layers = layer_rows(metric_value(record, *FIRING_LAYERS))
-    if not layers:
-        return None
-    names, rows, analog = [], [], []
-    for layer in layers:
-        rates = layer.get("rate_per_t")
-        if not rates:
-            continue
-        names.append(str(layer.get("name", "?")))
-        rows.append([np.nan if v is None else float(v) for v in rates])
-        analog.append(bool(layer.get("analog", False)))
-    if not rows or len({len(r) for r in rows}) != 1:
-        return None
-    return names, np.asarray(rows, dtype=float), analog
-
-
-def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle) -> FigureData | None:
-    """Firing rate per layer (rows) and time step (columns) of one model at its main T."""
-    data = firing_matrix(record)
-    if data is None:
-        return None
-    names, matrix, analog = data
-    L, T = matrix.shape
-    shown = [n + (" (analog)" if a else "") for n, a in zip(names, analog, strict=True)]
-    with plt.rc_context(STYLE):
-        fig, ax = _figure(min(3.2 + 0.45 * T, 7.5), min(max(2.4, 1.3 + 0.2 * L), 14))
-        im = ax.imshow(100 * matrix, aspect="auto", cmap="cividis", vmin=0, interpolation="nearest")
-        ax.set_xticks(range(T), [str(t + 1) for t in range(T)])
-        ax.set_yticks(range(L), shown, fontsize=6 if L > 30 else 7)
-        ax.grid(False)
-        ax.set_xlabel("time step t")
-        ax.set_ylabel("layer (input to output)")
-        ax.set_title(f"Firing rate per layer: {label} (T={record['T']})")
-        fig.colorbar(im, ax=ax, label="firing rate (%)")
-        png, width = _png(fig)
-    return FigureData(f"firing_{_safe(label)}", png, f"Heatmap of firing rate per layer and time step for {label}",
-                      f"{label}: firing rate (% of neurons firing) per layer and time step at T={record['T']}"
-                      + ("; analog layers (not spikes) marked" if any(analog) else "") + ".", width)
-
-
-def ops_layers(record: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """(layer, ACs, MACs) per sample for the layers with a count, from an ops record's per-layer table."""
-    out = []
-    for layer in layer_rows(metric_value(record, *OPS_LAYERS)):
-        acs, macs = layer.get(OPS_ACS[1]), layer.get(OPS_MACS[1])
-        if acs is None and macs is None:
-            continue
-        out.append((str(layer.get("name", "?")), float(acs or 0.0), float(macs or 0.0)))
-    return out
-
-
-def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle) -> FigureData | None:
-    """ACs and MACs per layer (stacked horizontal bars) of one model at its main T."""
-    layers = ops_layers(record)
-    if not layers:
-        return None
-    names = [n for n, _, _ in layers]
-    acs = np.array([a for _, a, _ in layers])
-    macs = np.array([m for _, _, m in layers])
-    scale, unit = next(((f, u) for f, u in ((1e9, "G"), (1e6, "M"), (1e3, "k"))
-                        if max(acs.max(), macs.max()) >= f), (1.0, ""))
-    y = np.arange(len(names))
-    with plt.rc_context(STYLE):
-        fig, ax = _figure(6.4, min(2.0 + 0.2 * len(names), 14))
-        ax.barh(y, acs / scale, color=style.color, label="ACs (accumulates)")
-        ax.barh(y, macs / scale, left=acs / scale, color="white", edgecolor=style.color, hatch="////",
-                label="MACs (multiply-accumulates)")
-        ax.set_yticks(y, names, fontsize=6 if len(names) > 30 else 7)
-        ax.invert_yaxis()
-        ax.grid(axis="y", visible=False)
-        ax.set_xlabel(f"operations per sample ({unit}ops, all T steps)" if unit else "operations per sample")
-        ax.set_title(f"Operations per layer: {label} (T={record['T']})")
-        _legend(ax, 2)
-        png, width = _png(fig)
-    return FigureData(f"ops_{_safe(label)}", png, f"Bar chart of ACs and MACs per layer for {label}",
-                      f"{label}: ACs (solid) and MACs (hatched) per layer and sample, summed over T={record['T']}.",
-                      width)
+                      f"cheaper and more accurate). {energy.title}: {energy.description}.{missing}"
+                      f"{_left_out(untrained)}", width, problems)
 
 
 def throughput_per_device(records: list[dict[str, Any]], declared: Declared,
@@ -275,8 +219,9 @@ def throughput_per_device(records: list[dict[str, Any]], declared: Declared,
         return None
     labels = list(bars)
     width = 0.8 / len(labels)
+    fig_w = min(9.0, max(4.5, 1.5 + 1.6 * len(devices) * max(1, len(labels) / 3)))
     with plt.rc_context(STYLE):
-        fig, ax = _figure(min(9.0, max(4.5, 1.5 + 1.6 * len(devices) * max(1, len(labels) / 3))), 3.8)
+        fig, ax = _figure(fig_w, 3.8)
         for i, label in enumerate(labels):
             xs = [d for d, dev in enumerate(devices) if dev in bars[label]]
             vs = [bars[label][devices[d]] for d in xs]
@@ -289,24 +234,229 @@ def throughput_per_device(records: list[dict[str, Any]], declared: Declared,
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("device")
         ax.set_ylabel(thr.column)
-        ax.set_title(f"{thr.title} per device (main T, largest batch)")
-        _legend(ax, len(labels))
-        png, width_px = _png(fig)
+        _title(ax, f"{thr.title} per device (main T, largest batch)", fig_w)
+        fit_legend(ax, len(labels))
+        png, width_px, problems = finish(fig)
     return FigureData("throughput_per_device", png, f"Bar chart of {thr.column} per device",
                       f"{thr.column} ({thr.description}) at each model's main T and largest batch size, "
-                      "grouped by device.", width_px)
+                      "grouped by device.", width_px, problems)
+
+
+# ---------------------------------------------------------------- per layer
+
+
+def layer_rows(table: Any) -> list[dict[str, Any]]:
+    """A per-layer table as a list of rows with a ``name``: a list of rows, or a dict keyed by layer name."""
+    if isinstance(table, dict):
+        return [{"name": name, **row} for name, row in table.items() if isinstance(row, dict)]
+    return [row for row in table or [] if isinstance(row, dict)]
+
+
+def stages(names: list[str], max_layers: int) -> list[str]:
+    """The stage of each layer: its first name component (``layer1``, ``stem``, ``head``), split by its block
+    index where one component holds over a quarter of the layers (``stages.0``, ``blocks.3``); past
+    ``max_layers`` stages, consecutive runs of layers."""
+    first = [n.split(".")[0] for n in names]
+    counts = Counter(first)
+    keys = []
+    for name, head in zip(names, first, strict=True):
+        parts = name.split(".")
+        split = counts[head] > len(names) / 4 and len(parts) > 1 and parts[1].isdigit()
+        keys.append(f"{head}.{parts[1]}" if split else head)
+    if len(dict.fromkeys(keys)) <= max_layers:
+        return keys
+    size = math.ceil(len(names) / max_layers)
+    return [f"layers {i // size * size + 1}-{min(len(names), (i // size + 1) * size)}" for i in range(len(names))]
+
+
+@dataclass
+class FiringLayers:
+    """A firing record's per-layer table: names, rates [layers, T], analog flags, neurons per layer."""
+
+    names: list[str]
+    rates: np.ndarray
+    analog: list[bool]
+    neurons: list[float]
+
+
+def firing_matrix(record: dict[str, Any]) -> FiringLayers | None:
+    """The per-layer rates of a firing record (layers with a rate per step; all with the same T)."""
+    names, rows, analog, neurons = [], [], [], []
+    for layer in layer_rows(metric_value(record, *FIRING_LAYERS)):
+        rates = layer.get("rate_per_t")
+        if not rates:
+            continue
+        names.append(str(layer.get("name", "?")))
+        rows.append([np.nan if v is None else float(v) for v in rates])
+        analog.append(bool(layer.get("analog", False)))
+        neurons.append(float(layer.get("n_neurons") or 1.0))
+    if not rows or len({len(r) for r in rows}) != 1:
+        return None
+    return FiringLayers(names, np.asarray(rows, dtype=float), analog, neurons)
+
+
+def firing_by_stage(layers: FiringLayers, max_layers: int) -> FiringLayers:
+    """Rates per stage: the neuron-weighted mean over its spiking layers (its analog layers when it has no
+    other); the layers themselves when there are at most ``max_layers``."""
+    if len(layers.names) <= max_layers:
+        return layers
+    keys = stages(layers.names, max_layers)
+    names, rows, analog, neurons = [], [], [], []
+    for key in dict.fromkeys(keys):
+        idx = [i for i, k in enumerate(keys) if k == key]
+        spiking = [i for i in idx if not layers.analog[i]] or idx
+        w = np.asarray([layers.neurons[i] for i in spiking])
+        rows.append((layers.rates[spiking] * w[:, None]).sum(axis=0) / w.sum())
+        names.append(f"{key} ({len(idx)})")
+        analog.append(all(layers.analog[i] for i in idx))
+        neurons.append(float(w.sum()))
+    return FiringLayers(names, np.asarray(rows), analog, neurons)
+
+
+def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle,
+                   max_layers: int = MAX_LAYERS) -> FigureData | None:
+    """Firing rate per layer (or stage, past ``max_layers``) and time step of one model at its main T."""
+    full = firing_matrix(record)
+    if full is None:
+        return None
+    shown = firing_by_stage(full, max_layers)
+    L, T = shown.rates.shape
+    names = [n + (" (analog)" if a else "") for n, a in zip(shown.names, shown.analog, strict=True)]
+    percent = 100 * shown.rates
+    all_zero = not np.nanmax(percent, initial=0.0) > 0
+    untrained = " (untrained weights)" if tb.untrained(record) else ""
+    width = min(3.6 + 0.45 * T, 7.5)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(width, min(max(2.4, 1.4 + 0.2 * L), 14))
+        im = ax.imshow(percent, aspect="auto", cmap="cividis", vmin=0, vmax=1.0 if all_zero else None,
+                       interpolation="nearest")
+        step = max(1, math.ceil(T / 12))
+        ax.set_xticks(range(0, T, step), [str(t + 1) for t in range(0, T, step)])
+        ax.set_yticks(range(L), names, fontsize=7)
+        ax.grid(False)
+        ax.set_xlabel("time step t")
+        ax.set_ylabel("stage (layers in it)" if len(shown.names) < len(full.names) else "layer (input to output)")
+        _title(ax, f"Firing rate per {'stage' if L < len(full.names) else 'layer'}: {label} (T={record['T']})"
+               f"{untrained}", width)
+        fig.colorbar(im, ax=ax, label="firing rate (%)")
+        png, width_px, problems = finish(fig)
+    staged = len(shown.names) < len(full.names)
+    caption = (f"{label}{untrained}: firing rate (% of neurons firing) per "
+               + (f"stage ({len(full.names)} layers in {L} stages; neuron-weighted mean of each stage's spiking "
+                  "layers; every layer in the table below)" if staged else "layer")
+               + f" and time step at T={record['T']}" + ("; analog layers (not spikes) marked" if any(full.analog) else "")
+               + ("; every rate is zero (no neuron fired)" if all_zero else "") + ".")
+    details = pd.DataFrame([{"layer": n, "analog": "yes" if a else "no",
+                             **{f"t={t + 1} (%)": f"{100 * v:.2f}" for t, v in enumerate(row)}}
+                            for n, a, row in zip(full.names, full.analog, full.rates, strict=True)])
+    return FigureData(f"firing_{_safe(label)}", png, f"Heatmap of firing rate per layer and time step for {label}",
+                      caption, width_px, problems, details, f"Firing rate per layer and time step: {label}")
+
+
+def ops_layers(record: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(layer, ACs, MACs) per sample for the layers with a count, from an ops record's per-layer table."""
+    out = []
+    for layer in layer_rows(metric_value(record, *OPS_LAYERS)):
+        acs, macs = layer.get(OPS_ACS[1]), layer.get(OPS_MACS[1])
+        if acs is None and macs is None:
+            continue
+        out.append((str(layer.get("name", "?")), float(acs or 0.0), float(macs or 0.0)))
+    return out
+
+
+def ops_by_stage(layers: list[tuple[str, float, float]], max_layers: int) -> list[tuple[str, float, float]]:
+    """The layers with operations, summed per stage past ``max_layers`` of them."""
+    counted = [row for row in layers if row[1] or row[2]]
+    if len(counted) <= max_layers:
+        return counted
+    keys = stages([n for n, _, _ in counted], max_layers)
+    out = []
+    for key in dict.fromkeys(keys):
+        rows = [row for row, k in zip(counted, keys, strict=True) if k == key]
+        out.append((f"{key} ({len(rows)})", sum(a for _, a, _ in rows), sum(m for _, _, m in rows)))
+    return out
+
+
+def axis_cap(totals: np.ndarray) -> float | None:
+    """Where to cut the axis so that outlier bars do not flatten the others, or None (see the module docstring)."""
+    nonzero = totals[totals > 0]
+    if len(nonzero) < 3:
+        return None
+    outliers = totals > OUTLIER_X_MEDIAN * np.median(nonzero)
+    rest = totals[~outliers]
+    if not outliers.any() or rest.max() <= 0 or totals.max() <= OUTLIER_X_NEXT * rest.max():
+        return None
+    return 1.3 * float(rest.max())
+
+
+def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle,
+                  max_layers: int = MAX_LAYERS) -> FigureData | None:
+    """ACs and MACs per layer or stage (stacked horizontal bars) of one model at its main T."""
+    full = ops_layers(record)
+    shown = ops_by_stage(full, max_layers)
+    if not shown:
+        return None
+    staged = len(shown) < len([row for row in full if row[1] or row[2]])
+    names = [n for n, _, _ in shown]
+    acs = np.array([a for _, a, _ in shown])
+    macs = np.array([m for _, _, m in shown])
+    totals = acs + macs
+    scale, unit = next(((f, u) for f, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if totals.max() >= f), (1.0, ""))
+    cap = axis_cap(totals)
+    y = np.arange(len(names))
+    untrained = " (untrained weights)" if tb.untrained(record) else ""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(6.4, min(2.2 + 0.2 * len(names), 14))
+        ax.barh(y, acs / scale, color=style.color, label="ACs (accumulates)")
+        ax.barh(y, macs / scale, left=acs / scale, color="white", edgecolor=style.color, hatch="////",
+                label="MACs (multiply-accumulates)")
+        if cap is not None:
+            ax.set_xlim(0, cap / scale)
+            for i in np.flatnonzero(totals > cap):
+                ax.text(0.985 * cap / scale, y[i], f"{si(totals[i])} ▶", ha="right", va="center", fontsize=7,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+        ax.set_yticks(y, names, fontsize=7)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(f"operations per sample ({unit}ops, all T steps)" if unit else "operations per sample")
+        _title(ax, f"Operations per {'stage' if staged else 'layer'}: {label} (T={record['T']}){untrained}", 6.4)
+        fit_legend(ax, 2)
+        png, width, problems = finish(fig)
+    caption = (f"{label}{untrained}: ACs (solid) and MACs (hatched) per "
+               + (f"stage (sums of its layers; {len(shown)} stages)" if staged else "layer")
+               + f" and sample, summed over T={record['T']}"
+               + ("; bars longer than the axis are cut at its end, their totals written there (▶)" if cap else "")
+               + ".")
+    details = pd.DataFrame([{"layer": n, "ACs": si(a), "MACs": si(m)} for n, a, m in full])
+    return FigureData(f"ops_{_safe(label)}", png, f"Bar chart of ACs and MACs per layer for {label}", caption,
+                      width, problems, details, f"Operations per layer: {label}")
+
+
+def estimated_vs_measured(records: list[dict[str, Any]], declared: Declared,
+                          styles: dict[str, ModelStyle]) -> FigureData | None:
+    """Measured against estimated energy per sample (:mod:`bench.report.energy_plot`), when the runs declare both
+    fields and some model has both values."""
+    if declared.field(*energy_plot.ESTIMATED) is None or declared.field(*energy_plot.MEASURED) is None:
+        return None
+    plot = energy_plot.estimated_vs_measured(records, colors={k: s.color for k, s in styles.items()})
+    if plot is None:
+        return None
+    notes = "".join(f" Left out: {n}." for n in plot.notes)
+    return FigureData(plot.name, plot.png, plot.alt, plot.caption + notes, plot.width_px, plot.problems)
 
 
 MODEL_FIGURES = (firing_heatmap, ops_per_layer)  # one figure per model, from a record at its main T
 
 
-def report_figures(records: list[dict[str, Any]], declared: Declared,
-                   styles: dict[str, ModelStyle]) -> list[FigureData]:
-    """Every figure the records allow, in report order: across models, per model, per device."""
+def report_figures(records: list[dict[str, Any]], declared: Declared, styles: dict[str, ModelStyle],
+                   max_layers: int = MAX_LAYERS) -> list[FigureData]:
+    """Every figure the records allow, in report order: across models, per model, per device, energy."""
     figures = [accuracy_vs_T(records, declared, styles), accuracy_vs_energy(records, declared, styles)]
     groups = tb.by_model(records)
     for draw in MODEL_FIGURES:
         for label, recs in groups.items():
-            figures.append(next((f for r in tb.at_main_T(recs) if (f := draw(label, r, styles[label]))), None))
+            figures.append(next((f for r in tb.at_main_T(recs) if (f := draw(label, r, styles[label], max_layers))),
+                                None))
     figures.append(throughput_per_device(records, declared, styles))
+    figures.append(estimated_vs_measured(records, declared, styles))
     return [f for f in figures if f is not None]

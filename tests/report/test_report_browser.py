@@ -1,6 +1,8 @@
 """report.html in a real browser: headless Chromium over the DevTools protocol (``--remote-debugging-pipe``,
-driven with os.pipe: no client package). Loads the file on a phone-sized screen; no console errors,
-every image decodes, one headline row per model, no page-wide horizontal scrolling."""
+driven with os.pipe: no client package). Loads the file in a 1400 px window and on a 390 px phone: no console
+errors, every image decodes, one headline row per model, nothing overflows (the page, and every compact
+table: the headline's efficiency and speed tables, published numbers, reproductions, models). At 1400 px the
+compact tables are tables that fit their box; on the phone each of their rows is a card that fits the screen."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from real_run import gpu_like, real_run
+from real_run import edit_json, gpu_like, read_jsonl, real_run, write_jsonl
+from weights import relabelled
 
 from bench.report import render_report
 
@@ -25,12 +28,21 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 CHECKS = """(async () => {
   const imgs = [...document.images];
   await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  const overflow = e => ({scroll: e.scrollWidth, client: e.clientWidth});
   return {
     images: imgs.map(i => ({alt: i.alt, width: i.naturalWidth})),
     headlineRows: document.querySelectorAll('#headline tbody tr').length,
     headlineModels: [...document.querySelectorAll('#headline tbody tr td:first-child')].map(td => td.textContent),
     pageWidth: document.documentElement.scrollWidth,
-    viewportWidth: window.innerWidth,
+    viewportWidth: document.documentElement.clientWidth,
+    compact: [...document.querySelectorAll('table.cards')].map(t => ({
+      id: t.id || t.querySelector('th').textContent,
+      wrap: overflow(t.parentElement), table: overflow(t),
+      rows: [...t.querySelectorAll('tbody tr')].map(tr => ({
+        display: getComputedStyle(tr).display, ...overflow(tr),
+        label: getComputedStyle(tr.querySelector('td'), '::before').content})),
+    })),
+    details: document.querySelectorAll('details').length,
     external: [...document.querySelectorAll('[src], [href]')]
       .map(e => e.getAttribute('src') || e.getAttribute('href')).filter(u => !/^(data:|#)/.test(u)),
   };
@@ -105,7 +117,8 @@ class Browser:
 
 
 def inspect_page(path: Path, profile: Path, width: int = 390, height: int = 844) -> dict[str, Any]:
-    """Load ``path`` in a phone-sized viewport; the page's checks plus the console errors it raised."""
+    """Load ``path`` in a viewport ``width`` px wide (below 800: a phone); the page's checks plus the console
+    errors it raised."""
     browser = Browser(profile)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -113,7 +126,7 @@ def inspect_page(path: Path, profile: Path, width: int = 390, height: int = 844)
         for domain in ("Runtime", "Log", "Page"):
             browser.send(f"{domain}.enable", session=session)
         browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}, session)
+                     {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": width < 800}, session)
         browser.send("Page.navigate", {"url": path.resolve().as_uri()}, session)
         browser.wait_for("Page.loadEventFired")
         result = browser.send("Runtime.evaluate", {"expression": CHECKS, "awaitPromise": True,
@@ -133,19 +146,54 @@ def inspect_page(path: Path, profile: Path, width: int = 390, height: int = 844)
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory) -> Path:
+    """A merged report with every compact table: trained models on a CPU and a GPU-like device, and a case
+    relabelled as a reproduction of the SEW authors' ImageNet number (long source paths in the cells)."""
+    root = tmp_path_factory.mktemp("browser")
+    trained = relabelled(real_run(tmp_path_factory), root / "trained", "snnbench")
+    official = relabelled(trained, root / "official", "sew-official", name="sew_resnet18", kwargs={})
+    records = [r for r in read_jsonl(official / "results.jsonl") if r["model"]["label"] == "SEW w/16"]
+    for r in records:
+        r["model"]["label"] = "SEW-18 (authors' weights)"
+        r["data"]["dataset"] = "imagenet"
+        r.update(T=4 if r["T"] == 2 else r["T"])
+    write_jsonl(official / "results.jsonl", records)
+    edit_json(official / "run.json", run_id="official")
+    return render_report([trained, gpu_like(trained, root / "gpu"), official], root / "report")[1]
+
+
+def fits(box: dict[str, int]) -> bool:
+    return box["scroll"] <= box["client"]
+
+
 @pytest.mark.slow
-def test_report_html_in_chromium(tmp_path, tmp_path_factory):
-    run = real_run(tmp_path_factory)
-    _, html = render_report([run, gpu_like(run, tmp_path / "gpu")], tmp_path / "report")
-    page = inspect_page(html, tmp_path / "profile")
+def test_report_html_at_1400_px(report_html, tmp_path):
+    page = inspect_page(report_html, tmp_path / "profile", width=1400, height=900)
     assert page["errors"] == []
-    assert len(page["images"]) == 7  # accuracy vs T, vs energy, 2 heatmaps, 2 ops charts, throughput
+    assert len(page["images"]) == 9  # accuracy vs T, vs energy, 3 heatmaps, 3 ops charts, throughput
     assert all(img["width"] > 0 for img in page["images"]), page["images"]
-    assert page["headlineRows"] == 2
-    assert [m.rstrip(" †") for m in page["headlineModels"]] == ["tiny", "SEW w/16"]
-    assert page["external"] == []
-    # Wide tables scroll inside their boxes; the page itself fits the phone's width.
+    assert page["headlineRows"] == 3
+    assert page["headlineModels"] == ["tiny", "SEW w/16", "SEW-18 (authors' weights)"]
+    assert page["external"] == [] and page["details"] == 6  # the per-layer tables, folded
     assert page["pageWidth"] <= page["viewportWidth"]
+    ids = [t["id"] for t in page["compact"]]
+    assert ids == ["model", "headline", "speed", "model", "reproduction"], ids  # models, headline, published
+    for table in page["compact"]:  # tables, not cards, and no sideways scrolling inside their box either
+        assert {r["display"] for r in table["rows"]} == {"table-row"}, table["id"]
+        assert fits(table["wrap"]), table
+
+
+@pytest.mark.slow
+def test_report_html_on_a_phone_turns_compact_tables_into_cards(report_html, tmp_path):
+    page = inspect_page(report_html, tmp_path / "profile", width=390, height=844)
+    assert page["errors"] == [] and len(page["images"]) == 9
+    assert page["pageWidth"] <= page["viewportWidth"]
+    for table in page["compact"]:
+        assert fits(table["wrap"]) and fits(table["table"]), table
+        for row in table["rows"]:
+            assert row["display"] == "block" and fits(row), (table["id"], row)
+            assert row["label"].strip('"') in ("model", "case"), row  # each cell names its column
 
 
 @pytest.mark.slow

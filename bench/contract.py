@@ -107,7 +107,10 @@ class Field:
     ``headline``: shown in the report's headline tables (one row per model at its main T);
     ``summary``: shown in the terminal summary; ``per_device``: a measurement of the machine, shown once per
     device (latency, measured energy); ``device_kind``: the field is only produced on that kind of device
-    ("cuda" / "cpu"); ``tolerance``: the default for ``bench compare`` (None: not tracked by default).
+    ("cuda" / "cpu"); ``tolerance``: the default for ``bench compare`` (None: not tracked by default);
+    ``trained_only``: a figure of merit of trained weights (accuracy, the ANN / SNN energy ratio), which the
+    report does not show for an untrained net; ``scatter``: the relative spread of the metric's timed runs
+    (the report flags its per-device cells above a threshold).
     """
 
     name: str
@@ -121,6 +124,8 @@ class Field:
     per_device: bool = False
     device_kind: str | None = None
     tolerance: Tolerance | None = None
+    trained_only: bool = False
+    scatter: bool = False
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:

@@ -181,7 +181,7 @@ FIELDS = (
     Field("ann_energy_mj", "ANN-equivalent energy / sample", "", "mj", description="dense MACs x MAC cost",
           headline=True, tolerance=_EXACT_ENERGY),
     Field("ann_over_snn", "ANN / SNN energy", "", "fixed2", "higher", "above 1 the SNN's estimate is lower",
-          headline=True),
+          headline=True, trained_only=True),
     Field("mac_energy_mj", "MAC energy", "", "mj", description="MACs x MAC cost"),
     Field("ac_energy_mj", "AC energy", "", "mj", description="ACs x AC cost"),
     Field("neuron_energy_mj", "neuron-update energy", "", "mj", description="neuron updates x their cost"),

@@ -357,7 +357,7 @@ FIELDS = (
     _ms("latency_max_ms", "latency max", per_device=True),
     _ms("latency_iqr_ms", "latency IQR", per_device=True),
     Field("latency_rel_iqr", "latency IQR / p50", "", "fixed3", "lower", "scatter of the timed runs",
-          per_device=True),
+          per_device=True, scatter=True),
     Field("throughput_sps", "throughput", "samples/s", "sig", "higher", "batch size / p50 latency", headline=True,
           summary=True, per_device=True, tolerance=Tolerance(rel=0.5, better="higher", same_device=True)),
     Field("runs", "timed runs", fmt="int", per_device=True),

@@ -15,13 +15,12 @@ The headline is two tables, so that each fits a laptop screen and turns into car
   on that device: the headline fields declared ``per_device`` (measurements of the machine) that the device can
   produce (``device_kind``).
 
-Untrained nets (no checkpoint; ``model.untrained``): every figure of merit of the net, a field that is not
-``per_device`` and whose declared direction is ``higher`` is better (accuracy, the ANN / SNN energy ratio),
-shows ``untrained`` instead of its value, with a footnote: such a value of random weights would read as a
+Untrained nets (no checkpoint; ``model.untrained``): every field declared ``trained_only`` (a figure of merit
+of trained weights: accuracy, the ANN / SNN energy ratio) shows ``untrained`` instead of its value, with a footnote: such a value of random weights would read as a
 result. Their costs (operations, estimated energy, parameters) and firing rates are shown as measured.
 
-Unstable measurements (:func:`unstable_cases`): a metric that declares a field named ``*_rel_iqr`` (the
-relative interquartile range of its timed runs, e.g. latency's ``latency_rel_iqr``) has its per-device cells
+Unstable measurements (:func:`unstable_cases`): a metric that declares a ``scatter`` field (the relative
+interquartile range of its timed runs, e.g. latency's ``latency_rel_iqr``) has its per-device cells
 flagged ⚠ in a case whose scatter exceeds the threshold (``ReportOptions.unstable_rel_iqr``), or whose
 headline cost (declared ``lower`` is better) falls as T grows for the same model, device and batch size.
 """
@@ -45,7 +44,6 @@ MAIN_T_RULE = ("main T = the T the model was trained at (when recorded and evalu
 UNTRAINED = "untrained"
 UNSTABLE = "⚠"
 UNSTABLE_REL_IQR = 0.10  # default threshold of the relative IQR above which a timed measurement is flagged
-SCATTER_SUFFIX = "_rel_iqr"  # a field so named is the relative IQR of its metric's timed runs
 NOT_PRODUCED = "-"  # a field the case's device cannot produce (declared device_kind)
 
 
@@ -97,8 +95,8 @@ def untrained(record: dict[str, Any]) -> bool:
 
 
 def result_of_training(f: Field) -> bool:
-    """A figure of merit of the net (not a machine measurement, higher is better): not shown for untrained nets."""
-    return not f.per_device and f.better == "higher"
+    """A figure of merit of trained weights (declared ``trained_only``): not shown for untrained nets."""
+    return f.trained_only
 
 
 def weights_text(record: dict[str, Any]) -> str:
@@ -241,7 +239,7 @@ def unstable_cases(records: list[dict[str, Any]], declared: Declared, threshold:
     out: dict[str, dict[str, list[str]]] = {}
     ok = ok_records(records)
     for metric, contract in declared.contracts.items():
-        scatter = [f for f in contract.fields if f.name.endswith(SCATTER_SUFFIX)]
+        scatter = [f for f in contract.fields if f.scatter]
         if not scatter or not has_metric(ok, metric):
             continue
         for r in ok:

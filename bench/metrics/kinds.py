@@ -1,0 +1,198 @@
+"""What a tensor is, for counting (binary / scaled / multispike / zero / analog), decided on its own device.
+
+Every statistic the decision needs is an exact integer count, an exact extreme or an exact flag, computed
+with tensor operations on the tensor's device; the decision itself is a chain of ``torch.where`` on 0-dim
+tensors. Nothing here reads a value on the host: the kind is a 0-dim int64 tensor (an index into
+:data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host once, after
+the forward (:meth:`bench.metrics.probe.Probe.finish`). So counting adds no host synchronisation per
+layer on a GPU, and the same code gives the same answers on every device.
+
+The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
+
+1. bool tensors are binary (events = nonzeros); empty tensors are zero.
+2. ``min < 0``, a NaN or an infinite max: analog.
+3. ``max == 0``: zero.
+4. every nonzero equals ``v = max`` (the count of ``x == v`` equals the count of nonzeros): binary when
+   ``v == 1``, scaled otherwise; events = nonzeros.
+5. ``v`` an integer above 1 and every value an integer (``frac(x) == 0``): multispike; events = value sum.
+6. anything else: analog (events 0).
+
+Exactness: counts are exact integers whatever the dtype (half-precision inputs included). Sums of
+integer-valued tensors are float32 sums over groups of at most :data:`GROUP` elements (exact while a
+group's sum stays below 2^24, so no float64 copy of the tensor is made) added up in float64. A
+multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that bound: it gets the code
+:data:`UNSUPPORTED`, which the probe reports as an error after the forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("zero", "binary", "scaled", "multispike", "analog")  # index = code; most to least spike-like
+ZERO, BINARY, SCALED, MULTISPIKE, ANALOG = range(len(KINDS))
+UNSUPPORTED = len(KINDS)  # multispike values too large to sum exactly in float32 groups
+SPIKE_KINDS = frozenset(KINDS[:ANALOG])
+
+GROUP = 256  # float32 partial sums cover at most this many elements
+MULTISPIKE_MAX = 2 ** 24 // GROUP  # largest multispike value whose group sums stay exact in float32
+_CHUNK = 1 << 24  # elements per pass of the element-wise tests (bounds their temporary memory)
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """A tensor's kind and event total as 0-dim tensors on its device (see the module docstring).
+
+    ``code``: int64 index into :data:`KINDS` (or :data:`UNSUPPORTED`); ``events``: float64 nonzeros
+    (binary, scaled), value sum (multispike) or 0 (zero, analog); ``numel``: the element count.
+    """
+
+    code: torch.Tensor
+    events: torch.Tensor
+    numel: int
+
+    @property
+    def spikes(self) -> torch.Tensor:
+        """0-dim bool: a spike kind (zero, binary, scaled, multispike)."""
+        return self.code < ANALOG
+
+    @property
+    def multispike(self) -> torch.Tensor:
+        return self.code == MULTISPIKE
+
+    @property
+    def rate(self) -> torch.Tensor:
+        """Events per element (float64): the mean firing rate of a spike tensor."""
+        return self.events / self.numel if self.numel else self.events
+
+    @property
+    def kind(self) -> str:
+        """The kind's name. Reads the code on the host: for callers and tests, never inside the probe."""
+        return KINDS[int(self.code)]
+
+
+@dataclass(frozen=True)
+class Grids:
+    """Event sums of a tensor viewed as ``[A, R, P]`` (:func:`as_3d`), reduced over ``R``: float64, exact.
+
+    ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values. A neuron output ``[T, B, C, H, W]``
+    uses ``A = T`` and ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv
+    input ``A = 1`` and ``P`` its spatial positions; a linear input ``A = P = 1``.
+    """
+
+    nonzero: torch.Tensor
+    values: torch.Tensor
+
+    def events(self, info: InputInfo) -> torch.Tensor:
+        """Events per ``[A, P]``: values for a multispike tensor, nonzeros for the others."""
+        return torch.where(info.multispike, self.values, self.nonzero)
+
+
+def as_3d(x: torch.Tensor, lead: int, trail: int) -> torch.Tensor:
+    """``x`` as ``[prod(first lead dims), rest, prod(last trail dims)]`` (a view when ``x`` is contiguous)."""
+    a = p = 1
+    for s in x.shape[:lead]:
+        a *= s
+    for s in x.shape[x.dim() - trail:] if trail else ():
+        p *= s
+    return x.reshape(a, x.numel() // (a * p) if a * p else 0, p)
+
+
+def exact_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum along ``dim`` in float64, exact for integer values up to :data:`MULTISPIKE_MAX` (any count):
+    float32 sums over groups of :data:`GROUP` elements (no float64 copy of ``x``), then float64."""
+    if x.dtype == torch.float64:
+        return x.sum(dim)
+    if x.dtype == torch.bool:
+        x = x.view(torch.uint8)
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        return x.sum(dim).double()  # integers: exact int64 sums
+    n = x.shape[dim]
+    if n <= GROUP:
+        return x.sum(dim, dtype=torch.float32).double()
+    dim = dim % x.dim()
+    q = n // GROUP
+    total = x.narrow(dim, 0, q * GROUP).unflatten(dim, (q, GROUP)).sum(dim + 1, dtype=torch.float32)
+    total = total.sum(dim, dtype=torch.float64)
+    if q * GROUP < n:
+        total = total + x.narrow(dim, q * GROUP, n - q * GROUP).sum(dim, dtype=torch.float32)
+    return total
+
+
+def nonzero_mask(x: torch.Tensor) -> torch.Tensor:
+    """``x != 0`` as uint8 (a cast to bool, viewed as bytes: the fastest form to sum on CPUs)."""
+    return (x if x.dtype == torch.bool else x.bool()).view(torch.uint8)
+
+
+def grids(x3: torch.Tensor, mask: torch.Tensor | None = None) -> Grids:
+    """:class:`Grids` of a ``[A, R, P]`` view; ``mask`` may pass its :func:`nonzero_mask`."""
+    mask = nonzero_mask(x3) if mask is None else mask
+    counts = exact_sum(mask, 1)
+    return Grids(counts, counts if x3.dtype == torch.bool else exact_sum(x3, 1))
+
+
+def bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(min, max)`` as 0-dim tensors (aminmax copies a non-contiguous input; amin and amax do not)."""
+    return torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
+
+
+def _chunks(x: torch.Tensor) -> list[torch.Tensor]:
+    """Flat pieces of at most ``_CHUNK`` elements (the whole tensor when it is not contiguous)."""
+    if not x.is_contiguous() or x.numel() <= _CHUNK:
+        return [x]
+    flat = x.reshape(-1)
+    return [flat[i:i + _CHUNK] for i in range(0, flat.numel(), _CHUNK)]
+
+
+def _count_max_and_integral(x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(count of x == v, every value an integer)`` for ``0 <= x <= v`` (other tensors are analog anyway).
+
+    On CPUs ``x == v`` is counted as ``sum(floor(x / v))`` (arithmetic is several times faster there than
+    a comparison): for ``0 <= x < v`` the rounded quotient stays below 1, so both counts are equal.
+    """
+    counts, fracs = [], []
+    for part in _chunks(x):
+        if part.device.type == "cpu" and part.is_floating_point():
+            hit = (part / v).floor_()
+        else:
+            hit = part == v
+        counts.append(exact_sum(hit.reshape(-1), 0))
+        if part.is_floating_point():
+            fracs.append(torch.frac(part).amax())
+    count = counts[0] if len(counts) == 1 else torch.stack(counts).sum()
+    if not fracs:
+        return count, torch.ones((), dtype=torch.bool, device=x.device)
+    return count, (fracs[0] if len(fracs) == 1 else torch.stack(fracs).amax()) == 0
+
+
+def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.full((), value, dtype=dtype, device=like.device)
+
+
+def classify(x: torch.Tensor, totals: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputInfo:
+    """The :class:`InputInfo` of ``x`` (the decision in the module docstring), without a host read.
+
+    ``totals`` may pass precomputed ``(nonzeros, value sum)`` as float64 0-dim tensors (from :func:`grids`).
+    """
+    n = x.numel()
+    if n == 0:
+        return InputInfo(_full(ZERO, x, torch.int64), _full(0.0, x, torch.float64), 0)
+    if totals is None:
+        g = grids(as_3d(x, 0, 0))
+        totals = (g.nonzero.reshape(()), g.values.reshape(()))
+    nonzeros, value_sum = totals
+    if x.dtype == torch.bool:
+        return InputInfo(_full(BINARY, x, torch.int64), nonzeros, n)
+    mn, mx = bounds(x)
+    at_max, integral = _count_max_and_integral(x, mx)
+    mn, mx = mn.double(), mx.double()
+    analog = (mn < 0) | torch.isnan(mn) | ~torch.isfinite(mx)
+    two_level = at_max == nonzeros  # every nonzero equals the max
+    multi = (mx > 1) & (mx == torch.round(mx)) & integral
+    code = torch.where(two_level, torch.where(mx == 1, BINARY, SCALED),
+                       torch.where(multi, torch.where(mx <= MULTISPIKE_MAX, MULTISPIKE, UNSUPPORTED), ANALOG))
+    code = torch.where(analog, ANALOG, torch.where(mx == 0, ZERO, code))
+    events = torch.where((code == BINARY) | (code == SCALED), nonzeros,
+                         torch.where(code == MULTISPIKE, value_sum, 0.0))
+    return InputInfo(code, events, n)

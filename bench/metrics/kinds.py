@@ -1,11 +1,17 @@
 """What a tensor is, for counting (binary / scaled / multispike / zero / analog), decided on its own device.
 
 Every statistic the decision needs is an exact integer count, an exact extreme or an exact flag, computed
-with tensor operations on the tensor's device; the decision itself is a chain of ``torch.where`` on 0-dim
-tensors. Nothing here reads a value on the host: the kind is a 0-dim int64 tensor (an index into
-:data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host once, after
-the forward (:meth:`bench.metrics.probe.Probe.finish`). So counting adds no host synchronisation per
-layer on a GPU, and the same code gives the same answers on every device.
+with tensor operations on the tensor's device. Two evaluations of the one decision:
+
+- :func:`classify` (device path, GPUs): every statistic is computed and the decision is a chain of
+  ``torch.where`` on 0-dim tensors. Nothing is read on the host: the kind is a 0-dim int64 tensor (an
+  index into :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host
+  once, after the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
+- :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
+  decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
+  look at a strided 1/61 sample (a negative or a non-integer value other than 0 and the sample's max
+  proves a tensor analog; a sample value outside {0, max} proves it is not two-level). Every shortcut is
+  a proof, so both paths give the same kinds and events (tests compare them on every family).
 
 The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
 
@@ -26,6 +32,7 @@ multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that boun
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,27 +49,33 @@ _CHUNK = 1 << 24  # elements per pass of the element-wise tests (bounds their te
 
 @dataclass(frozen=True)
 class InputInfo:
-    """A tensor's kind and event total as 0-dim tensors on its device (see the module docstring).
+    """A tensor's kind and event total (see the module docstring): 0-dim tensors on its device from
+    :func:`classify`, plain numbers from :func:`classify_on_host`.
 
-    ``code``: int64 index into :data:`KINDS` (or :data:`UNSUPPORTED`); ``events``: float64 nonzeros
-    (binary, scaled), value sum (multispike) or 0 (zero, analog); ``numel``: the element count.
+    ``code``: index into :data:`KINDS` (or :data:`UNSUPPORTED`); ``events``: nonzeros (binary, scaled),
+    value sum (multispike) or 0 (zero, analog), float64; ``numel``: the element count.
     """
 
-    code: torch.Tensor
-    events: torch.Tensor
+    code: torch.Tensor | int
+    events: torch.Tensor | float
     numel: int
 
     @property
-    def spikes(self) -> torch.Tensor:
-        """0-dim bool: a spike kind (zero, binary, scaled, multispike)."""
+    def on_host(self) -> bool:
+        """True when the kind was decided on the host (plain numbers), False for device tensors."""
+        return not isinstance(self.code, torch.Tensor)
+
+    @property
+    def spikes(self) -> torch.Tensor | bool:
+        """A spike kind (zero, binary, scaled, multispike): a bool, or a 0-dim bool tensor."""
         return self.code < ANALOG
 
     @property
-    def multispike(self) -> torch.Tensor:
+    def multispike(self) -> torch.Tensor | bool:
         return self.code == MULTISPIKE
 
     @property
-    def rate(self) -> torch.Tensor:
+    def rate(self) -> torch.Tensor | float:
         """Events per element (float64): the mean firing rate of a spike tensor."""
         return self.events / self.numel if self.numel else self.events
 
@@ -76,16 +89,20 @@ class InputInfo:
 class Grids:
     """Event sums of a tensor viewed as ``[A, R, P]`` (:func:`as_3d`), reduced over ``R``: float64, exact.
 
-    ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values. A neuron output ``[T, B, C, H, W]``
-    uses ``A = T`` and ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv
-    input ``A = 1`` and ``P`` its spatial positions; a linear input ``A = P = 1``.
+    ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values (None where not computed: the host
+    path computes only what the kind needs). A neuron output ``[T, B, C, H, W]`` uses ``A = T`` and
+    ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv input ``A = 1`` and
+    ``P`` its spatial positions; a linear input ``A = P = 1``.
     """
 
-    nonzero: torch.Tensor
-    values: torch.Tensor
+    nonzero: torch.Tensor | None
+    values: torch.Tensor | None
 
-    def events(self, info: InputInfo) -> torch.Tensor:
-        """Events per ``[A, P]``: values for a multispike tensor, nonzeros for the others."""
+    def events(self, info: InputInfo) -> torch.Tensor | None:
+        """Events per ``[A, P]``: values for a multispike tensor, nonzeros for the others (None when the
+        host path has not computed that grid)."""
+        if info.on_host:
+            return self.values if info.multispike else self.nonzero
         return torch.where(info.multispike, self.values, self.nonzero)
 
 
@@ -145,25 +162,28 @@ def _chunks(x: torch.Tensor) -> list[torch.Tensor]:
     return [flat[i:i + _CHUNK] for i in range(0, flat.numel(), _CHUNK)]
 
 
-def _count_max_and_integral(x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(count of x == v, every value an integer)`` for ``0 <= x <= v`` (other tensors are analog anyway).
+def count_at(x: torch.Tensor, v: torch.Tensor | float) -> torch.Tensor:
+    """Count of ``x == v`` (float64, exact), assuming ``0 <= x <= v`` (other tensors are analog anyway).
 
-    On CPUs ``x == v`` is counted as ``sum(floor(x / v))`` (arithmetic is several times faster there than
-    a comparison): for ``0 <= x < v`` the rounded quotient stays below 1, so both counts are equal.
+    On CPUs it is counted as ``sum(floor(x / v))``: arithmetic is several times faster there than a
+    comparison, and for ``0 <= x < v`` the rounded quotient stays below 1, so both counts are equal.
     """
-    counts, fracs = [], []
+    counts = []
     for part in _chunks(x):
         if part.device.type == "cpu" and part.is_floating_point():
-            hit = (part / v).floor_()
+            hit = (part / v).floor_() if not (isinstance(v, float) and v == 1.0) else part.floor()
         else:
             hit = part == v
         counts.append(exact_sum(hit.reshape(-1), 0))
-        if part.is_floating_point():
-            fracs.append(torch.frac(part).amax())
-    count = counts[0] if len(counts) == 1 else torch.stack(counts).sum()
-    if not fracs:
-        return count, torch.ones((), dtype=torch.bool, device=x.device)
-    return count, (fracs[0] if len(fracs) == 1 else torch.stack(fracs).amax()) == 0
+    return counts[0] if len(counts) == 1 else torch.stack(counts).sum()
+
+
+def all_integer(x: torch.Tensor) -> torch.Tensor:
+    """Whether every value of ``x`` is an integer (0-dim bool; NaN and infinities are not)."""
+    if not x.is_floating_point():
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    fracs = [torch.frac(part).abs_().amax() for part in _chunks(x)]
+    return (fracs[0] if len(fracs) == 1 else torch.stack(fracs).amax()) == 0
 
 
 def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -185,7 +205,7 @@ def classify(x: torch.Tensor, totals: tuple[torch.Tensor, torch.Tensor] | None =
     if x.dtype == torch.bool:
         return InputInfo(_full(BINARY, x, torch.int64), nonzeros, n)
     mn, mx = bounds(x)
-    at_max, integral = _count_max_and_integral(x, mx)
+    at_max, integral = count_at(x, mx), all_integer(x)
     mn, mx = mn.double(), mx.double()
     analog = (mn < 0) | torch.isnan(mn) | ~torch.isfinite(mx)
     two_level = at_max == nonzeros  # every nonzero equals the max
@@ -196,3 +216,52 @@ def classify(x: torch.Tensor, totals: tuple[torch.Tensor, torch.Tensor] | None =
     events = torch.where((code == BINARY) | (code == SCALED), nonzeros,
                          torch.where(code == MULTISPIKE, value_sum, 0.0))
     return InputInfo(code, events, n)
+
+
+_SAMPLE_STEP = 61  # prime, so periodic layouts do not alias
+_PRESCREEN_MIN = 4 * _SAMPLE_STEP
+
+
+def _sample(x: torch.Tensor) -> torch.Tensor:
+    """A strided subset of ``x`` (a view, no copy): every 61st index along its longest dim."""
+    d = max(range(x.dim()), key=lambda i: x.shape[i])
+    return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
+
+
+def _analog_witness(xs: torch.Tensor) -> bool:
+    """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
+    other than 0 and the sample's max (a two-level tensor has only 0 and its max; a multispike one only
+    integers). Reads one flag on the host."""
+    odd = (xs != 0) & (xs != xs.amax()) & (torch.frac(xs) != 0)
+    return bool(((xs < 0) | odd).any())
+
+
+def classify_on_host(x: torch.Tensor, nonzeros: float | None = None) -> InputInfo:
+    """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
+
+    Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
+    costs no device round-trip. ``nonzeros`` may pass a precomputed count of nonzeros.
+    """
+    n = x.numel()
+    if n == 0:
+        return InputInfo(ZERO, 0.0, 0)
+    if x.dtype == torch.bool:
+        return InputInfo(BINARY, float(exact_sum(x.reshape(-1), 0)) if nonzeros is None else nonzeros, n)
+    if n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
+        return InputInfo(ANALOG, 0.0, n)
+    mn, mx = torch.stack(bounds(x)).double().tolist()
+    if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
+        return InputInfo(ANALOG, 0.0, n)
+    if mx == 0:
+        return InputInfo(ZERO, 0.0, n)
+    xs = _sample(x) if x.dim() else x
+    if mx == 1 or bool(((xs == 0) | (xs == mx)).all()):
+        if nonzeros is None:
+            nonzeros = float(exact_sum(nonzero_mask(x).reshape(-1), 0))
+        if float(count_at(x, mx)) == nonzeros:
+            return InputInfo(BINARY if mx == 1 else SCALED, nonzeros, n)
+    if mx > 1 and mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
+        if mx > MULTISPIKE_MAX:
+            return InputInfo(UNSUPPORTED, 0.0, n)
+        return InputInfo(MULTISPIKE, float(exact_sum(x.reshape(-1), 0)), n)
+    return InputInfo(ANALOG, 0.0, n)

@@ -5,10 +5,12 @@ The conventions these rules apply are written once, as data, in :mod:`bench.metr
 and returns a :class:`Counts` of that call, totals over the whole batch and all T steps (the report divides
 by the number of samples).
 
-Nothing here reads a tensor on the host. An input's kind (:mod:`bench.metrics.kinds`) is a 0-dim tensor
-on the model's device, so a rule computes the count each kind would give and selects with ``torch.where``;
-``Counts`` carries the kind codes, and the probe decides after its one transfer which fields apply (an
-``approx_sops`` of a call whose inputs are all analog is dropped).
+On the device path nothing here reads a tensor on the host: an input's kind (:mod:`bench.metrics.kinds`)
+is a 0-dim tensor on the model's device, so a rule computes the count each kind would give and selects
+with ``torch.where`` (:func:`pick`); ``Counts`` carries the kind codes, and the probe decides after its one
+transfer which fields apply (an ``approx_sops`` of a call whose inputs are all analog is dropped). On the
+host path (CPUs) the kind is a plain number and :func:`pick` computes only the branch it names: the same
+formulas, so the same counts.
 
 Exact event counts use *reach maps*: ``reach[c, *pos]`` = number of (output position, output channel)
 pairs an input element feeds. For a convolution it factorises as ``(C_out / groups) * prod_d r_d[pos_d]``
@@ -30,7 +32,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.metrics.kinds import SPIKE_KINDS, Grids, InputInfo, as_3d, classify, exact_sum, grids, nonzero_mask
+from bench.metrics.kinds import (
+    SPIKE_KINDS,
+    Grids,
+    InputInfo,
+    as_3d,
+    classify,
+    classify_on_host,
+    exact_sum,
+    grids,
+    nonzero_mask,
+)
 from bench.models.common import MatMul
 
 __all__ = ["COUNT_FIELDS", "Counts", "InputInfo", "ProbeState", "SPIKE_KINDS", "classify", "reach_1d",
@@ -192,14 +204,18 @@ class ProbeState:
     """Per-forward bookkeeping the rules share: kinds (and event grids) of live tensors already classified,
     and which live tensor came out of which conv/linear (for BN folding).
 
+    ``on_host`` picks the evaluation (:mod:`bench.metrics.kinds`): kinds decided on the host as the
+    forward goes (CPUs) or on the device and read once at the end (GPUs).
+
     Entries are keyed by start address and hold a :class:`_Span`: a tensor matches only if it covers the
     same elements (same start, count and layout, or both gap-free blocks), its memory is still owned (weak
     reference) and it was not modified in place since (version counter). Inference tensors have no
     version counter and are never cached (the probe runs its forward outside inference mode).
     """
 
-    def __init__(self, fold_bn: bool = True):
+    def __init__(self, fold_bn: bool = True, on_host: bool = False):
         self.fold_bn = fold_bn
+        self.on_host = on_host
         self.names: dict[nn.Module, str] = {}
         self._seen: dict[int, _Seen] = {}
         self._producers: dict[int, tuple[_Span, str]] = {}
@@ -215,17 +231,31 @@ class ProbeState:
             return None
         return entry
 
-    def inspect(self, x: torch.Tensor, trail: int) -> tuple[InputInfo, torch.Tensor]:
+    def _cached_grids(self, entry: _Seen | None, x: torch.Tensor, trail: int) -> Grids | None:
+        if entry is None or entry.grids is None or entry.trailing is None:
+            return None
+        if trail == 0 or entry.trailing == _trailing_layout(x, trail):
+            return entry.grids
+        return None
+
+    def inspect(self, x: torch.Tensor, trail: int) -> tuple[InputInfo, torch.Tensor | None]:
         """``x``'s kind and its events per position of its last ``trail`` dims, summed over the other dims
-        (``trail = 0``: the event total). Reuses a live, unmodified tensor (or view) seen before."""
+        (``trail = 0``: the event total). Reuses a live, unmodified tensor (or view) seen before. On the
+        host path an analog input has no events (None): nothing is computed for it."""
         entry = self._entry(x)
-        if entry is not None:
+        g = self._cached_grids(entry, x, trail)
+        if self.on_host:
+            info = entry.info if entry is not None else classify_on_host(x)
+            if entry is None:
+                self.remember(x, info)
+            if not info.spikes:
+                return info, None
+            if g is None or g.events(info) is None:
+                x3 = as_3d(x, 0, trail)
+                g = Grids(None, exact_sum(x3, 1)) if info.multispike else Grids(exact_sum(nonzero_mask(x3), 1), None)
+        elif entry is not None:
             info = entry.info
-            if entry.grids is not None and entry.trailing is not None and (
-                    trail == 0 or entry.trailing == _trailing_layout(x, trail)):
-                g = entry.grids
-            else:
-                g = grids(as_3d(x, 0, trail))
+            g = g if g is not None else grids(as_3d(x, 0, trail))
         else:
             g = grids(as_3d(x, 0, trail))
             info = classify(x, (g.nonzero.sum(), g.values.sum()))
@@ -236,7 +266,14 @@ class ProbeState:
         return info, events.sum(0).view(x.shape[x.dim() - trail:])
 
     def classify(self, x: torch.Tensor) -> InputInfo:
-        """:func:`bench.metrics.kinds.classify`, reusing the result for a live, unmodified tensor seen before."""
+        """The kind of ``x``, reusing the result for a live, unmodified tensor seen before."""
+        entry = self._entry(x)
+        if entry is not None:
+            return entry.info
+        if self.on_host:
+            info = classify_on_host(x)
+            self.remember(x, info)
+            return info
         return self.inspect(x, 0)[0]
 
     def produced(self, module: nn.Module, out: torch.Tensor) -> None:
@@ -254,6 +291,17 @@ class ProbeState:
     def clear(self) -> None:
         self._seen.clear()
         self._producers.clear()
+
+
+def pick(cond: torch.Tensor | bool, yes: Callable[[], Any], no: Callable[[], Any]) -> Any:
+    """``yes()`` where ``cond`` holds, else ``no()``. A plain bool (a kind decided on the host) runs one
+    branch; a 0-dim tensor (decided on the device) runs both and selects with ``torch.where`` in float64."""
+    if not isinstance(cond, torch.Tensor):
+        return yes() if cond else no()
+    a, b = yes(), no()
+    if not isinstance(a, torch.Tensor):
+        a = torch.full((), a, dtype=torch.float64, device=cond.device)
+    return torch.where(cond, a, b)
 
 
 Rule = Callable[[nn.Module, tuple[Any, ...], Any, ProbeState], Counts]
@@ -279,11 +327,11 @@ def rule_for(module: nn.Module) -> Rule | None:
     return None
 
 
-def _synaptic(info: InputInfo, dense: int, acs: torch.Tensor) -> Counts:
-    """Spike input: ``acs`` accumulates (SOPs); analog input: ``dense`` MACs. Selected on the device."""
+def _synaptic(info: InputInfo, dense: int, acs: Callable[[], Any]) -> Counts:
+    """Spike input: ``acs()`` accumulates (SOPs); analog input: ``dense`` MACs."""
     spikes = info.spikes
-    acs = torch.where(spikes, acs, 0.0)
-    return Counts(macs=(~spikes).double() * dense, acs=acs, sops=acs, dense_macs=dense,
+    acs_ = pick(spikes, acs, lambda: 0)
+    return Counts(macs=pick(spikes, lambda: 0, lambda: dense), acs=acs_, sops=acs_, dense_macs=dense,
                   approx_sops=info.rate * dense, kinds=(info.code,))
 
 
@@ -297,7 +345,7 @@ def conv_counts(x: torch.Tensor, out: torch.Tensor, state: ProbeState, *, in_cha
     info, profile = state.inspect(x, n)
     vectors = tuple(reach_1d(in_sp[d], out_sp[d], kernel_size[d], stride[d], pad_lo[d], dilation[d], padding_mode)
                     for d in range(n))
-    return _synaptic(info, dense, weighted_events(profile, vectors) * (out_channels // groups))
+    return _synaptic(info, dense, lambda: weighted_events(profile, vectors) * (out_channels // groups))
 
 
 @register_op_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -318,7 +366,7 @@ def linear_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: P
     assert isinstance(m, nn.Linear)
     state.produced(m, out)
     info, events = state.inspect(args[0], 0)
-    return _synaptic(info, out.numel() * m.in_features, events * m.out_features)
+    return _synaptic(info, out.numel() * m.in_features, lambda: events * m.out_features)
 
 
 @register_op_rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -373,7 +421,7 @@ def avgpool_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: 
     vectors = _pool_geometry(m, x, out, n)
     info, profile = state.inspect(x, n)
     analog = x.numel() // math.prod(x.shape[-n:]) * math.prod(sum(v) for v in vectors)
-    return Counts(acs=torch.where(info.spikes, weighted_events(profile, vectors), float(analog)),
+    return Counts(acs=pick(info.spikes, lambda: weighted_events(profile, vectors), lambda: analog),
                   kinds=(info.code,))
 
 
@@ -391,7 +439,7 @@ def maxpool_rule(m: nn.Module, args: tuple[Any, ...], out: Any, state: ProbeStat
 
 def _event_sums(x: torch.Tensor, info: InputInfo, dim: int) -> torch.Tensor:
     """Events of ``x`` summed along ``dim`` (float64, exact): values when multispike, else nonzeros."""
-    return torch.where(info.multispike, exact_sum(x, dim), exact_sum(nonzero_mask(x), dim))
+    return pick(info.multispike, lambda: exact_sum(x, dim), lambda: exact_sum(nonzero_mask(x), dim))
 
 
 def matmul_counts(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, state: ProbeState) -> Counts:
@@ -403,15 +451,20 @@ def matmul_counts(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, state: Pr
     ia, ib = state.classify(a), state.classify(b)
     sa, sb = ia.spikes, ib.spikes
     batch = out.shape[:-2] if out.dim() >= 2 else ()
-    ca = _event_sums(a, ia, -2)  # [..., k]: events per column of a
-    rb = _event_sums(b, ib, -1)  # [..., k]: events per row of b
-    both = (ca * rb).sum()  # sum over (i, k, j) of events(a_ik) x events(b_kj)
-    a_only = torch.broadcast_to(ca.sum(-1), batch).sum() * m_  # each event of a adds a row of m values
-    b_only = torch.broadcast_to(rb.sum(-1), batch).sum() * n_
-    acs = torch.where(sa & sb, both, torch.where(sa, a_only, torch.where(sb, b_only, 0.0)))
+
+    def both() -> torch.Tensor:  # sum over (i, k, j) of events(a_ik) x events(b_kj) = sum_k colsum_k x rowsum_k
+        return (_event_sums(a, ia, -2) * _event_sums(b, ib, -1)).sum()
+
+    def a_only() -> torch.Tensor:  # each event of a adds one row of m real values
+        return torch.broadcast_to(_event_sums(a, ia, -2).sum(-1), batch).sum() * m_
+
+    def b_only() -> torch.Tensor:
+        return torch.broadcast_to(_event_sums(b, ib, -1).sum(-1), batch).sum() * n_
+
+    acs = pick(sa & sb, both, lambda: pick(sa, a_only, lambda: pick(sb, b_only, lambda: 0)))
     # The literature's estimate: input firing rate (the spike operand's; the product of both) x dense.
-    rate = torch.where(sa, ia.rate, 1.0) * torch.where(sb, ib.rate, 1.0)
-    return Counts(macs=(~(sa | sb)).double() * dense, acs=acs, sops=acs, dense_macs=dense,
+    rate = pick(sa, lambda: ia.rate, lambda: 1.0) * pick(sb, lambda: ib.rate, lambda: 1.0)
+    return Counts(macs=pick(sa | sb, lambda: 0, lambda: dense), acs=acs, sops=acs, dense_macs=dense,
                   approx_sops=rate * dense, kinds=(ia.code, ib.code))
 
 

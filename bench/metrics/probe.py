@@ -6,10 +6,12 @@ model, watches the torch functions that compute products outside those modules (
 input, and keeps raw accumulators; :mod:`bench.metrics.firing` and :mod:`bench.metrics.ops` turn them
 into reports.
 
-Device: every accumulator is a tensor on the device of the model's tensors, the input kinds included
-(:mod:`bench.metrics.kinds`): nothing is read on the host during the forward, so a GPU never waits for
-the host between layers. :meth:`Probe.finish` moves everything to the host in one transfer per device and
-only then decides what each kind means for the report.
+Device: every accumulator is a tensor on the device of the model's tensors. On a GPU the input kinds are
+device tensors too (:mod:`bench.metrics.kinds`): nothing is read on the host during the forward, so the
+GPU never waits for the host between layers, and :meth:`Probe.finish` moves everything to the host in one
+transfer per device and only then decides what each kind means for the report. On a CPU, where a read
+costs no device round-trip, kinds are decided on the host as the forward goes (the same decision, with
+shortcuts that skip work); ``host_decisions`` overrides the choice.
 
 A neuron output's kind and event grids are remembered (``ops_rules.ProbeState``), so a conv reading it
 (or a view of it) does not inspect it again.
@@ -29,7 +31,7 @@ from spikingjelly.activation_based.neuron import BaseNode
 from torch.overrides import TorchFunctionMode
 
 from bench.metrics import kinds, ops_rules
-from bench.metrics.kinds import as_3d, classify, exact_sum, grids
+from bench.metrics.kinds import Grids, as_3d, classify, classify_on_host, exact_sum, grids, nonzero_mask
 from bench.metrics.ops_rules import COUNT_FIELDS, Counts, ProbeState
 
 DEFAULT_NEURON_TYPES: tuple[type[nn.Module], ...] = (BaseNode, neuron.DSRIFNode, neuron.DSRLIFNode)
@@ -96,8 +98,12 @@ class Probe:
     """Hooks for firing statistics and/or op counts on a multi-step model; :meth:`run` then :meth:`finish`."""
 
     def __init__(self, model: nn.Module, *, firing: bool = True, ops: bool = True,
-                 neuron_types: Iterable[type[nn.Module]] = (), fold_bn: bool = True, strict: bool = False):
+                 neuron_types: Iterable[type[nn.Module]] = (), fold_bn: bool = True, strict: bool = False,
+                 host_decisions: bool | None = None):
+        """``host_decisions``: decide input kinds on the host as the forward goes (True), or on the device
+        with no host read until :meth:`finish` (False); None: on the host for CPU inputs only."""
         self.model = model
+        self.host_decisions = host_decisions
         self.firing, self.ops, self.strict = firing, ops, strict
         self.neuron_types = tuple(neuron_types)
         self.state = ProbeState(fold_bn=fold_bn)
@@ -113,6 +119,7 @@ class Probe:
         self._scope: list[str] = []  # modules whose forward is running, innermost last
         self._depth = 0  # how many of them count their own compute (rules, neurons, listed modules)
         self._busy = False  # True while the probe's own code runs (its tensor calls are not the model's)
+        self._watcher: _CallWatcher | None = None
         self._plan()
 
     # ----------------------------------------------------------------------------------------- setup
@@ -207,11 +214,16 @@ class Probe:
 
     @contextmanager
     def _own(self):
-        """The probe's own tensor calls: not the model's compute."""
+        """The probe's own tensor calls: not the model's compute (the call watcher steps aside)."""
         busy, self._busy = self._busy, True
+        watcher = self._watcher if self._watcher is not None and _top_function_mode() is self._watcher else None
+        if watcher is not None:
+            watcher.__exit__(None, None, None)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.__enter__()
             self._busy = busy
 
     def _function_call(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -255,10 +267,16 @@ class Probe:
                              f"outputs [T={T}, ...] (step_mode='m')")
         k = 2 if self.ops and o.dim() == 5 else 0
         x3 = as_3d(o, 1, k)  # [T, rest, positions]
-        mask = ops_rules.nonzero_mask(x3)
-        g = grids(x3, mask)
+        mask = nonzero_mask(x3)
         steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
-        info = classify(o, (g.nonzero.sum(), g.values.sum()))
+        if self.state.on_host:
+            nonzero = exact_sum(mask, 1)
+            info = classify_on_host(o, float(nonzero.sum()))
+            values = exact_sum(x3, 1) if info.multispike else (nonzero if info.code == kinds.BINARY else None)
+            g = Grids(nonzero, values)
+        else:
+            g = grids(x3, mask)
+            info = classify(o, (g.nonzero.sum(), g.values.sum()))
         acc = self.neurons.get(name)
         if acc is None:
             acc = self.neurons[name] = NeuronAcc(type(m).__name__)
@@ -285,10 +303,11 @@ class Probe:
                 stack.enter_context(torch.inference_mode(False))
                 stack.enter_context(torch.no_grad())
                 if self.ops:
-                    stack.enter_context(_CallWatcher(self))
+                    self._watcher = stack.enter_context(_CallWatcher(self))
                 for x in inputs:
                     self._forward(x)
         finally:
+            self._watcher = None
             for m in was_training:
                 m.training = True
             self.state.clear()
@@ -308,6 +327,7 @@ class Probe:
         if self.T and x.shape[0] != self.T:
             raise ValueError(f"all inputs must share T; got {x.shape[0]} after {self.T}")
         self.T = x.shape[0]
+        self.state.on_host = x.device.type == "cpu" if self.host_decisions is None else self.host_decisions
         functional.reset_net(self.model)
         self.state.clear()
         self.model(x)
@@ -365,6 +385,12 @@ class Probe:
             "kinds": sorted({k for ks in kinds_per_call for k in ks}),
             "notes": sorted({c.note for c in a.calls if c.note}),
         }
+
+
+def _top_function_mode() -> Any:
+    """The innermost active torch-function mode (None when none is active)."""
+    n = torch._C._len_torch_function_stack()
+    return torch._C._get_function_stack_at(n - 1) if n else None
 
 
 def _kind(layer: str, code: float) -> str:

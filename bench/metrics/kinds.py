@@ -33,6 +33,7 @@ multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that boun
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,8 @@ SPIKE_KINDS = frozenset(KINDS[:ANALOG])
 
 GROUP = 256  # float32 partial sums cover at most this many elements
 MULTISPIKE_MAX = 2 ** 24 // GROUP  # largest multispike value whose group sums stay exact in float32
-_CHUNK = 1 << 24  # elements per pass of the element-wise tests (bounds their temporary memory)
+_CHUNK = 1 << 24  # elements per pass of the element-wise tests on GPUs (bounds their temporary memory)
+_CHUNK_CPU = 1 << 18  # ... on CPUs
 
 
 @dataclass(frozen=True)
@@ -154,12 +156,25 @@ def bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
 
 
-def _chunks(x: torch.Tensor) -> list[torch.Tensor]:
-    """Flat pieces of at most ``_CHUNK`` elements (the whole tensor when it is not contiguous)."""
-    if not x.is_contiguous() or x.numel() <= _CHUNK:
-        return [x]
+def _chunk_size(x: torch.Tensor) -> int:
+    """Elements per pass of the element-wise tests: small on CPUs (the scratch buffer stays in cache and
+    no large allocation is made per call), large on GPUs (fewer kernel launches; memory stays bounded)."""
+    return _CHUNK_CPU if x.device.type == "cpu" else _CHUNK
+
+
+def _scratch_passes(x: torch.Tensor, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(piece, scratch)`` pairs covering ``x`` with one reused scratch buffer of ``dtype``: flat pieces of
+    at most :func:`_chunk_size` elements (the whole tensor, once, when it is not contiguous)."""
+    size = _chunk_size(x)
+    if not x.is_contiguous() or x.numel() <= size:
+        return [(x, torch.empty_like(x, dtype=dtype))]
     flat = x.reshape(-1)
-    return [flat[i:i + _CHUNK] for i in range(0, flat.numel(), _CHUNK)]
+    scratch = torch.empty(size, dtype=dtype, device=x.device)
+    return [(flat[i:i + size], scratch[:min(size, flat.numel() - i)]) for i in range(0, flat.numel(), size)]
+
+
+def _combine(parts: list[torch.Tensor], op: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else op(torch.stack(parts))
 
 
 def count_at(x: torch.Tensor, v: torch.Tensor | float) -> torch.Tensor:
@@ -168,22 +183,24 @@ def count_at(x: torch.Tensor, v: torch.Tensor | float) -> torch.Tensor:
     On CPUs it is counted as ``sum(floor(x / v))``: arithmetic is several times faster there than a
     comparison, and for ``0 <= x < v`` the rounded quotient stays below 1, so both counts are equal.
     """
+    arithmetic = x.device.type == "cpu" and x.is_floating_point()
     counts = []
-    for part in _chunks(x):
-        if part.device.type == "cpu" and part.is_floating_point():
-            hit = (part / v).floor_() if not (isinstance(v, float) and v == 1.0) else part.floor()
+    for part, scratch in _scratch_passes(x, x.dtype if arithmetic else torch.bool):
+        if arithmetic:
+            torch.div(part, v, out=scratch).floor_()
         else:
-            hit = part == v
-        counts.append(exact_sum(hit.reshape(-1), 0))
-    return counts[0] if len(counts) == 1 else torch.stack(counts).sum()
+            torch.eq(part, v, out=scratch)
+        counts.append(exact_sum(scratch.reshape(-1), 0))
+    return _combine(counts, torch.sum)
 
 
 def all_integer(x: torch.Tensor) -> torch.Tensor:
-    """Whether every value of ``x`` is an integer (0-dim bool; NaN and infinities are not)."""
+    """Whether every value of a non-negative ``x`` is an integer (0-dim bool; NaN and infinities are not).
+    (Called only where ``min(x) >= 0``, or where a negative value makes the tensor analog anyway.)"""
     if not x.is_floating_point():
         return torch.ones((), dtype=torch.bool, device=x.device)
-    fracs = [torch.frac(part).abs_().amax() for part in _chunks(x)]
-    return (fracs[0] if len(fracs) == 1 else torch.stack(fracs).amax()) == 0
+    fracs = [torch.frac(part, out=scratch).amax() for part, scratch in _scratch_passes(x, x.dtype)]
+    return _combine(fracs, torch.amax) == 0
 
 
 def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -236,31 +253,42 @@ def _analog_witness(xs: torch.Tensor) -> bool:
     return bool(((xs < 0) | odd).any())
 
 
-def classify_on_host(x: torch.Tensor, nonzeros: float | None = None) -> InputInfo:
+def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
+                     nonzeros: Callable[[], float] | None = None, prescreen: bool = True) -> InputInfo:
     """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
 
     Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
-    costs no device round-trip. ``nonzeros`` may pass a precomputed count of nonzeros.
+    costs no device round-trip. ``minmax`` may pass the bounds, ``nonzeros`` a function giving the exact
+    count of nonzeros; ``prescreen=False`` skips the sample's analog witness (for tensors that are
+    usually spikes, e.g. neuron outputs).
+
+    With ``max == 1`` (and ``min >= 0``) the two-level test is ``frac(x) == 0`` everywhere: values in
+    [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
+    the count of nonzeros (the device path's test), so both paths agree.
     """
     n = x.numel()
     if n == 0:
         return InputInfo(ZERO, 0.0, 0)
+    if nonzeros is None:
+        def nonzeros() -> float:
+            return float(exact_sum(nonzero_mask(x).reshape(-1), 0))
     if x.dtype == torch.bool:
-        return InputInfo(BINARY, float(exact_sum(x.reshape(-1), 0)) if nonzeros is None else nonzeros, n)
-    if n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
+        return InputInfo(BINARY, nonzeros(), n)
+    if prescreen and n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
         return InputInfo(ANALOG, 0.0, n)
-    mn, mx = torch.stack(bounds(x)).double().tolist()
+    mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
         return InputInfo(ANALOG, 0.0, n)
     if mx == 0:
         return InputInfo(ZERO, 0.0, n)
+    if mx == 1:
+        return InputInfo(BINARY, nonzeros(), n) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n)
     xs = _sample(x) if x.dim() else x
-    if mx == 1 or bool(((xs == 0) | (xs == mx)).all()):
-        if nonzeros is None:
-            nonzeros = float(exact_sum(nonzero_mask(x).reshape(-1), 0))
-        if float(count_at(x, mx)) == nonzeros:
-            return InputInfo(BINARY if mx == 1 else SCALED, nonzeros, n)
-    if mx > 1 and mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
+    if bool(((xs == 0) | (xs == mx)).all()):
+        count = nonzeros()
+        if float(count_at(x, mx)) == count:
+            return InputInfo(SCALED, count, n)
+    if mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
         if mx > MULTISPIKE_MAX:
             return InputInfo(UNSUPPORTED, 0.0, n)
         return InputInfo(MULTISPIKE, float(exact_sum(x.reshape(-1), 0)), n)

@@ -19,6 +19,7 @@ A neuron output's kind and event grids are remembered (``ops_rules.ProbeState``)
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,16 @@ from spikingjelly.activation_based.neuron import BaseNode
 from torch.overrides import TorchFunctionMode
 
 from bench.metrics import kinds, ops_rules
-from bench.metrics.kinds import Grids, as_3d, classify, classify_on_host, exact_sum, grids, nonzero_mask
+from bench.metrics.kinds import (
+    Grids,
+    InputInfo,
+    as_3d,
+    classify,
+    classify_on_host,
+    exact_sum,
+    grids,
+    nonzero_mask,
+)
 from bench.metrics.ops_rules import COUNT_FIELDS, Counts, ProbeState
 
 DEFAULT_NEURON_TYPES: tuple[type[nn.Module], ...] = (BaseNode, neuron.DSRIFNode, neuron.DSRLIFNode)
@@ -77,8 +87,9 @@ def is_neuron(m: nn.Module, neuron_types: tuple[type[nn.Module], ...]) -> bool:
 
 
 class _CallWatcher(TorchFunctionMode):
-    """Sees every torch function called during the forward and hands the product-computing ones (see
-    ``ops_rules.FUNCTION_RULES``) made outside every counted module to the probe."""
+    """Sees the torch functions called outside every counted module and hands the ones computing products
+    (``ops_rules.FUNCTION_RULES``) to the probe. The probe steps it aside while a counted module (or the
+    probe's own code, in that module's hooks) runs, so ordinary layers pay nothing for it."""
 
     def __init__(self, probe: Probe):
         super().__init__()
@@ -89,7 +100,7 @@ class _CallWatcher(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         p = self.probe
-        if not (p._busy or p._depth) and func in ops_rules.FUNCTION_RULES:
+        if not p._depth and func in ops_rules.FUNCTION_RULES:
             p._function_call(func, args, kwargs, out)
         return out
 
@@ -116,30 +127,26 @@ class Probe:
         self.excluded: dict[str, str] = {}
         self.T = 0
         self.samples = 0
-        self._scope: list[str] = []  # modules whose forward is running, innermost last
-        self._depth = 0  # how many of them count their own compute (rules, neurons, listed modules)
-        self._busy = False  # True while the probe's own code runs (its tensor calls are not the model's)
+        self._depth = 0  # counted modules (rules, neurons, listed ones) whose forward is running
         self._watcher: _CallWatcher | None = None
+        self._paused = False  # the watcher is stepped aside while _depth > 0
         self._plan()
 
     # ----------------------------------------------------------------------------------------- setup
     def _plan(self) -> None:
         """Decide what each module gets: firing/neuron-update hook, op rule, or a listing."""
         self._hooked: list[tuple[nn.Module, str, str]] = []
-        self._modules: list[tuple[nn.Module, str, bool]] = []  # (module, name, counts its own compute)
         inside_neuron: list[str] = []
         for name, m in self.model.named_modules():
             name = name or type(m).__name__
             self.state.names[m] = name
             if any(name.startswith(p + ".") for p in inside_neuron):
-                self._modules.append((m, name, True))
                 continue
             role = self._role(m, name)
             if role == "neuron":
                 inside_neuron.append(name)
             if role is not None:
                 self._hooked.append((m, name, role))
-            self._modules.append((m, name, role is not None and name not in self.unverified))
 
     def _role(self, m: nn.Module, name: str) -> str | None:
         """``neuron``, ``rule`` or ``mark`` (a listed module), or None for containers and free modules."""
@@ -161,6 +168,8 @@ class Probe:
 
     @contextmanager
     def _hooks(self):
+        """Register the hooks; with ops, counted modules (all but the unverified ones) also mark their
+        forward as counted (after their own hook: the probe's code in it runs counted too)."""
         handles = []
         for m, name, role in self._hooked:
             if role == "neuron":
@@ -169,10 +178,9 @@ class Probe:
                 handles.append(m.register_forward_hook(self._rule_hook(name)))
             elif role == "mark" and self.ops:
                 handles.append(m.register_forward_hook(self._mark_hook(name)))
-        if self.ops:
-            for m, name, counted in self._modules:
-                handles.append(m.register_forward_pre_hook(self._enter_hook(name, counted)))
-                handles.append(m.register_forward_hook(self._exit_hook(counted), always_call=True))
+            if self.ops and name not in self.unverified:
+                handles.append(m.register_forward_pre_hook(self._enter_counted))
+                handles.append(m.register_forward_hook(self._exit_counted, always_call=True))
         try:
             yield
         finally:
@@ -180,19 +188,17 @@ class Probe:
                 h.remove()
 
     # ----------------------------------------------------------------------------------------- hooks
-    def _enter_hook(self, name: str, counted: bool):
-        def hook(m: nn.Module, args: tuple[Any, ...]) -> None:
-            self._scope.append(name)
-            self._depth += counted
+    def _enter_counted(self, m: nn.Module, args: tuple[Any, ...]) -> None:
+        if self._depth == 0 and self._watcher is not None and _top_function_mode() is self._watcher:
+            self._watcher.__exit__(None, None, None)
+            self._paused = True
+        self._depth += 1
 
-        return hook
-
-    def _exit_hook(self, counted: bool):
-        def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-            self._scope.pop()
-            self._depth -= counted
-
-        return hook
+    def _exit_counted(self, m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._paused:
+            self._watcher.__enter__()
+            self._paused = False
 
     def _mark_hook(self, name: str):
         def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
@@ -207,35 +213,34 @@ class Probe:
             nonlocal rule
             rule = rule or ops_rules.rule_for(m)
             self.called.add(name)
-            with self._own():
-                self._add_counts(name, type(m).__name__, rule(m, args, out, self.state))
+            self._add_counts(name, type(m).__name__, rule(m, args, out, self.state))
 
         return hook
-
-    @contextmanager
-    def _own(self):
-        """The probe's own tensor calls: not the model's compute (the call watcher steps aside)."""
-        busy, self._busy = self._busy, True
-        watcher = self._watcher if self._watcher is not None and _top_function_mode() is self._watcher else None
-        if watcher is not None:
-            watcher.__exit__(None, None, None)
-        try:
-            yield
-        finally:
-            if watcher is not None:
-                watcher.__enter__()
-            self._busy = busy
 
     def _function_call(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                        out: Any) -> None:
         """A product-computing torch function called outside every counted module: count it or list it."""
         label, rule = ops_rules.FUNCTION_RULES[func]
-        scope = self._scope[-1] if self._scope else type(self.model).__name__
+        scope = self._caller()
         if rule is None or not isinstance(out, torch.Tensor):
             self.uncounted_calls[(scope, label)] = None
             return
-        with self._own():
+        self._depth += 1  # the rule's own tensor calls are not the model's
+        try:
             self._add_counts(f"{scope}:{label}", f"{label} (torch function)", rule(args, kwargs, out, self.state))
+        finally:
+            self._depth -= 1
+
+    def _caller(self) -> str:
+        """Name of the innermost module of the model whose code is running (read from the call stack, only
+        for the rare torch-function calls outside counted modules)."""
+        frame = inspect.currentframe()
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, nn.Module) and owner in self.state.names:
+                return self.state.names[owner]
+            frame = frame.f_back
+        return type(self.model).__name__
 
     def _add_counts(self, name: str, type_name: str, counts: Counts) -> None:
         acc = self.layers.get(name)
@@ -247,11 +252,10 @@ class Probe:
         def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
             o = out[0] if isinstance(out, (tuple, list)) else out
             self.called.add(name)
-            with self._own():
-                if self.firing:
-                    self._firing_stats(name, m, o)
-                if self.ops:
-                    self._add_counts(name, type(m).__name__, Counts(neuron_updates=o.numel()))
+            if self.firing:
+                self._firing_stats(name, m, o)
+            if self.ops:
+                self._add_counts(name, type(m).__name__, Counts(neuron_updates=o.numel()))
 
         return hook
 
@@ -267,26 +271,42 @@ class Probe:
                              f"outputs [T={T}, ...] (step_mode='m')")
         k = 2 if self.ops and o.dim() == 5 else 0
         x3 = as_3d(o, 1, k)  # [T, rest, positions]
-        mask = nonzero_mask(x3)
-        steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
         if self.state.on_host:
-            nonzero = exact_sum(mask, 1)
-            info = classify_on_host(o, float(nonzero.sum()))
-            values = exact_sum(x3, 1) if info.multispike else (nonzero if info.code == kinds.BINARY else None)
-            g = Grids(nonzero, values)
+            info, g, active, saturated = self._firing_on_host(o, x3)
         else:
+            mask = nonzero_mask(x3)
+            steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
             g = grids(x3, mask)
             info = classify(o, (g.nonzero.sum(), g.values.sum()))
+            active, saturated = exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
         acc = self.neurons.get(name)
         if acc is None:
             acc = self.neurons[name] = NeuronAcc(type(m).__name__)
         acc.calls += 1
-        acc.elems_per_t += steps.shape[1]
+        acc.elems_per_t += x3.numel() // T
         acc.codes.append(info.code)
         acc.events_t.append(g.nonzero.sum(1))
-        acc.active.append(exact_sum(steps.amax(0), 0))
-        acc.saturated.append(exact_sum(steps.amin(0), 0))
+        acc.active.append(active)
+        acc.saturated.append(saturated)
         self.state.remember(o, info, g, k)
+
+    def _firing_on_host(self, o: torch.Tensor, x3: torch.Tensor) -> tuple[InputInfo, Grids, Any, Any]:
+        """The host path of :meth:`_firing_stats`. Binary outputs (the common case) need only per-neuron
+        min/max over the window and value sums per step and position; other kinds count nonzeros."""
+        T = x3.shape[0]
+        flat = x3.reshape(T, -1)
+        if flat.dtype == torch.bool:
+            flat = flat.view(torch.uint8)
+        lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPUs)
+        values = exact_sum(x3, 1)
+        mn, mx = torch.stack((lo.min(), hi.max())).double().tolist()
+        count = (lambda: float(values.sum())) if mx == 1 else None  # {0, 1}: the value sum counts the events
+        info = classify_on_host(o, [mn, mx], count, prescreen=False)
+        if info.code in (kinds.BINARY, kinds.ZERO):  # the values are the events; lo and hi are 0 or 1
+            return info, Grids(values, values), exact_sum(hi, 0), exact_sum(lo, 0)
+        mask = nonzero_mask(x3)
+        steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
+        return info, Grids(exact_sum(mask, 1), values), exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
 
     # ------------------------------------------------------------------------------------------- run
     def run(self, inputs: Iterable[torch.Tensor]) -> Probe:
@@ -308,11 +328,11 @@ class Probe:
                     self._forward(x)
         finally:
             self._watcher = None
+            self._paused = False
+            self._depth = 0
             for m in was_training:
                 m.training = True
             self.state.clear()
-            self._scope.clear()
-            self._depth = 0
         if self.strict and self.ops:
             missing = sorted(n for n in self.uncounted if n in self.called)
             missing += [f"{fn} called in {mod}" for mod, fn in self.uncounted_calls]

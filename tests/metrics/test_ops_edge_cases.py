@@ -118,6 +118,7 @@ def test_chunked_tests_equal_whole_tensor_tests(monkeypatch, spikes):
     tensors = [spikes(3, 50, p=0.3), 0.25 * spikes(3, 50), spikes(3, 50) + spikes(3, 50, seed=2), torch.rand(3, 50)]
     whole = [(classify(t).kind, float(classify(t).events)) for t in tensors]
     monkeypatch.setattr(kinds, "_CHUNK", 7)
+    monkeypatch.setattr(kinds, "_CHUNK_CPU", 7)
     assert [(classify(t).kind, float(classify(t).events)) for t in tensors] == whole
 
 

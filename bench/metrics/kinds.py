@@ -3,8 +3,9 @@
 Every statistic the decision needs is an exact integer count, an exact extreme or an exact flag, computed
 with tensor operations on the tensor's device. Two evaluations of the one decision:
 
-- :func:`classify` (device path, GPUs): every statistic is computed and the decision is a chain of
-  ``torch.where`` on 0-dim tensors. Nothing is read on the host: the kind is a 0-dim int64 tensor (an
+- :func:`classify` (device path, GPUs): every statistic is computed (:func:`stats`: one fused pass over
+  the tensor on CUDA, torch operations elsewhere) and the decision is a chain of ``torch.where`` on 0-dim
+  tensors. Nothing is read on the host: the kind is a 0-dim int64 tensor (an
   index into :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host
   once, after the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
 - :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
@@ -33,8 +34,11 @@ multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that boun
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import torch
 
@@ -54,7 +58,7 @@ class InputInfo:
     """A tensor's kind and event total (see the module docstring): 0-dim tensors on its device from
     :func:`classify`, plain numbers from :func:`classify_on_host`.
 
-    ``code``: index into :data:`KINDS` (or :data:`UNSUPPORTED`); ``events``: nonzeros (binary, scaled),
+    ``code``: index into :data:`KINDS` (or :data:`UNSUPPORTED`), integer-valued; ``events``: nonzeros (binary, scaled),
     value sum (multispike) or 0 (zero, analog), float64; ``numel``: the element count.
     """
 
@@ -92,7 +96,8 @@ class Grids:
     """Event sums of a tensor viewed as ``[A, R, P]`` (:func:`as_3d`), reduced over ``R``: float64, exact.
 
     ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values (None where not computed: the host
-    path computes only what the kind needs). A neuron output ``[T, B, C, H, W]`` uses ``A = T`` and
+    path computes only what the kind needs). With ``P = 1`` a backend may return more columns (partial
+    sums of one plane); only their sum is then read. A neuron output ``[T, B, C, H, W]`` uses ``A = T`` and
     ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv input ``A = 1`` and
     ``P`` its spatial positions; a linear input ``A = P = 1``.
     """
@@ -207,32 +212,90 @@ def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.T
     return torch.full((), value, dtype=dtype, device=like.device)
 
 
-def classify(x: torch.Tensor, totals: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputInfo:
-    """The :class:`InputInfo` of ``x`` (the decision in the module docstring), without a host read.
+@dataclass(frozen=True)
+class Stats:
+    """What the device decision needs about a tensor viewed as ``[A, R, P]``: 0-dim tensors, exact.
 
-    ``totals`` may pass precomputed ``(nonzeros, value sum)`` as float64 0-dim tensors (from :func:`grids`).
+    ``grids``: its :class:`Grids`; ``minimum``/``maximum`` (float64; a NaN sets ``nan``); ``two_level``:
+    every nonzero equals the maximum; ``integral``: every value is an integer (both meaningful for a
+    non-negative tensor, the only case the decision reads them); ``active``/``saturated`` (float64, for
+    a window): positions ``(r, p)`` with a nonzero at some / every ``a`` (a neuron output's silent and
+    saturated counts, ``A = T``). A fused backend may instead hand over ``decided``: the kind code and
+    events it computed with the same decision.
     """
-    n = x.numel()
-    if n == 0:
-        return InputInfo(_full(ZERO, x, torch.int64), _full(0.0, x, torch.float64), 0)
-    if totals is None:
-        g = grids(as_3d(x, 0, 0))
-        totals = (g.nonzero.reshape(()), g.values.reshape(()))
-    nonzeros, value_sum = totals
-    if x.dtype == torch.bool:
-        return InputInfo(_full(BINARY, x, torch.int64), nonzeros, n)
-    mn, mx = bounds(x)
-    at_max, integral = count_at(x, mx), all_integer(x)
+
+    grids: Grids
+    minimum: torch.Tensor | None = None
+    maximum: torch.Tensor | None = None
+    nan: torch.Tensor | None = None
+    two_level: torch.Tensor | None = None
+    integral: torch.Tensor | None = None
+    active: torch.Tensor | None = None
+    saturated: torch.Tensor | None = None
+    decided: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+STATS_BACKEND = "auto"  # "auto": the fused Triton kernel for CUDA tensors it supports, else "eager"
+
+
+def stats(x3: torch.Tensor, window: bool = False) -> Stats:
+    """:class:`Stats` of a ``[A, R, P]`` view: one fused pass (``bench.metrics.stats_triton``) on CUDA
+    for float16/bfloat16/float32, else torch operations (:func:`eager_stats`, the reference)."""
+    if STATS_BACKEND == "triton" or (STATS_BACKEND == "auto" and x3.is_cuda):
+        fused = _fused()
+        if fused is not None and fused.supports(x3):
+            return fused.stats(x3, window)
+    return eager_stats(x3, window)
+
+
+@lru_cache(maxsize=1)
+def _fused() -> Any:
+    """``bench.metrics.stats_triton``, or None (with a warning) where Triton cannot be imported."""
+    try:
+        from bench.metrics import stats_triton
+    except ImportError as e:  # e.g. a CUDA build of torch without Triton: correct, slower statistics
+        warnings.warn(f"Triton unavailable ({e}); op counting on CUDA uses several passes per tensor", stacklevel=3)
+        return None
+    return stats_triton
+
+
+def eager_stats(x3: torch.Tensor, window: bool = False) -> Stats:
+    """:class:`Stats` from torch operations (several passes); ``two_level`` as a count of ``x == max``."""
+    mask = nonzero_mask(x3)
+    g = grids(x3, mask)
+    mn, mx = bounds(x3.view(torch.uint8) if x3.dtype == torch.bool else x3)
+    two_level = count_at(x3, mx) == g.nonzero.sum()
+    active = saturated = None
+    if window:
+        steps = mask.view(x3.shape[0], -1)
+        active, saturated = exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
     mn, mx = mn.double(), mx.double()
-    analog = (mn < 0) | torch.isnan(mn) | ~torch.isfinite(mx)
-    two_level = at_max == nonzeros  # every nonzero equals the max
-    multi = (mx > 1) & (mx == torch.round(mx)) & integral
-    code = torch.where(two_level, torch.where(mx == 1, BINARY, SCALED),
+    return Stats(g, mn, mx, torch.isnan(mn) | torch.isnan(mx), two_level, all_integer(x3), active, saturated)
+
+
+def decide(s: Stats, numel: int, boolean: bool = False) -> InputInfo:
+    """The decision of the module docstring on device :class:`Stats`, by ``torch.where`` (no host read)."""
+    if boolean:
+        return InputInfo(_full(BINARY, s.grids.nonzero, torch.int64), s.grids.nonzero.sum(), numel)
+    if s.decided is not None:
+        return InputInfo(*s.decided, numel)
+    mn, mx = s.minimum, s.maximum
+    nonzeros, value_sum = s.grids.nonzero.sum(), s.grids.values.sum()
+    analog = (mn < 0) | s.nan | ~torch.isfinite(mx)
+    multi = (mx > 1) & (mx == torch.round(mx)) & s.integral
+    code = torch.where(s.two_level, torch.where(mx == 1, BINARY, SCALED),
                        torch.where(multi, torch.where(mx <= MULTISPIKE_MAX, MULTISPIKE, UNSUPPORTED), ANALOG))
     code = torch.where(analog, ANALOG, torch.where(mx == 0, ZERO, code))
     events = torch.where((code == BINARY) | (code == SCALED), nonzeros,
                          torch.where(code == MULTISPIKE, value_sum, 0.0))
-    return InputInfo(code, events, n)
+    return InputInfo(code, events, numel)
+
+
+def classify(x: torch.Tensor) -> InputInfo:
+    """The :class:`InputInfo` of ``x`` (the decision in the module docstring), without a host read."""
+    if x.numel() == 0:
+        return InputInfo(_full(ZERO, x, torch.int64), _full(0.0, x, torch.float64), 0)
+    return decide(stats(as_3d(x, 0, 0)), x.numel(), x.dtype == torch.bool)
 
 
 _SAMPLE_STEP = 61  # prime, so periodic layouts do not alias

@@ -39,9 +39,11 @@ from bench.metrics.kinds import (
     as_3d,
     classify,
     classify_on_host,
+    decide,
     exact_sum,
     grids,
     nonzero_mask,
+    stats,
 )
 from bench.models.common import MatMul
 
@@ -257,8 +259,8 @@ class ProbeState:
             info = entry.info
             g = g if g is not None else grids(as_3d(x, 0, trail))
         else:
-            g = grids(as_3d(x, 0, trail))
-            info = classify(x, (g.nonzero.sum(), g.values.sum()))
+            s = stats(as_3d(x, 0, trail))
+            info, g = decide(s, x.numel(), x.dtype == torch.bool), s.grids
             self.remember(x, info, g, trail)
         events = g.events(info)
         if trail == 0:

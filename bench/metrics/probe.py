@@ -36,11 +36,11 @@ from bench.metrics.kinds import (
     Grids,
     InputInfo,
     as_3d,
-    classify,
     classify_on_host,
+    decide,
     exact_sum,
-    grids,
     nonzero_mask,
+    stats,
 )
 from bench.metrics.ops_rules import COUNT_FIELDS, Counts, ProbeState
 
@@ -274,11 +274,8 @@ class Probe:
         if self.state.on_host:
             info, g, active, saturated = self._firing_on_host(o, x3)
         else:
-            mask = nonzero_mask(x3)
-            steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
-            g = grids(x3, mask)
-            info = classify(o, (g.nonzero.sum(), g.values.sum()))
-            active, saturated = exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
+            s = stats(x3, window=True)  # per (sample, neuron): an event at any step, at every step
+            info, g, active, saturated = decide(s, o.numel(), o.dtype == torch.bool), s.grids, s.active, s.saturated
         acc = self.neurons.get(name)
         if acc is None:
             acc = self.neurons[name] = NeuronAcc(type(m).__name__)

@@ -34,6 +34,7 @@ multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that boun
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -235,16 +236,23 @@ class Stats:
     decided: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-STATS_BACKEND = "auto"  # "auto": the fused Triton kernel for CUDA tensors it supports, else "eager"
+# "auto": the fused Triton kernels for the CUDA tensors they support, torch operations otherwise; "eager":
+# torch operations everywhere; "triton": the kernels wherever they run (tests use Triton's interpreter).
+STATS_BACKEND = os.environ.get("SNNBENCH_STATS_BACKEND", "auto")
+_fused_failure: list[str] = []  # set once the kernels failed to build here: torch operations from then on
 
 
 def stats(x3: torch.Tensor, window: bool = False) -> Stats:
     """:class:`Stats` of a ``[A, R, P]`` view: one fused pass (``bench.metrics.stats_triton``) on CUDA
     for float16/bfloat16/float32, else torch operations (:func:`eager_stats`, the reference)."""
-    if STATS_BACKEND == "triton" or (STATS_BACKEND == "auto" and x3.is_cuda):
+    if not _fused_failure and (STATS_BACKEND == "triton" or (STATS_BACKEND == "auto" and x3.is_cuda)):
         fused = _fused()
         if fused is not None and fused.supports(x3):
-            return fused.stats(x3, window)
+            try:
+                return fused.stats(x3, window)
+            except fused.KernelError as e:  # a kernel that cannot be built for this GPU: slower, still exact
+                _fused_failure.append(repr(e))
+                warnings.warn(f"fused counting kernels unavailable ({e!r}); using torch operations", stacklevel=2)
     return eager_stats(x3, window)
 
 

@@ -31,6 +31,7 @@ import triton.language as tl
 
 from bench.metrics.kinds import MULTISPIKE_MAX, Grids, Stats
 
+KernelError = triton.errors.TritonError  # compilation, PTX assembly, out of resources
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _SLOTS = 7  # per program, float32: min, max, smallest nonzero, NaN seen, non-integer seen, active, saturated
 _WIDE = 128  # positions per row when the caller needs no positions (P = 1): totals read in wide rows

@@ -108,3 +108,23 @@ def test_cuda_kernels_equal_eager_statistics(name):
         x3 = as_3d(x, lead, trail)
         assert_same(x3, window, lambda t, w: stats_triton.stats(t.cuda(), w))
     assert kinds.stats(as_3d(x.cuda(), 0, 0)).decided is not None  # the default for CUDA tensors
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_to_torch_operations(monkeypatch):
+    """Exact either way: a kernel failing to build for a GPU warns once, then torch operations count."""
+    stats_triton = pytest.importorskip("bench.metrics.stats_triton")
+    calls = []
+
+    def broken(x3, window=False):
+        calls.append(1)
+        raise stats_triton.KernelError("no kernel for this GPU")
+
+    monkeypatch.setattr(stats_triton, "stats", broken)
+    monkeypatch.setattr(kinds, "STATS_BACKEND", "triton")
+    monkeypatch.setattr(kinds, "_fused_failure", [])
+    x = cases()["multispike"]
+    with pytest.warns(UserWarning, match="fused counting kernels unavailable"):
+        first = kinds.classify(x)
+    second = kinds.classify(x)
+    assert calls == [1]  # not retried
+    assert first.kind == second.kind == "multispike" and float(first.events) == float(x.sum())

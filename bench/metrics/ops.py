@@ -6,9 +6,10 @@ steps of the forward pass divided by the number of samples.
 
 - ``macs``: multiply-accumulates on analog operands (dense, zeros included).
 - ``acs``: accumulates: event-driven synaptic accumulates (``sops``) plus avg-pooling additions.
-- ``sops``: synaptic operations: for each spike-input conv/linear/MatMul, ``sum(events(x) * reach)``,
-  exact (padding, stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled
-  inputs, the value for multispike inputs.
+- ``sops``: synaptic operations: for each spike-input conv/linear/MatMul (and product-computing torch
+  function called in a forward outside those modules), ``sum(events(x) * reach)``, exact (padding,
+  stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled inputs, the value for
+  multispike inputs.
 - ``dense_macs``: what a dense ANN of the same shapes computes (conv/linear/matmul, unfolded norms).
 - ``approx_sops``: the literature's ``firing rate x T x dense MACs per step`` beside the exact count.
 - ``neuron_updates``: one per neuron per step; ``cmps``: max-pool comparisons (not costed).
@@ -85,7 +86,8 @@ class OpsReport:
 
     @property
     def complete(self) -> bool:
-        """True when every called module with parameters or known compute had a counting rule."""
+        """True when every called module with parameters or known compute, and every product-computing torch
+        function called outside counted modules, had a counting rule."""
         return not self.uncounted
 
     @property

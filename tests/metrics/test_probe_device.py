@@ -140,6 +140,15 @@ def test_silent_layers_under_the_guard(name):
     assert "zero" in {lay.kind for lay in firing.layers}
 
 
+@pytest.mark.parametrize("name,kwargs", FAMILIES, ids=[f for f, _ in FAMILIES])
+def test_host_and_device_paths_give_the_same_reports(name, kwargs):
+    """The CPU's host-decided kinds and the GPU's device-decided kinds (run here on the CPU) agree bit for bit."""
+    model, x = tiny(name, **kwargs), family_input()
+    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
+    assert device[1].to_dict() == host[1].to_dict() and device[0].to_dict() == host[0].to_dict()
+    assert host[1].totals["acs"] > 0
+
+
 def recorded_neuron_outputs(model: nn.Module) -> tuple[dict[str, list[torch.Tensor]], list]:
     """Hooks that record every neuron output of ``model`` (per module, in call order)."""
     outs: dict[str, list[torch.Tensor]] = {}

@@ -5,9 +5,9 @@ with tensor operations on the tensor's device. Two evaluations of the one decisi
 
 - :func:`classify` (device path, GPUs): every statistic is computed (:func:`stats`: one fused pass over
   the tensor on CUDA, torch operations elsewhere) and the decision is a chain of ``torch.where`` on 0-dim
-  tensors. Nothing is read on the host: the kind is a 0-dim int64 tensor (an
-  index into :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host
-  once, after the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
+  tensors. Nothing is read on the host: the kind is an integer-valued 0-dim tensor (an index into
+  :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host once, after
+  the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
 - :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
   decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
   look at a strided 1/61 sample (a negative or a non-integer value other than 0 and the sample's max
@@ -19,8 +19,9 @@ The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS
 1. bool tensors are binary (events = nonzeros); empty tensors are zero.
 2. ``min < 0``, a NaN or an infinite max: analog.
 3. ``max == 0``: zero.
-4. every nonzero equals ``v = max`` (the count of ``x == v`` equals the count of nonzeros): binary when
-   ``v == 1``, scaled otherwise; events = nonzeros.
+4. every nonzero equals ``v = max`` (the count of ``x == v`` equals the count of nonzeros; the fused
+   kernels test "smallest nonzero == v", the same fact): binary when ``v == 1``, scaled otherwise;
+   events = nonzeros.
 5. ``v`` an integer above 1 and every value an integer (``frac(x) == 0``): multispike; events = value sum.
 6. anything else: analog (events 0).
 

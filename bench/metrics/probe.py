@@ -225,11 +225,8 @@ class Probe:
         if rule is None or not isinstance(out, torch.Tensor):
             self.uncounted_calls[(scope, label)] = None
             return
-        self._depth += 1  # the rule's own tensor calls are not the model's
-        try:
-            self._add_counts(f"{scope}:{label}", f"{label} (torch function)", rule(args, kwargs, out, self.state))
-        finally:
-            self._depth -= 1
+        # (inside the watcher's handler the watcher is off: the rule's own tensor calls are not seen)
+        self._add_counts(f"{scope}:{label}", f"{label} (torch function)", rule(args, kwargs, out, self.state))
 
     def _caller(self) -> str:
         """Name of the innermost module of the model whose code is running (read from the call stack, only

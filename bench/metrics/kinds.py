@@ -52,7 +52,7 @@ SPIKE_KINDS = frozenset(KINDS[:ANALOG])
 GROUP = 256  # float32 partial sums cover at most this many elements
 MULTISPIKE_MAX = 2 ** 24 // GROUP  # largest multispike value whose group sums stay exact in float32
 _CHUNK = 1 << 24  # elements per pass of the element-wise tests on GPUs (bounds their temporary memory)
-_CHUNK_CPU = 1 << 18  # ... on CPUs
+_CHUNK_CPU = 1 << 20  # ... on CPUs
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class InputInfo:
     code: torch.Tensor | int
     events: torch.Tensor | float
     numel: int
+    max_value: float | None = None  # the max, when decided on the host
 
     @property
     def on_host(self) -> bool:
@@ -125,9 +126,10 @@ def as_3d(x: torch.Tensor, lead: int, trail: int) -> torch.Tensor:
     return x.reshape(a, x.numel() // (a * p) if a * p else 0, p)
 
 
-def exact_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
+def exact_sum(x: torch.Tensor, dim: int, max_value: float | None = None) -> torch.Tensor:
     """Sum along ``dim`` in float64, exact for integer values up to :data:`MULTISPIKE_MAX` (any count):
-    float32 sums over groups of :data:`GROUP` elements (no float64 copy of ``x``), then float64."""
+    float32 sums over groups of :data:`GROUP` elements (no float64 copy of ``x``), then float64. A known
+    ``max_value`` (host path) allows one float32 sum whenever every partial sum stays below 2^24."""
     if x.dtype == torch.float64:
         return x.sum(dim)
     if x.dtype == torch.bool:
@@ -135,7 +137,7 @@ def exact_sum(x: torch.Tensor, dim: int) -> torch.Tensor:
     if not (x.is_floating_point() or x.dtype == torch.uint8):
         return x.sum(dim).double()  # integers: exact int64 sums
     n = x.shape[dim]
-    if n <= GROUP:
+    if n <= GROUP or (max_value is not None and n * max_value <= 2 ** 24):
         return x.sum(dim, dtype=torch.float32).double()
     dim = dim % x.dim()
     q = n // GROUP
@@ -343,7 +345,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
         return InputInfo(ZERO, 0.0, 0)
     if nonzeros is None:
         def nonzeros() -> float:
-            return float(exact_sum(nonzero_mask(x).reshape(-1), 0))
+            return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
     if x.dtype == torch.bool:
         return InputInfo(BINARY, nonzeros(), n)
     if prescreen and n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
@@ -352,16 +354,16 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
         return InputInfo(ANALOG, 0.0, n)
     if mx == 0:
-        return InputInfo(ZERO, 0.0, n)
+        return InputInfo(ZERO, 0.0, n, mx)
     if mx == 1:
-        return InputInfo(BINARY, nonzeros(), n) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n)
+        return InputInfo(BINARY, nonzeros(), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
     xs = _sample(x) if x.dim() else x
     if bool(((xs == 0) | (xs == mx)).all()):
         count = nonzeros()
         if float(count_at(x, mx)) == count:
-            return InputInfo(SCALED, count, n)
+            return InputInfo(SCALED, count, n, mx)
     if mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
         if mx > MULTISPIKE_MAX:
-            return InputInfo(UNSUPPORTED, 0.0, n)
-        return InputInfo(MULTISPIKE, float(exact_sum(x.reshape(-1), 0)), n)
-    return InputInfo(ANALOG, 0.0, n)
+            return InputInfo(UNSUPPORTED, 0.0, n, mx)
+        return InputInfo(MULTISPIKE, float(exact_sum(x.reshape(-1), 0, mx)), n, mx)
+    return InputInfo(ANALOG, 0.0, n, mx)

@@ -145,12 +145,12 @@ class Counts:
     note: str = ""
 
 
-def _dense(x: torch.Tensor) -> bool:
-    """True when ``x`` covers a gap-free block of memory (any dim order): views of it with the same start
-    and element count cover the same elements."""
+def _dense(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """True when a layout covers a gap-free block of memory (any dim order): views with the same start and
+    element count that are both gap-free cover the same elements."""
     expected = 1
-    for stride, size in sorted((st, sz) for st, sz in zip(x.stride(), x.shape, strict=True) if sz != 1):
-        if stride != expected:
+    for st, size in sorted((st, sz) for st, sz in zip(stride, shape, strict=True) if sz != 1):
+        if st != expected:
             return False
         expected *= size
     return True
@@ -163,22 +163,23 @@ class _Span:
     ref: weakref.ref
     ptr: int
     numel: int
-    layout: tuple[tuple[int, ...], tuple[int, ...]]
-    dense: bool
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
     version: int
 
     @classmethod
     def of(cls, x: torch.Tensor) -> _Span:
         base = x if x._base is None else x._base  # a view dies with its call; its base lives on
-        return cls(weakref.ref(base), x.data_ptr(), x.numel(), (tuple(x.shape), x.stride()), _dense(x),
-                   x._version)
+        return cls(weakref.ref(base), x.data_ptr(), x.numel(), tuple(x.shape), x.stride(), x._version)
 
     def covers(self, x: torch.Tensor) -> bool:
         """True when ``x`` holds the same elements, unmodified since: same start, count and layout (or both
         gap-free blocks), the memory still owned, the version counter unchanged."""
         if self.ref() is None or x.data_ptr() != self.ptr or x.numel() != self.numel or x._version != self.version:
             return False
-        return (tuple(x.shape), x.stride()) == self.layout or (self.dense and _dense(x))
+        if tuple(x.shape) == self.shape and x.stride() == self.stride:
+            return True
+        return _dense(self.shape, self.stride) and _dense(tuple(x.shape), x.stride())
 
 
 def _trailing_layout(x: torch.Tensor, trail: int) -> tuple[Any, ...] | None:
@@ -254,7 +255,8 @@ class ProbeState:
                 return info, None
             if g is None or g.events(info) is None:
                 x3 = as_3d(x, 0, trail)
-                g = Grids(None, exact_sum(x3, 1)) if info.multispike else Grids(exact_sum(nonzero_mask(x3), 1), None)
+                g = (Grids(None, exact_sum(x3, 1, info.max_value)) if info.multispike
+                     else Grids(exact_sum(nonzero_mask(x3), 1, 1.0), None))
         elif entry is not None:
             info = entry.info
             g = g if g is not None else grids(as_3d(x, 0, trail))

@@ -292,15 +292,16 @@ class Probe:
         if flat.dtype == torch.bool:
             flat = flat.view(torch.uint8)
         lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPUs)
-        values = exact_sum(x3, 1)
         mn, mx = torch.stack((lo.min(), hi.max())).double().tolist()
+        values = exact_sum(x3, 1, mx)
         count = (lambda: float(values.sum())) if mx == 1 else None  # {0, 1}: the value sum counts the events
         info = classify_on_host(o, [mn, mx], count, prescreen=False)
         if info.code in (kinds.BINARY, kinds.ZERO):  # the values are the events; lo and hi are 0 or 1
-            return info, Grids(values, values), exact_sum(hi, 0), exact_sum(lo, 0)
+            return info, Grids(values, values), exact_sum(hi, 0, 1.0), exact_sum(lo, 0, 1.0)
         mask = nonzero_mask(x3)
         steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
-        return info, Grids(exact_sum(mask, 1), values), exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
+        return info, Grids(exact_sum(mask, 1, 1.0), values), exact_sum(steps.amax(0), 0, 1.0), \
+            exact_sum(steps.amin(0), 0, 1.0)
 
     # ------------------------------------------------------------------------------------------- run
     def run(self, inputs: Iterable[torch.Tensor]) -> Probe:

@@ -41,7 +41,6 @@ from bench.metrics.kinds import (
     classify_on_host,
     decide,
     exact_sum,
-    grids,
     nonzero_mask,
     stats,
 )
@@ -259,7 +258,7 @@ class ProbeState:
                      else Grids(exact_sum(nonzero_mask(x3), 1, 1.0), None))
         elif entry is not None:
             info = entry.info
-            g = g if g is not None else grids(as_3d(x, 0, trail))
+            g = g if g is not None else stats(as_3d(x, 0, trail)).grids  # same kind, other positions
         else:
             s = stats(as_3d(x, 0, trail))
             info, g = decide(s, x.numel(), x.dtype == torch.bool), s.grids

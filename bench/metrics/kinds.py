@@ -208,6 +208,8 @@ def all_integer(x: torch.Tensor) -> torch.Tensor:
     (Called only where ``min(x) >= 0``, or where a negative value makes the tensor analog anyway.)"""
     if not x.is_floating_point():
         return torch.ones((), dtype=torch.bool, device=x.device)
+    if x.numel() <= _chunk_size(x):
+        return torch.frac(x).amax() == 0
     fracs = [torch.frac(part, out=scratch).amax() for part, scratch in _scratch_passes(x, x.dtype)]
     return _combine(fracs, torch.amax) == 0
 
@@ -310,7 +312,7 @@ def classify(x: torch.Tensor) -> InputInfo:
 
 
 _SAMPLE_STEP = 61  # prime, so periodic layouts do not alias
-_PRESCREEN_MIN = 4 * _SAMPLE_STEP
+_PRESCREEN_MIN = 1 << 21  # below this a full min/max pass costs less than the sample's few small operations
 
 
 def _sample(x: torch.Tensor) -> torch.Tensor:
@@ -321,24 +323,25 @@ def _sample(x: torch.Tensor) -> torch.Tensor:
 
 def _analog_witness(xs: torch.Tensor) -> bool:
     """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
-    other than 0 and the sample's max (a two-level tensor has only 0 and its max; a multispike one only
+    other than the sample's max (a two-level tensor has only 0 and its max; a multispike one only
     integers). Reads one flag on the host."""
-    odd = (xs != 0) & (xs != xs.amax()) & (torch.frac(xs) != 0)
-    return bool(((xs < 0) | odd).any())
+    return bool(((xs < 0) | ((torch.frac(xs) != 0) & (xs != xs.amax()))).any())
 
 
 def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
-                     nonzeros: Callable[[], float] | None = None, prescreen: bool = True) -> InputInfo:
+                     nonzeros: Callable[[], float] | None = None, values: Callable[[float], float] | None = None,
+                     prescreen: bool = True) -> InputInfo:
     """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
 
     Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
-    costs no device round-trip. ``minmax`` may pass the bounds, ``nonzeros`` a function giving the exact
-    count of nonzeros; ``prescreen=False`` skips the sample's analog witness (for tensors that are
-    usually spikes, e.g. neuron outputs).
+    costs no device round-trip. ``minmax`` may pass the bounds; ``nonzeros()`` and ``values(max)``
+    functions giving the exact count of nonzeros and the exact value sum (so a caller that needs the
+    grids anyway computes each once); ``prescreen=False`` skips the sample's analog witness (for tensors that are
+    usually spikes, e.g. neuron outputs; it only pays off on large tensors anyway).
 
     With ``max == 1`` (and ``min >= 0``) the two-level test is ``frac(x) == 0`` everywhere: values in
     [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
-    the count of nonzeros (the device path's test), so both paths agree.
+    the count of nonzeros (the device path's test), so both paths agree; the value sum then counts them.
     """
     n = x.numel()
     if n == 0:
@@ -352,11 +355,14 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
         return InputInfo(ANALOG, 0.0, n)
     mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
-        return InputInfo(ANALOG, 0.0, n)
+        return InputInfo(ANALOG, 0.0, n, mx)
     if mx == 0:
         return InputInfo(ZERO, 0.0, n, mx)
+    if values is None:
+        def values(bound: float) -> float:
+            return float(exact_sum(x.reshape(-1), 0, bound))
     if mx == 1:
-        return InputInfo(BINARY, nonzeros(), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
+        return InputInfo(BINARY, values(mx), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
     xs = _sample(x) if x.dim() else x
     if bool(((xs == 0) | (xs == mx)).all()):
         count = nonzeros()
@@ -365,5 +371,5 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     if mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
         if mx > MULTISPIKE_MAX:
             return InputInfo(UNSUPPORTED, 0.0, n, mx)
-        return InputInfo(MULTISPIKE, float(exact_sum(x.reshape(-1), 0, mx)), n, mx)
+        return InputInfo(MULTISPIKE, values(mx), n, mx)
     return InputInfo(ANALOG, 0.0, n, mx)

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.metrics.kinds import (
+    BINARY,
     SPIKE_KINDS,
     Grids,
     InputInfo,
@@ -247,15 +248,34 @@ class ProbeState:
         entry = self._entry(x)
         g = self._cached_grids(entry, x, trail)
         if self.on_host:
-            info = entry.info if entry is not None else classify_on_host(x)
+            x3 = as_3d(x, 0, trail)
+            made: dict[str, torch.Tensor] = {}  # grids made once, if the decision or the events need them
+
+            def nonzero_grid() -> torch.Tensor:
+                if "nonzero" not in made:
+                    made["nonzero"] = exact_sum(nonzero_mask(x3), 1, 1.0)
+                return made["nonzero"]
+
+            def value_grid(mx: float) -> torch.Tensor:
+                if "values" not in made:
+                    made["values"] = exact_sum(x3, 1, mx)
+                return made["values"]
+
             if entry is None:
+                info = classify_on_host(x, nonzeros=lambda: float(nonzero_grid().sum()),
+                                        values=lambda mx: float(value_grid(mx).sum()))
                 self.remember(x, info)
+            else:
+                info = entry.info
             if not info.spikes:
                 return info, None
             if g is None or g.events(info) is None:
-                x3 = as_3d(x, 0, trail)
-                g = (Grids(None, exact_sum(x3, 1, info.max_value)) if info.multispike
-                     else Grids(exact_sum(nonzero_mask(x3), 1, 1.0), None))
+                if info.multispike:
+                    g = Grids(None, value_grid(info.max_value))
+                elif info.code == BINARY:  # the values count the events
+                    g = Grids(value_grid(1.0), None)
+                else:
+                    g = Grids(nonzero_grid(), None)
         elif entry is not None:
             info = entry.info
             g = g if g is not None else stats(as_3d(x, 0, trail)).grids  # same kind, other positions

@@ -292,10 +292,9 @@ class Probe:
         if flat.dtype == torch.bool:
             flat = flat.view(torch.uint8)
         lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPUs)
-        mn, mx = torch.stack((lo.min(), hi.max())).double().tolist()
+        mn, mx = float(lo.min()), float(hi.max())  # (host reads: this is the CPU path)
         values = exact_sum(x3, 1, mx)
-        count = (lambda: float(values.sum())) if mx == 1 else None  # {0, 1}: the value sum counts the events
-        info = classify_on_host(o, [mn, mx], count, prescreen=False)
+        info = classify_on_host(o, [mn, mx], values=lambda _: float(values.sum()), prescreen=False)
         if info.code in (kinds.BINARY, kinds.ZERO):  # the values are the events; lo and hi are 0 or 1
             return info, Grids(values, values), exact_sum(hi, 0, 1.0), exact_sum(lo, 0, 1.0)
         mask = nonzero_mask(x3)

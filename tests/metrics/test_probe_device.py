@@ -238,7 +238,7 @@ def test_no_cuda_sync_during_the_forward():
     assert probe.finish().layers
 
 
-def test_finish_groups_the_transfer_by_device(monkeypatch):
+def test_finish_groups_the_transfer_by_device():
     """Values are gathered per device and moved in one copy each; host numbers pass through untouched."""
     transfer = probe_module._Transfer()
     a = transfer.add(torch.tensor([1.0, 2.0]))

@@ -114,6 +114,23 @@ def test_nearly_binary_tensors_are_analog():
     assert classify(torch.tensor([0.0, -0.0, 1.0])).kind == "binary"  # a negative zero is a zero
 
 
+def test_host_and_device_decisions_agree_on_large_tensors():
+    """Above 2^21 elements the host path first looks for an analog witness in a 1/61 sample; its verdicts
+    (and every shortcut after it) must be the device decision's, witness or not."""
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(4, 8, 256, 257, generator=gen) < 0.3).float()
+    assert spikes.numel() >= kinds._PRESCREEN_MIN
+    hidden = spikes.clone().flatten()
+    hidden[1] = 0.5  # not on the sample's stride: no witness, the exact tests must catch it
+    tensors = {"binary": spikes, "scaled": 0.25 * spikes, "multispike": spikes + spikes.flip(0),
+               "softmax": torch.softmax(torch.randn(4, 8, 256, 257, generator=gen), -1), "hidden": hidden}
+    for name, x in tensors.items():
+        host, device = kinds.classify_on_host(x), kinds.classify(x)
+        assert host.kind == device.kind and host.events == float(device.events), name
+    assert [kinds.classify_on_host(x).kind for x in tensors.values()] == \
+        ["binary", "scaled", "multispike", "analog", "analog"]
+
+
 def test_chunked_tests_equal_whole_tensor_tests(monkeypatch, spikes):
     tensors = [spikes(3, 50, p=0.3), 0.25 * spikes(3, 50), spikes(3, 50) + spikes(3, 50, seed=2), torch.rand(3, 50)]
     whole = [(classify(t).kind, float(classify(t).events)) for t in tensors]

@@ -1,25 +1,33 @@
-"""Cost of collecting firing rates + exact ACs + MACs in one pass, against the plain forward (CPU).
+"""Cost of collecting firing rates + exact ACs + MACs in one pass, against the plain forward, on every device.
 
-Models: SEW-ResNet-18 and Spikeformer (``spikeformer_dvs_cifar10`` with 3 input channels), CIFAR input size
-(32 x 32), T = 4, BN calibrated on random inputs first so the neurons fire (a silent net would make the
-counting look cheaper than it is). Same input, same thread count for both sides.
+- CPU (always): SEW-ResNet-18 and Spikeformer (``spikeformer_dvs_cifar10`` with 3 input channels), CIFAR
+  input size (32 x 32), T = 4, batch ``--batch`` (8), width ``--width`` (1.0), ``--threads`` (2).
+- CUDA (when available): SEW-ResNet-18 and Spikeformer in their ImageNet configurations
+  (``spikeformer_imagenet``), 224 x 224, T = 4, batch ``--gpu-batch`` (32), width 1.0.
+
+BN is calibrated on random inputs first so the neurons fire (a silent net would make the counting look
+cheaper than it is). Same input, same threads for both sides.
 
 - Time: rounds alternate plain / probe / probe / plain (ABBA) so drift on a shared machine hits both alike;
-  each side's figure is the median wall time per forward over the rounds. The plain forward is
-  ``reset_net`` + ``model(x)`` under ``torch.inference_mode()`` in eval mode; the probe side is a whole
-  ``bench.metrics.ops.profile`` call (fresh hooks, its own eval/reset/no_grad handling, the one host sync
-  and both reports). Process CPU time is printed beside it.
-- Memory: the peak of live CPU tensor memory above the level before the call, from the torch profiler's
-  allocation records (``profile_memory=True``): each op's self-allocated bytes at its start, every free
-  at its time, cumulated in time order. Transient buffers freed inside a single op are not seen
-  (both sides alike). tracemalloc would not see torch's allocations; RSS would include allocator caching.
+  each side's figure is the median wall time per forward over the rounds (on CUDA: synchronised before
+  and after each call, timed with CUDA events). The plain forward is ``reset_net`` + ``model(x)`` under
+  ``torch.inference_mode()`` in eval mode; the probe side is a whole ``bench.metrics.ops.profile`` call
+  (fresh hooks, its own eval/reset/no_grad handling, the one host transfer and both reports). Process CPU
+  time is printed beside it on the CPU.
+- Memory: CPU: the peak of live CPU tensor memory above the level before the call, from the torch
+  profiler's allocation records (``profile_memory=True``): each op's self-allocated bytes at its start,
+  every free at its time, cumulated in time order (transient buffers freed inside a single op are not
+  seen, both sides alike; tracemalloc would not see torch's allocations, RSS would include allocator
+  caching). CUDA: ``torch.cuda.max_memory_allocated`` above the allocation before the call.
 
     python benchmarks/metrics_overhead.py [--threads 2] [--batch 8] [--width 1.0] [--rounds 6]
+                                          [--devices cpu cuda] [--gpu-batch 32] [--gpu-rounds 5]
 
-The target applies to the models themselves (width 1.0). Narrower variants cost less per layer while
+The CPU target applies to the models themselves (width 1.0). Narrower variants cost less per layer while
 the counting keeps a fixed per-layer part, so their ratio is higher (width 0.5: about 1.25x on 2 threads).
 
-Exit status 1 when the time ratio exceeds ``--time-limit`` (1.15) or the memory ratio ``--mem-limit`` (1.10).
+Exit status 1 when a time ratio exceeds ``--time-limit`` (CPU, 1.15) or ``--gpu-time-limit`` (CUDA, 1.15),
+or a memory ratio exceeds ``--mem-limit`` (1.10).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -39,14 +48,24 @@ from bench.metrics.firing import calibrate_bn
 from bench.metrics.ops import profile as profile_one_pass
 from bench.models import create_model
 
-T, SIZE = 4, 32
-MODELS = {
-    "sew_resnet18": {},
-    "spikeformer_dvs_cifar10": {"T": T, "in_channels": 3},
-}
+T = 4
 
 
-def peak_bytes(fn: Callable[[], object]) -> int:
+@dataclass(frozen=True)
+class Setting:
+    """One device's benchmark: models (name -> extra factory kwargs), input size, preset, batch, width."""
+
+    device: str
+    models: dict[str, dict]
+    size: int
+    input_size: str
+    batch: int
+    width: float
+    rounds: int
+    time_limit: float
+
+
+def cpu_peak_bytes(fn: Callable[[], object]) -> int:
     """Peak live CPU tensor bytes allocated by ``fn`` above the level before it (see the module docstring)."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
@@ -64,13 +83,33 @@ def peak_bytes(fn: Callable[[], object]) -> int:
     return peak
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, float]:
+def cuda_peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak CUDA memory allocated by ``fn`` above the allocation before it."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def timed(fn: Callable[[], object], device: str) -> tuple[float, float]:
+    """Wall seconds (CUDA events on a GPU) and process CPU seconds of one call."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        cpu = time.process_time()
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1e3, time.process_time() - cpu
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(name: str, model: nn.Module, x: torch.Tensor, rounds: int) -> dict[str, float]:
+def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict[str, float]:
     def plain() -> None:
         functional.reset_net(model)
         with torch.inference_mode():
@@ -79,27 +118,57 @@ def measure(name: str, model: nn.Module, x: torch.Tensor, rounds: int) -> dict[s
     def probed() -> None:
         profile_one_pass(model, x)  # a fresh probe per call, reports included: what a user pays
 
-    for _ in range(2):  # warm-up
+    for _ in range(2):  # warm-up (kernels, caches, reach maps)
         plain()
         probed()
     walls: dict[str, list[float]] = {"plain": [], "probe": []}
     cpus: dict[str, list[float]] = {"plain": [], "probe": []}
     for _ in range(rounds):
         for side, fn in (("plain", plain), ("probe", probed), ("probe", probed), ("plain", plain)):
-            w, c = timed(fn)
+            w, c = timed(fn, device)
             walls[side].append(w)
             cpus[side].append(c)
     med = {k: statistics.median(v) for k, v in walls.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    peak = cuda_peak_bytes if device == "cuda" else cpu_peak_bytes
     mem = {}
     for side, fn in (("plain", plain), ("probe", probed)):
         functional.reset_net(model)  # free the previous call's neuron states before the window opens
-        mem[side] = peak_bytes(fn)
+        mem[side] = peak(fn)
     return {
         "plain_ms": med["plain"] * 1e3, "probe_ms": med["probe"] * 1e3, "time_ratio": med["probe"] / med["plain"],
         "cpu_ratio": cpu["probe"] / cpu["plain"], "plain_peak_mib": mem["plain"] / 2**20,
         "probe_peak_mib": mem["probe"] / 2**20, "mem_ratio": mem["probe"] / mem["plain"],
     }
+
+
+def run(setting: Setting, mem_limit: float, names: list[str] | None) -> bool:
+    """Measure every model of ``setting``; print one line each; True when all are within the limits."""
+    print(f"{setting.device}: T={T}, {setting.size}x{setting.size}, batch {setting.batch}, width {setting.width}, "
+          f"{setting.rounds} ABBA rounds" + (f", {torch.get_num_threads()} threads" if setting.device == "cpu" else
+                                             f", {torch.cuda.get_device_name()}"))
+    ok_all = True
+    for name, extra in setting.models.items():
+        if names and name not in names:
+            continue
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=1000 if setting.input_size == "imagenet" else 10,
+                             input_size=setting.input_size, width=setting.width, **extra).to(setting.device)
+        shape = (T, setting.batch, 3, setting.size, setting.size)
+        calibrate_bn(model, [torch.rand(shape, device=setting.device) for _ in range(2)])
+        model.eval()
+        x = torch.rand(shape, device=setting.device)
+        r = measure(model, x, setting.rounds, setting.device)
+        ok = r["time_ratio"] <= setting.time_limit and r["mem_ratio"] <= mem_limit
+        ok_all &= ok
+        cpu = f" (cpu x{r['cpu_ratio']:.3f})" if setting.device == "cpu" else ""
+        print(f"  {name:26s} plain {r['plain_ms']:8.1f} ms  probe {r['probe_ms']:8.1f} ms  "
+              f"time x{r['time_ratio']:.3f}{cpu}  peak {r['plain_peak_mib']:.1f} -> {r['probe_peak_mib']:.1f} MiB "
+              f"x{r['mem_ratio']:.3f}  {'ok' if ok else 'OVER LIMIT'}")
+        del model, x
+        if setting.device == "cuda":
+            torch.cuda.empty_cache()
+    return ok_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,27 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=None, help="restrict to these model names")
+    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"])
+    parser.add_argument("--gpu-batch", type=int, default=32)
+    parser.add_argument("--gpu-rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=1.15)
+    parser.add_argument("--gpu-time-limit", type=float, default=1.15)
     parser.add_argument("--mem-limit", type=float, default=1.10)
     args, _ = parser.parse_known_args(argv)  # nox passes the same extra arguments to every benchmark
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"metrics overhead: T={T}, {SIZE}x{SIZE}, batch {args.batch}, width {args.width}, "
-          f"{args.threads} threads, {args.rounds} ABBA rounds")
-    failed = False
-    for name in args.models:
-        model = create_model(name, num_classes=10, input_size="cifar", width=args.width, **MODELS.get(name, {}))
-        calibrate_bn(model, [torch.rand(T, args.batch, 3, SIZE, SIZE) for _ in range(2)])
-        model.eval()
-        x = torch.rand(T, args.batch, 3, SIZE, SIZE)
-        r = measure(name, model, x, args.rounds)
-        ok = r["time_ratio"] <= args.time_limit and r["mem_ratio"] <= args.mem_limit
-        failed |= not ok
-        print(f"  {name:26s} plain {r['plain_ms']:8.1f} ms  probe {r['probe_ms']:8.1f} ms  "
-              f"time x{r['time_ratio']:.3f} (cpu x{r['cpu_ratio']:.3f})  peak {r['plain_peak_mib']:.1f} -> "
-              f"{r['probe_peak_mib']:.1f} MiB x{r['mem_ratio']:.3f}  {'ok' if ok else 'OVER LIMIT'}")
-    return 1 if failed else 0
+    settings = []
+    if "cpu" in args.devices:
+        settings.append(Setting("cpu", {"sew_resnet18": {}, "spikeformer_dvs_cifar10": {"T": T, "in_channels": 3}},
+                                32, "cifar", args.batch, args.width, args.rounds, args.time_limit))
+    if "cuda" in args.devices:
+        if torch.cuda.is_available():
+            settings.append(Setting("cuda", {"sew_resnet18": {}, "spikeformer_imagenet": {"T": T}}, 224, "imagenet",
+                                    args.gpu_batch, 1.0, args.gpu_rounds, args.gpu_time_limit))
+        else:
+            print("cuda: not available, skipped")
+    ok = True
+    for setting in settings:
+        ok &= run(setting, args.mem_limit, args.models)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ from typing import Any
 
 OPS_CONVENTION_ID = "snnbench-ops-v1"
 
-# Input kinds, decided per call from the tensor itself (see ops_rules.classify).
+# Input kinds, decided per call from the tensor itself (see bench.metrics.kinds).
 INPUT_KINDS: dict[str, str] = {
     "binary": "values in {0, 1} (or a bool tensor): spikes.",
     "scaled": "values in {0, v} with a single nonzero magnitude v > 0 (e.g. DSR nodes' {0, v_th}): spikes "
               "whose amplitude is folded into the weights; each nonzero is one event.",
     "multispike": "non-negative integers with a maximum above 1 (e.g. SEW ADD sums of spike trains): an "
-                  "input of value n is n events.",
+                  "input of value n is n events. Values above 65536 cannot be summed exactly on the device path "
+                  "and are reported as an error.",
     "zero": "all zeros: spikes with no events (0 ACs, 0 MACs).",
     "analog": "anything else (negative, fractional, or several magnitudes): real-valued operands, counted "
               "as dense MACs, zeros included.",
@@ -29,18 +30,23 @@ INPUT_KINDS: dict[str, str] = {
 OPS_RULES: tuple[tuple[str, str], ...] = (
     ("Unit", "All counts are per sample: the total over all T time steps of the forward pass, divided by the "
              "number of samples (batch size x batches). A row aggregates every call of its module."),
-    ("Input kind", "Decided per call from the tensor (see input kinds): min/max (any negative value: analog); "
-                   "a 1/61 strided sample looks for a witness against {0, v} and integrality (cheap rejection); "
-                   "then exactly: {0, v} iff sum(y) == sum(y^2) for y = x / v (exact for spikes, float32 "
-                   "partials of integers; a tensor within float32 rounding of {0, v} in aggregate also passes, "
-                   "its value-weighted counts then differ from event counts by less than that rounding); "
-                   "multispike iff v is an integer and frac(x) == 0 everywhere. Neuron outputs are classified "
-                   "once and reused by the layers reading them (views included)."),
+    ("Input kind", "Decided per call from the tensor, exactly (see input kinds): a negative value, NaN or "
+                   "infinity: analog; all zeros: zero; every nonzero equal to the max v (the count of x == v "
+                   "equals the count of nonzeros): binary (v = 1) or scaled; else v an integer above 1 and every "
+                   "value an integer: multispike; else analog. Counts are integers in any dtype (float16 and "
+                   "bfloat16 inputs are summed in float32 groups, then float64). On GPUs the statistics stay on "
+                   "the device (one fused pass per tensor) and kinds are read once after the forward; on CPUs the "
+                   "same decision is taken on the host with exact shortcuts (a 1/61 strided sample holding a "
+                   "negative value, or a non-integer other than 0 and its max, proves a tensor analog). Neuron "
+                   "outputs are classified once and reused by the layers reading them: a view is matched when it "
+                   "covers the same elements (same start and count, same layout or both gap-free) and has not "
+                   "been modified in place since (version counter)."),
     ("Conv / Linear, spike input", "ACs = sum over input elements of events(x) x reach, EXACTLY: reach[c, h, w] "
      "= number of (output position, output channel) pairs the element reaches, padding (zeros, reflect, "
      "replicate, circular), stride, dilation and groups respected. events(x) = 1 per nonzero for binary and "
      "scaled inputs, the value for multispike inputs. Linear: reach = out_features. Zero-padding taps cost "
-     "nothing. Equals spikingjelly 2.0 SynOpCounter on binary inputs."),
+     "nothing. Equals spikingjelly 2.0 SynOpCounter on binary inputs. torch.conv1d/2d/3d and F.linear called "
+     "in a forward outside counted modules are counted by the same rules (F.linear(x, w) as x @ w.T)."),
     ("Conv / Linear, analog input", "MACs = dense MACs of that call (zeros included)."),
     ("Dense MACs", "ANN-equivalent: every MAC a dense ANN of the same shapes does = output elements x "
                    "(in_channels / groups) x kernel size (conv), output elements x in_features (linear), "
@@ -49,12 +55,15 @@ OPS_RULES: tuple[tuple[str, str], ...] = (
              "spike operand). ACs additionally include avg-pooling additions; SOPs do not."),
     ("Bias", "Bias adds are not counted (neither ACs nor MACs nor dense MACs): one add per output element, "
              "negligible against the fan-in, and the same for a folded BN's shift."),
-    ("BatchNorm", "fold_bn=True (default): a BN whose input is the live output of a conv/linear is folded into "
-                  "it (0 ops, row noted 'folded into <layer>'). Other BNs (after adds, pre-activation, or "
-                  "fold_bn=False): 1 MAC per element (y = a x + b with precomputed a, b), also in dense MACs."),
+    ("BatchNorm", "fold_bn=True (default): a BN whose input is the live, unmodified output of a conv/linear "
+                  "is folded into it (0 ops, row noted 'folded into <layer>'). Other BNs (after adds, in place "
+                  "as in y = conv(x); y += x, pre-activation, or fold_bn=False): 1 MAC per element "
+                  "(y = a x + b with precomputed a, b), also in dense MACs."),
     ("LayerNorm / GroupNorm", "Not foldable: 3 MACs per element with affine, 2 without (statistics, "
                               "normalisation, affine); also in dense MACs. fvcore uses a rough 5 per element."),
-    ("MatMul (attention)", "Through bench.models.common.MatMul. Both operands spikes: ACs = number of nonzero "
+    ("MatMul (attention)", "Through bench.models.common.MatMul, or a torch function computing a product "
+     "(matmul / @, mm, bmm, mv, addmm, baddbmm, addmv) called outside counted modules (row '<module>:<function>'). "
+     "Both operands spikes: ACs = number of nonzero "
      "products, sum over (i, k, j) of events(a_ik) x events(b_kj) (computed exactly as sum_k colsum(a)_k x "
      "rowsum(b)_k). One spike operand: ACs = its events x the other operand's free dimension (each event adds "
      "one row/column of real values). Both analog (e.g. softmax attention): MACs = dense."),
@@ -73,19 +82,24 @@ OPS_RULES: tuple[tuple[str, str], ...] = (
                     "listed under 'excluded'."),
     ("Uncounted", "A called leaf module with parameters, or a known compute module (e.g. ConvTranspose, "
                   "MultiheadAttention), without a rule is listed under 'uncounted' (strict=True raises); its row "
-                  "shows no numbers, never 0, and totals are marked incomplete. Non-leaf modules with their own "
-                  "parameters (e.g. positional embeddings, or a weight used via F.linear) are listed under "
-                  "'unverified': hooks cannot see what their forward does with them."),
-    ("Mode", "The model runs in eval mode under torch.no_grad (version counters let a classified tensor be "
-             "reused safely; under an outer torch.inference_mode every input is classified afresh), after "
-             "functional.reset_net, once per batch; training flags are restored afterwards."),
+                  "shows no numbers, never 0, and totals are marked incomplete. So is a torch function computing "
+                  "products without a clear rule (einsum, tensordot, conv_transpose, scaled_dot_product_attention, "
+                  "bilinear, kron, ...) called outside counted modules: '<function> (torch function call)' under "
+                  "the module that called it. Non-leaf modules with their own parameters (e.g. positional "
+                  "embeddings) are listed under 'unverified': products they compute with torch functions are "
+                  "counted or listed as above, element-wise arithmetic is not counted."),
+    ("Mode", "The model runs in eval mode under torch.no_grad and outside inference mode (so every tensor has "
+             "a version counter and in-place changes are seen), after functional.reset_net, once per batch; "
+             "training flags are restored afterwards. Torch functions are watched (a TorchFunctionMode) only "
+             "outside counted modules, so calls inside nn.Linear, Conv2d or MatMul are never counted twice."),
 )
 
 FIRING_RULES: tuple[tuple[str, str], ...] = (
     ("Neurons", "Modules that are spikingjelly BaseNode subclasses, DSRIFNode / DSRLIFNode, or a user-given "
                 "class; outputs must be multi-step [T, ...]."),
     ("Rate", "Per layer and time step t: events at t / neurons, averaged over the batch; an event is a nonzero "
-             "output (so {0, v_th} scaled spikes count one per nonzero)."),
+             "output (so {0, v_th} scaled spikes count one per nonzero). Event counts are exact integers in "
+             "any dtype (float16 and bfloat16 outputs included)."),
     ("Analog layers", "A neuron whose output is not {0, v} (e.g. LIAF: ReLU of the membrane) is flagged "
                       "analog; its 'rate' is the fraction of nonzero outputs and it is excluded from the "
                       "network mean rate."),

@@ -120,14 +120,16 @@ class FiringReport:
 
 
 def firing_rates(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor],
-                 neuron_types: Iterable[type[nn.Module]] = ()) -> FiringReport:
+                 neuron_types: Iterable[type[nn.Module]] = (), host_decisions: bool | None = None) -> FiringReport:
     """Firing statistics of ``model`` on ``x`` (``[T, B, ...]``, or an iterable of such batches).
 
     Runs the model in eval mode under ``torch.no_grad`` after ``functional.reset_net`` per batch; hooks
-    every neuron module (``DEFAULT_NEURON_TYPES`` plus ``neuron_types``).
+    every neuron module (``DEFAULT_NEURON_TYPES`` plus ``neuron_types``). ``host_decisions``: see
+    :class:`bench.metrics.probe.Probe`.
     """
     xs = [x] if isinstance(x, torch.Tensor) else x
-    return FiringReport.from_probe(Probe(model, ops=False, neuron_types=neuron_types).run(xs).finish())
+    probe = Probe(model, ops=False, neuron_types=neuron_types, host_decisions=host_decisions)
+    return FiringReport.from_probe(probe.run(xs).finish())
 
 
 def untrained_warning(untrained: bool | None) -> str | None:

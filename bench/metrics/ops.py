@@ -6,9 +6,10 @@ steps of the forward pass divided by the number of samples.
 
 - ``macs``: multiply-accumulates on analog operands (dense, zeros included).
 - ``acs``: accumulates: event-driven synaptic accumulates (``sops``) plus avg-pooling additions.
-- ``sops``: synaptic operations: for each spike-input conv/linear/MatMul, ``sum(events(x) * reach)``,
-  exact (padding, stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled
-  inputs, the value for multispike inputs.
+- ``sops``: synaptic operations: for each spike-input conv/linear/MatMul (and product-computing torch
+  function called in a forward outside those modules), ``sum(events(x) * reach)``, exact (padding,
+  stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled inputs, the value for
+  multispike inputs.
 - ``dense_macs``: what a dense ANN of the same shapes computes (conv/linear/matmul, unfolded norms).
 - ``approx_sops``: the literature's ``firing rate x T x dense MACs per step`` beside the exact count.
 - ``neuron_updates``: one per neuron per step; ``cmps``: max-pool comparisons (not costed).
@@ -86,7 +87,8 @@ class OpsReport:
 
     @property
     def complete(self) -> bool:
-        """True when every called module with parameters or known compute had a counting rule."""
+        """True when every called module with parameters or known compute, and every product-computing torch
+        function called outside counted modules, had a counting rule."""
         return not self.uncounted
 
     @property
@@ -129,21 +131,25 @@ def _inputs(x: torch.Tensor | Iterable[torch.Tensor]) -> Iterable[torch.Tensor]:
 
 
 def count_ops(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], fold_bn: bool = True,
-              strict: bool = False, neuron_types: Iterable[type[nn.Module]] = ()) -> OpsReport:
+              strict: bool = False, neuron_types: Iterable[type[nn.Module]] = (),
+              host_decisions: bool | None = None) -> OpsReport:
     """Count operations of ``model`` on ``x`` (``[T, B, ...]`` or an iterable of batches), per sample.
 
-    ``strict=True`` raises NotImplementedError when a called module has no counting rule (otherwise it is
-    listed in ``uncounted`` and the report is marked incomplete). The model runs in eval mode under
-    ``torch.no_grad`` after ``functional.reset_net`` per batch.
+    ``strict=True`` raises NotImplementedError when a called module (or a torch function computing a
+    product outside counted modules) has no counting rule; otherwise it is listed in ``uncounted`` and the
+    report is marked incomplete. The model runs in eval mode under ``torch.no_grad`` after
+    ``functional.reset_net`` per batch. ``host_decisions``: see :class:`bench.metrics.probe.Probe`.
     """
-    probe = Probe(model, firing=False, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types)
+    probe = Probe(model, firing=False, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types,
+                  host_decisions=host_decisions)
     return OpsReport.from_probe(probe.run(_inputs(x)).finish())
 
 
 def profile(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], fold_bn: bool = True,
-            strict: bool = False, neuron_types: Iterable[type[nn.Module]] = ()) -> tuple[FiringReport, OpsReport]:
+            strict: bool = False, neuron_types: Iterable[type[nn.Module]] = (),
+            host_decisions: bool | None = None) -> tuple[FiringReport, OpsReport]:
     """Firing statistics and op counts from ONE forward pass per batch (shared hooks)."""
-    probe = Probe(model, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types)
+    probe = Probe(model, fold_bn=fold_bn, strict=strict, neuron_types=neuron_types, host_decisions=host_decisions)
     result = probe.run(_inputs(x)).finish()
     return FiringReport.from_probe(result), OpsReport.from_probe(result)
 

@@ -1,9 +1,16 @@
-"""Per-module counting rules: input-kind classification, exact reach maps, and one rule per module type.
+"""Per-module counting rules: exact reach maps, one rule per module type, rules for torch functions.
 
 The conventions these rules apply are written once, as data, in :mod:`bench.metrics.conventions`
 (``OPS_RULES``). Every rule sees one call of its module through a forward hook (``module, args, output``)
 and returns a :class:`Counts` of that call, totals over the whole batch and all T steps (the report divides
-by the number of samples). Data-dependent counts stay 0-dim tensors until the report syncs them once.
+by the number of samples).
+
+On the device path nothing here reads a tensor on the host: an input's kind (:mod:`bench.metrics.kinds`)
+is a 0-dim tensor on the model's device, so a rule computes the count each kind would give and selects
+with ``torch.where`` (:func:`pick`); ``Counts`` carries the kind codes, and the probe decides after its one
+transfer which fields apply (an ``approx_sops`` of a call whose inputs are all analog is dropped). On the
+host path (CPUs) the kind is a plain number and :func:`pick` computes only the branch it names: the same
+formulas, so the same counts.
 
 Exact event counts use *reach maps*: ``reach[c, *pos]`` = number of (output position, output channel)
 pairs an input element feeds. For a convolution it factorises as ``(C_out / groups) * prod_d r_d[pos_d]``
@@ -23,135 +30,25 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from bench.metrics.kinds import (
+    BINARY,
+    SPIKE_KINDS,
+    Grids,
+    InputInfo,
+    as_3d,
+    classify,
+    classify_on_host,
+    decide,
+    exact_sum,
+    nonzero_mask,
+    stats,
+)
 from bench.models.common import MatMul
 
-SPIKE_KINDS = frozenset({"binary", "scaled", "multispike", "zero"})
-
-
-@dataclass(frozen=True)
-class InputInfo:
-    """What a tensor is, for counting: its kind, the magnitude of one event and its event total."""
-
-    kind: str  # binary | scaled | multispike | zero | analog
-    scale: float = 1.0  # magnitude of one event (v of {0, v}); 1 otherwise
-    events: float = 0.0  # nonzeros (binary, scaled) or value sum (multispike); 0 for analog
-    numel: int = 0
-    max_value: float = 0.0
-
-    @property
-    def spikes(self) -> bool:
-        return self.kind in SPIKE_KINDS
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.numel if self.numel else 0.0
-
-
-EXACT_F32 = 2 ** 24  # integers up to this add exactly in float32
-
-
-def exact_sum(x: torch.Tensor, max_value: float = 1.0, dim: int | tuple[int, ...] | None = None) -> torch.Tensor:
-    """Sum of a non-negative integer-valued tensor, exact: float32 while every partial sum stays below 2^24
-    (integers add exactly there, in any order), else float64 (which copies the input)."""
-    dims = tuple(range(x.dim())) if dim is None else ((dim,) if isinstance(dim, int) else dim)
-    if math.prod(x.shape[d] for d in dims) * max_value < EXACT_F32:
-        return x.sum(dim=dims)
-    return x.sum(dim=dims, dtype=torch.float64)
-
-
-def _sums(y: torch.Tensor, need_s1: bool = True) -> tuple[float, float]:
-    """``(sum(y), sum(y^2))`` from float32 partials over slices of 2^24 elements: both exact when ``y`` is
-    binary (every partial is an integer below 2^24). ``sum(y)`` is 0.0 when not needed."""
-    flat = y.reshape(-1)
-    if flat.dtype != torch.float32:
-        flat = flat.float()
-    s1 = s2 = 0.0
-    for i in range(0, flat.numel(), EXACT_F32):
-        part = flat[i:i + EXACT_F32] if flat.numel() > EXACT_F32 else flat
-        if need_s1:
-            s1 += part.sum().item()
-        s2 += torch.dot(part, part).item()
-    return s1, s2
-
-
-_SAMPLE_STEP = 61  # prime, so periodic layouts do not alias
-
-
-def _sample(x: torch.Tensor) -> torch.Tensor:
-    """A strided subset of ``x`` (a view, no copy): every 61st index along its longest dim."""
-    d = max(range(x.dim()), key=lambda i: x.shape[i]) if x.dim() else 0
-    if x.dim() == 0:
-        return x
-    return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
-
-
-_PRESCREEN_MIN = 4 * _SAMPLE_STEP
-
-
-def _analog_witness(xs: torch.Tensor) -> bool:
-    """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
-    other than 0 and the sample's max (a {0, v} tensor has only 0 and v; a multispike one only integers).
-
-    Real-valued activations (LayerNorm outputs, attention probabilities) are rejected on 1/61 of their
-    elements, without the full min/max pass; a tensor without a witness goes on to the exact tests."""
-    odd = (xs != 0) & (xs != xs.amax()) & (torch.frac(xs) != 0)
-    return bool(((xs < 0) | odd).any())
-
-
-def classify(x: torch.Tensor, total: torch.Tensor | None = None,
-             bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputInfo:
-    """Classify a tensor as binary / scaled / multispike / zero / analog.
-
-    A strided sample (1/61 of the elements) is first searched for a witness that the tensor is analog
-    (``_analog_witness``). Then ``min``/``max`` (one pass, one host sync): any negative value means
-    analog, all zeros "zero".
-    With ``v = max``, a strided sample (1/61 of the elements) first looks for a witness against each
-    candidate kind (a value outside {0, v}; a non-integer), which rejects analog tensors cheaply; a
-    candidate without witness is then decided exactly on the whole tensor:
-
-    - ``{0, v}`` (binary when ``v == 1``, scaled otherwise) iff ``sum(y) == sum(y^2)`` for ``y = x / v``
-      (``y`` is exactly 1 where ``x == v``; ``y = x`` when ``v == 1``), i.e. ``sum(y (1 - y)) = 0`` with
-      ``0 <= y <= 1``. Both sums are exact for binary ``y`` (float32 partials of integers below 2^24), so
-      spikes always pass; another tensor passes only if its departure from {0, v} is below the float32
-      rounding of these sums (its value-weighted counts then differ from event counts by less than that).
-      ``total`` may pass a precomputed exact ``sum(x)`` (used when ``v == 1``), ``bounds`` a precomputed
-      ``(min, max)``.
-    - else, ``v`` an integer and ``frac(x) == 0`` everywhere (one pass): multispike.
-    - anything else: analog.
-    """
-    n = x.numel()
-    if x.dtype == torch.bool:
-        return InputInfo("binary", events=float(torch.count_nonzero(x)), numel=n, max_value=1.0)
-    if n == 0:
-        return InputInfo("zero", numel=0)
-    if bounds is None and n >= _PRESCREEN_MIN and _analog_witness(_sample(x)):
-        return InputInfo("analog", numel=n)
-    # aminmax copies a non-contiguous input; amin + amax read it in place.
-    if bounds is not None:
-        mn_t, mx_t = bounds
-    else:
-        mn_t, mx_t = torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
-    mn, mx = mn_t.item(), mx_t.item()
-    if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
-        return InputInfo("analog", numel=n)
-    if mx == 0:
-        return InputInfo("zero", numel=n)
-    xs = None if mx == 1 else _sample(x)  # {0, 1} is the common case: go straight to the exact test
-    if xs is None or bool(((xs == 0) | (xs == mx)).all()):
-        s1, s2 = _sums(x if mx == 1 else x / mx, need_s1=total is None or mx != 1)
-        if mx == 1 and total is not None:
-            s1 = float(total)
-        if s1 == s2:
-            return InputInfo("binary" if mx == 1 else "scaled", scale=mx, events=s1, numel=n, max_value=mx)
-    if mx == round(mx) and mx > 1 and bool((xs == torch.round(xs)).all()) and torch.frac(x).max().item() == 0:
-        return InputInfo("multispike", events=exact_sum(x, mx).item(), numel=n, max_value=mx)
-    return InputInfo("analog", numel=n)
-
-
-def event_values(x: torch.Tensor, info: InputInfo) -> torch.Tensor:
-    """The events carried by each element: ``x`` (binary, multispike) or its nonzero indicator (scaled)."""
-    return (x != 0) if info.kind == "scaled" else x
+__all__ = ["COUNT_FIELDS", "Counts", "InputInfo", "ProbeState", "SPIKE_KINDS", "classify", "reach_1d",
+           "register_op_rule", "rule_for"]
 
 
 # ---------------------------------------------------------------------------------------------- reach maps
@@ -198,29 +95,29 @@ def adaptive_reach_1d(length: int, out_length: int) -> tuple[int, ...]:
 _REACH_MAPS: dict[tuple[Any, ...], torch.Tensor] = {}
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without a host sync (pinned memory, asynchronous copy, on CUDA)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def reach_map(vectors: tuple[tuple[int, ...], ...], device: torch.device) -> torch.Tensor:
-    """Outer product of 1-D reach vectors as a float64 tensor on ``device`` (cached)."""
+    """Outer product of 1-D reach vectors as a float64 tensor on ``device`` (built on the host, cached)."""
     key = (vectors, str(device))
     cached = _REACH_MAPS.get(key)
     if cached is None:
         with torch.inference_mode(False), torch.no_grad():
-            cached = torch.ones((), dtype=torch.float64, device=device)
+            host = torch.ones((), dtype=torch.float64, device="cpu")
             for v in vectors:
-                cached = cached.unsqueeze(-1) * torch.tensor(v, dtype=torch.float64, device=device)
-        _REACH_MAPS[key] = cached
+                host = host.unsqueeze(-1) * torch.tensor(v, dtype=torch.float64, device="cpu")
+            cached = _REACH_MAPS[key] = to_device(host, device)
     return cached
-
-
-def event_profile(x: torch.Tensor, info: InputInfo, spatial_dims: int) -> torch.Tensor:
-    """Events of ``x`` summed over every dim but the last ``spatial_dims``: exact while partials < 2^24."""
-    ev = event_values(x, info)
-    lead = tuple(range(ev.dim() - spatial_dims))
-    return exact_sum(ev, 1.0 if info.kind == "scaled" else info.max_value, dim=lead)
 
 
 def weighted_events(profile: torch.Tensor, vectors: tuple[tuple[int, ...], ...]) -> torch.Tensor:
     """``sum(profile * outer(vectors))`` in float64: the event x reach total, exact."""
-    return torch.dot(profile.reshape(-1).double(), reach_map(vectors, profile.device).reshape(-1))
+    return torch.dot(profile.reshape(-1), reach_map(vectors, profile.device).reshape(-1))
 
 
 # ------------------------------------------------------------------------------------------------- counts
@@ -230,93 +127,204 @@ COUNT_FIELDS = ("macs", "acs", "sops", "dense_macs", "approx_sops", "neuron_upda
 
 @dataclass
 class Counts:
-    """Counts of one call (totals over batch and time). Values are ints, floats or 0-dim tensors."""
+    """Counts of one call (totals over batch and time): ints, floats or 0-dim float64 tensors.
+
+    ``kinds`` holds the kind codes of the call's inputs (0-dim tensors); ``approx_sops`` is None where the
+    literature's estimate does not apply, and is dropped at the end for a call none of whose inputs is a
+    spike kind.
+    """
 
     macs: Any = 0
     acs: Any = 0
     sops: Any = 0
     dense_macs: Any = 0
-    approx_sops: Any = None  # None: not applicable (no spike input to a synaptic product)
+    approx_sops: Any = None
     neuron_updates: Any = 0
     cmps: Any = 0
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[Any, ...] = ()
     note: str = ""
 
 
-class ProbeState:
-    """Per-forward bookkeeping the rules share: kinds of live tensors already classified, and which live
-    tensor came out of which conv/linear (for BN folding).
+def _dense(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """True when a layout covers a gap-free block of memory (any dim order): views with the same start and
+    element count that are both gap-free cover the same elements."""
+    expected = 1
+    for st, size in sorted((st, sz) for st, sz in zip(stride, shape, strict=True) if sz != 1):
+        if st != expected:
+            return False
+        expected *= size
+    return True
 
-    Entries are keyed by storage pointer and checked by weak reference (the tensor is still alive, so the
-    memory was not reused) and by version counter (not modified in place since). Inference-mode tensors
-    have no version counter, so under ``torch.inference_mode`` nothing is cached and every input is
-    classified afresh.
+
+@dataclass(frozen=True)
+class _Span:
+    """Which elements a live tensor covers, and their state: start address, count, layout, version."""
+
+    ref: weakref.ref
+    ptr: int
+    numel: int
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    version: int
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> _Span:
+        base = x if x._base is None else x._base  # a view dies with its call; its base lives on
+        return cls(weakref.ref(base), x.data_ptr(), x.numel(), tuple(x.shape), x.stride(), x._version)
+
+    def covers(self, x: torch.Tensor) -> bool:
+        """True when ``x`` holds the same elements, unmodified since: same start, count and layout (or both
+        gap-free blocks), the memory still owned, the version counter unchanged."""
+        if self.ref() is None or x.data_ptr() != self.ptr or x.numel() != self.numel or x._version != self.version:
+            return False
+        if tuple(x.shape) == self.shape and x.stride() == self.stride:
+            return True
+        return _dense(self.shape, self.stride) and _dense(tuple(x.shape), x.stride())
+
+
+def _trailing_layout(x: torch.Tensor, trail: int) -> tuple[Any, ...] | None:
+    """Shape and strides of the last ``trail`` dims when they form one contiguous block (else None): dense
+    tensors with equal trailing blocks hold the same elements at each trailing position."""
+    if trail == 0:
+        return ()
+    expected = 1
+    for d in range(x.dim() - 1, x.dim() - 1 - trail, -1):
+        if x.shape[d] != 1 and x.stride(d) != expected:
+            return None
+        expected *= x.shape[d]
+    return tuple(x.shape[-trail:]), x.stride()[-trail:]
+
+
+@dataclass(frozen=True)
+class _Seen:
+    span: _Span
+    info: InputInfo
+    grids: Grids | None
+    trailing: tuple[Any, ...] | None
+
+
+class ProbeState:
+    """Per-forward bookkeeping the rules share: kinds (and event grids) of live tensors already classified,
+    and which live tensor came out of which conv/linear (for BN folding).
+
+    ``on_host`` picks the evaluation (:mod:`bench.metrics.kinds`): kinds decided on the host as the
+    forward goes (CPUs) or on the device and read once at the end (GPUs).
+
+    Entries are keyed by start address and hold a :class:`_Span`: a tensor matches only if it covers the
+    same elements (same start, count and layout, or both gap-free blocks), its memory is still owned (weak
+    reference) and it was not modified in place since (version counter). Inference tensors have no
+    version counter and are never cached (the probe runs its forward outside inference mode).
     """
 
-    def __init__(self, fold_bn: bool = True):
+    def __init__(self, fold_bn: bool = True, on_host: bool = False):
         self.fold_bn = fold_bn
+        self.on_host = on_host
         self.names: dict[nn.Module, str] = {}
-        self._kinds: dict[int, tuple[weakref.ref, int, InputInfo, Any]] = {}
-        self._producers: dict[int, tuple[weakref.ref, str]] = {}
+        self._seen: dict[int, _Seen] = {}
+        self._producers: dict[int, tuple[_Span, str]] = {}
 
-    def remember(self, x: torch.Tensor, info: InputInfo, profile: torch.Tensor | None = None) -> None:
-        """Cache ``x``'s kind, and optionally its event profile: event sums per position of its last
-        ``profile.dim()`` dims over all other dims (what a conv reading ``x`` needs)."""
+    def remember(self, x: torch.Tensor, info: InputInfo, g: Grids | None = None, trail: int = 0) -> None:
+        """Cache ``x``'s kind and optionally its :class:`Grids` over its last ``trail`` dims."""
         if not x.is_inference():
-            # Keep a weak reference to the base of a view: the view itself (e.g. a flatten(0, 1) made by
-            # a container) dies with its call, the base lives on for the next reader.
-            base = x if x._base is None else x._base
-            layout = (tuple(x.shape[-profile.dim():]), tuple(x.stride()[-profile.dim():])) \
-                if profile is not None and x.is_contiguous() else None
-            self._kinds[x.data_ptr()] = (weakref.ref(base), x._version, info, (layout, profile))
+            self._seen[x.data_ptr()] = _Seen(_Span.of(x), info, g, None if g is None else _trailing_layout(x, trail))
 
-    def _entry(self, x: torch.Tensor) -> tuple[InputInfo, Any] | None:
-        entry = self._kinds.get(x.data_ptr())
-        if entry is None or x.is_inference():
+    def _entry(self, x: torch.Tensor) -> _Seen | None:
+        entry = self._seen.get(x.data_ptr())
+        if entry is None or x.is_inference() or not entry.span.covers(x):
             return None
-        ref, version, info, profile = entry
-        if ref() is None or info.numel != x.numel() or x._version != version:
+        return entry
+
+    def _cached_grids(self, entry: _Seen | None, x: torch.Tensor, trail: int) -> Grids | None:
+        if entry is None or entry.grids is None or entry.trailing is None:
             return None
-        return info, profile
+        if trail == 0 or entry.trailing == _trailing_layout(x, trail):
+            return entry.grids
+        return None
+
+    def inspect(self, x: torch.Tensor, trail: int) -> tuple[InputInfo, torch.Tensor | None]:
+        """``x``'s kind and its events per position of its last ``trail`` dims, summed over the other dims
+        (``trail = 0``: the event total). Reuses a live, unmodified tensor (or view) seen before. On the
+        host path an analog input has no events (None): nothing is computed for it."""
+        entry = self._entry(x)
+        g = self._cached_grids(entry, x, trail)
+        if self.on_host:
+            x3 = as_3d(x, 0, trail)
+            made: dict[str, torch.Tensor] = {}  # grids made once, if the decision or the events need them
+
+            def nonzero_grid() -> torch.Tensor:
+                if "nonzero" not in made:
+                    made["nonzero"] = exact_sum(nonzero_mask(x3), 1, 1.0)
+                return made["nonzero"]
+
+            def value_grid(mx: float) -> torch.Tensor:
+                if "values" not in made:
+                    made["values"] = exact_sum(x3, 1, mx)
+                return made["values"]
+
+            if entry is None:
+                info = classify_on_host(x, nonzeros=lambda: float(nonzero_grid().sum()),
+                                        values=lambda mx: float(value_grid(mx).sum()))
+                self.remember(x, info)
+            else:
+                info = entry.info
+            if not info.spikes:
+                return info, None
+            if g is None or g.events(info) is None:
+                if info.multispike:
+                    g = Grids(None, value_grid(info.max_value))
+                elif info.code == BINARY:  # the values count the events
+                    g = Grids(value_grid(1.0), None)
+                else:
+                    g = Grids(nonzero_grid(), None)
+        elif entry is not None:
+            info = entry.info
+            g = g if g is not None else stats(as_3d(x, 0, trail)).grids  # same kind, other positions
+        else:
+            s = stats(as_3d(x, 0, trail))
+            info, g = decide(s, x.numel(), x.dtype == torch.bool), s.grids
+            self.remember(x, info, g, trail)
+        events = g.events(info)
+        if trail == 0:
+            return info, events.sum()
+        return info, events.sum(0).view(x.shape[x.dim() - trail:])
 
     def classify(self, x: torch.Tensor) -> InputInfo:
-        """:func:`classify`, reusing the result for a live, unmodified tensor (or view) seen before."""
+        """The kind of ``x``, reusing the result for a live, unmodified tensor seen before."""
         entry = self._entry(x)
         if entry is not None:
-            return entry[0]
-        info = classify(x)
-        self.remember(x, info)
-        return info
-
-    def profile(self, x: torch.Tensor, spatial_dims: int) -> torch.Tensor | None:
-        """The cached event profile of ``x`` over its last ``spatial_dims`` dims, when one matches."""
-        entry = self._entry(x)
-        if entry is None or entry[1][1] is None or not x.is_contiguous():
-            return None
-        layout, profile = entry[1]
-        if profile.dim() != spatial_dims or layout != (tuple(x.shape[-spatial_dims:]),
-                                                        tuple(x.stride()[-spatial_dims:])):
-            return None
-        return profile
+            return entry.info
+        if self.on_host:
+            info = classify_on_host(x)
+            self.remember(x, info)
+            return info
+        return self.inspect(x, 0)[0]
 
     def produced(self, module: nn.Module, out: torch.Tensor) -> None:
-        """Remember a conv/linear output so a BN reading it can be folded."""
-        self._producers[out.data_ptr()] = (weakref.ref(out), self.names.get(module, "?"))
+        """Remember a conv/linear output so a BN reading it (unmodified) can be folded."""
+        if not out.is_inference():
+            self._producers[out.data_ptr()] = (_Span.of(out), self.names.get(module, "?"))
 
     def producer_of(self, x: torch.Tensor) -> str | None:
-        """Name of the conv/linear whose (still live) output ``x`` is, or a view of it."""
+        """Name of the conv/linear whose live output ``x`` is, unmodified (a view covering it counts)."""
         entry = self._producers.get(x.data_ptr())
-        if entry is None:
+        if entry is None or x.is_inference() or not entry[0].covers(x):
             return None
-        ref, name = entry
-        src = ref()
-        if src is None or src.numel() != x.numel():
-            return None
-        return name
+        return entry[1]
 
     def clear(self) -> None:
-        self._kinds.clear()
+        self._seen.clear()
         self._producers.clear()
+
+
+def pick(cond: torch.Tensor | bool, yes: Callable[[], Any], no: Callable[[], Any]) -> Any:
+    """``yes()`` where ``cond`` holds, else ``no()``. A plain bool (a kind decided on the host) runs one
+    branch; a 0-dim tensor (decided on the device) runs both and selects with ``torch.where`` in float64."""
+    if not isinstance(cond, torch.Tensor):
+        return yes() if cond else no()
+    a, b = yes(), no()
+    if not isinstance(a, torch.Tensor):
+        a = torch.full((), a, dtype=torch.float64, device=cond.device)
+    return torch.where(cond, a, b)
 
 
 Rule = Callable[[nn.Module, tuple[Any, ...], Any, ProbeState], Counts]
@@ -342,52 +350,51 @@ def rule_for(module: nn.Module) -> Rule | None:
     return None
 
 
-def _synaptic(info: InputInfo, dense: int, exact: Callable[[], Any], note: str = "") -> Counts:
-    if not info.spikes:
-        return Counts(macs=dense, dense_macs=dense, kinds=(info.kind,), note=note)
-    acs = exact() if info.kind != "zero" else 0
-    return Counts(acs=acs, sops=acs, dense_macs=dense, approx_sops=info.rate * dense, kinds=(info.kind,), note=note)
+def _synaptic(info: InputInfo, dense: int, acs: Callable[[], Any]) -> Counts:
+    """Spike input: ``acs()`` accumulates (SOPs); analog input: ``dense`` MACs."""
+    spikes = info.spikes
+    acs_ = pick(spikes, acs, lambda: 0)
+    return Counts(macs=pick(spikes, lambda: 0, lambda: dense), acs=acs_, sops=acs_, dense_macs=dense,
+                  approx_sops=info.rate * dense, kinds=(info.code,))
+
+
+def conv_counts(x: torch.Tensor, out: torch.Tensor, state: ProbeState, *, in_channels: int, out_channels: int,
+                kernel_size: tuple[int, ...], stride: tuple[int, ...], pad_lo: tuple[int, ...],
+                dilation: tuple[int, ...], groups: int, padding_mode: str = "zeros") -> Counts:
+    """Counts of one N-d convolution: exact event x reach ACs on spikes, dense MACs on analog input."""
+    n = len(kernel_size)
+    in_sp, out_sp = x.shape[-n:], out.shape[-n:]
+    dense = out.numel() * (in_channels // groups) * math.prod(kernel_size)
+    info, profile = state.inspect(x, n)
+    vectors = tuple(reach_1d(in_sp[d], out_sp[d], kernel_size[d], stride[d], pad_lo[d], dilation[d], padding_mode)
+                    for d in range(n))
+    return _synaptic(info, dense, lambda: weighted_events(profile, vectors) * (out_channels // groups))
 
 
 @register_op_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def conv_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: ProbeState) -> Counts:
     """Conv: exact event x reach ACs on spikes, dense MACs on analog input."""
     assert isinstance(m, nn.modules.conv._ConvNd)
-    x = args[0]
     state.produced(m, out)
     n = len(m.kernel_size)
-    in_sp, out_sp = x.shape[-n:], out.shape[-n:]
-    dense = out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-    info = state.classify(x)
     pads = m._reversed_padding_repeated_twice  # [lo_last, hi_last, lo_prev, hi_prev, ...]
-    mode = m.padding_mode
-
-    def exact() -> torch.Tensor:
-        vectors = tuple(
-            reach_1d(in_sp[d], out_sp[d], m.kernel_size[d], m.stride[d], pads[2 * (n - 1 - d)], m.dilation[d], mode)
-            for d in range(n)
-        )
-        profile = state.profile(x, n)
-        if profile is None:
-            profile = event_profile(x, info, n)
-        return weighted_events(profile, vectors) * (m.out_channels // m.groups)
-
-    return _synaptic(info, dense, exact)
+    return conv_counts(args[0], out, state, in_channels=m.in_channels, out_channels=m.out_channels,
+                       kernel_size=m.kernel_size, stride=m.stride, pad_lo=tuple(pads[2 * (n - 1 - d)] for d in range(n)),
+                       dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
 
 
 @register_op_rule(nn.Linear)
 def linear_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: ProbeState) -> Counts:
     """Linear: events x out_features ACs on spikes, dense MACs on analog input."""
     assert isinstance(m, nn.Linear)
-    x = args[0]
     state.produced(m, out)
-    info = state.classify(x)
-    return _synaptic(info, out.numel() * m.in_features, lambda: info.events * m.out_features)
+    info, events = state.inspect(args[0], 0)
+    return _synaptic(info, out.numel() * m.in_features, lambda: events * m.out_features)
 
 
 @register_op_rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def batchnorm_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: ProbeState) -> Counts:
-    """BN: folded (0 ops) after a conv/linear when fold_bn, else 1 MAC per element."""
+    """BN: folded (0 ops) after an unmodified conv/linear output when fold_bn, else 1 MAC per element."""
     source = state.producer_of(args[0]) if state.fold_bn and not m.training else None
     if source is not None:
         return Counts(note=f"folded into {source}")
@@ -435,12 +442,10 @@ def avgpool_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: 
     x = args[0]
     n = _pool_dims(m)
     vectors = _pool_geometry(m, x, out, n)
-    info = state.classify(x)
-    if info.spikes:
-        acs = weighted_events(event_profile(x, info, n), vectors) if info.kind != "zero" else 0
-    else:
-        acs = x.numel() // math.prod(x.shape[-n:]) * math.prod(sum(v) for v in vectors)
-    return Counts(acs=acs, kinds=(info.kind,))
+    info, profile = state.inspect(x, n)
+    analog = x.numel() // math.prod(x.shape[-n:]) * math.prod(sum(v) for v in vectors)
+    return Counts(acs=pick(info.spikes, lambda: weighted_events(profile, vectors), lambda: analog),
+                  kinds=(info.code,))
 
 
 @register_op_rule(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
@@ -455,34 +460,137 @@ def maxpool_rule(m: nn.Module, args: tuple[Any, ...], out: Any, state: ProbeStat
     return Counts(cmps=pairs - out.numel())
 
 
-@register_op_rule(MatMul)
-def matmul_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: ProbeState) -> Counts:
+def _event_sums(x: torch.Tensor, info: InputInfo, dim: int) -> torch.Tensor:
+    """Events of ``x`` summed along ``dim`` (float64, exact): values when multispike, else nonzeros."""
+    return pick(info.multispike, lambda: exact_sum(x, dim), lambda: exact_sum(nonzero_mask(x), dim))
+
+
+def matmul_counts(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, state: ProbeState) -> Counts:
     """``a @ b``: nonzero products on spike x spike, events x free dim on spike x analog, MACs on analog."""
-    a, b = args[0], args[1]
     a = a.unsqueeze(0) if a.dim() == 1 else a
     b = b.unsqueeze(-1) if b.dim() == 1 else b
     n_, k_, m_ = a.shape[-2], a.shape[-1], b.shape[-1]
     dense = out.numel() * k_
     ia, ib = state.classify(a), state.classify(b)
-    kinds = (ia.kind, ib.kind)
-    if not ia.spikes and not ib.spikes:
-        return Counts(macs=dense, dense_macs=dense, kinds=kinds)
+    sa, sb = ia.spikes, ib.spikes
     batch = out.shape[:-2] if out.dim() >= 2 else ()
-    if "zero" in kinds:
-        acs: Any = 0
-    elif ia.spikes and ib.spikes:
-        ca = event_values(a, ia).sum(dim=-2, dtype=torch.float64)  # [..., k]
-        rb = event_values(b, ib).sum(dim=-1, dtype=torch.float64)  # [..., k]
-        acs = (ca * rb).sum()
-    elif ia.spikes:
-        ev = event_values(a, ia).sum(dim=(-2, -1), dtype=torch.float64)
-        acs = torch.broadcast_to(ev, batch).sum() * m_
-    else:
-        ev = event_values(b, ib).sum(dim=(-2, -1), dtype=torch.float64)
-        acs = torch.broadcast_to(ev, batch).sum() * n_
+
+    def both() -> torch.Tensor:  # sum over (i, k, j) of events(a_ik) x events(b_kj) = sum_k colsum_k x rowsum_k
+        return (_event_sums(a, ia, -2) * _event_sums(b, ib, -1)).sum()
+
+    def a_only() -> torch.Tensor:  # each event of a adds one row of m real values
+        return torch.broadcast_to(_event_sums(a, ia, -2).sum(-1), batch).sum() * m_
+
+    def b_only() -> torch.Tensor:
+        return torch.broadcast_to(_event_sums(b, ib, -1).sum(-1), batch).sum() * n_
+
+    acs = pick(sa & sb, both, lambda: pick(sa, a_only, lambda: pick(sb, b_only, lambda: 0)))
     # The literature's estimate: input firing rate (the spike operand's; the product of both) x dense.
-    rate = (ia.rate if ia.spikes else 1.0) * (ib.rate if ib.spikes else 1.0)
-    return Counts(acs=acs, sops=acs, dense_macs=dense, approx_sops=rate * dense, kinds=kinds)
+    rate = pick(sa, lambda: ia.rate, lambda: 1.0) * pick(sb, lambda: ib.rate, lambda: 1.0)
+    return Counts(macs=pick(sa | sb, lambda: 0, lambda: dense), acs=acs, sops=acs, dense_macs=dense,
+                  approx_sops=rate * dense, kinds=(ia.code, ib.code))
+
+
+@register_op_rule(MatMul)
+def matmul_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: ProbeState) -> Counts:
+    """``a @ b`` through the MatMul module (see :func:`matmul_counts`)."""
+    return matmul_counts(args[0], args[1], out, state)
+
+
+# ------------------------------------------------------------------------------------ torch function calls
+
+FunctionRule = Callable[[tuple[Any, ...], dict[str, Any], Any, ProbeState], Counts]
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, default: Any = None) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _matmul_call(first: int, names: tuple[str, str]) -> FunctionRule:
+    """Rule for a product whose operands are positional ``first``, ``first + 1`` (e.g. addmm's mat1, mat2)."""
+
+    def rule(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, state: ProbeState) -> Counts:
+        a, b = _arg(args, kwargs, first, names[0]), _arg(args, kwargs, first + 1, names[1])
+        return matmul_counts(a, b, out, state)
+
+    return rule
+
+
+def _rmatmul_call(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, state: ProbeState) -> Counts:
+    return matmul_counts(args[1], args[0], out, state)
+
+
+def _linear_call(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, state: ProbeState) -> Counts:
+    """``F.linear(x, w)`` = ``x @ w.T`` (the bias add is not counted)."""
+    return matmul_counts(_arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight").t(), out, state)
+
+
+def _conv_call(n: int) -> FunctionRule:
+    """Rule for ``torch.conv{n}d(input, weight, bias, stride, padding, dilation, groups)``."""
+
+    def tup(v: Any) -> tuple[int, ...]:
+        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+    def rule(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, state: ProbeState) -> Counts:
+        x, w = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
+        stride, dilation = tup(_arg(args, kwargs, 3, "stride", 1)), tup(_arg(args, kwargs, 5, "dilation", 1))
+        groups = int(_arg(args, kwargs, 6, "groups", 1))
+        kernel = tuple(w.shape[2:])
+        padding = _arg(args, kwargs, 4, "padding", 0)
+        if padding == "valid":
+            pad_lo = (0,) * n
+        elif padding == "same":  # as torch: total dilation * (k - 1), the smaller half before
+            pad_lo = tuple(dilation[d] * (kernel[d] - 1) // 2 for d in range(n))
+        else:
+            pad_lo = tup(padding)
+        return conv_counts(x, out, state, in_channels=w.shape[1] * groups, out_channels=w.shape[0],
+                           kernel_size=kernel, stride=stride, pad_lo=pad_lo, dilation=dilation, groups=groups)
+
+    return rule
+
+
+# Torch functions that compute products: the rule counting a call made outside every counted module, or
+# None for functions without a clear rule (listed as uncounted). Calls inside a counted module (nn.Linear's
+# own F.linear, MatMul's ``@``) are the module's and never seen here.
+FUNCTION_RULES: dict[Callable[..., Any], tuple[str, FunctionRule | None]] = {
+    torch.matmul: ("matmul", _matmul_call(0, ("input", "other"))),
+    torch.Tensor.matmul: ("matmul", _matmul_call(0, ("input", "other"))),
+    torch.Tensor.__matmul__: ("matmul", _matmul_call(0, ("input", "other"))),
+    torch.Tensor.__rmatmul__: ("matmul", _rmatmul_call),
+    torch.mm: ("mm", _matmul_call(0, ("input", "mat2"))),
+    torch.Tensor.mm: ("mm", _matmul_call(0, ("input", "mat2"))),
+    torch.bmm: ("bmm", _matmul_call(0, ("input", "mat2"))),
+    torch.Tensor.bmm: ("bmm", _matmul_call(0, ("input", "mat2"))),
+    torch.mv: ("mv", _matmul_call(0, ("input", "vec"))),
+    torch.Tensor.mv: ("mv", _matmul_call(0, ("input", "vec"))),
+    torch.addmm: ("addmm", _matmul_call(1, ("mat1", "mat2"))),
+    torch.Tensor.addmm: ("addmm", _matmul_call(1, ("mat1", "mat2"))),
+    torch.baddbmm: ("baddbmm", _matmul_call(1, ("batch1", "batch2"))),
+    torch.Tensor.baddbmm: ("baddbmm", _matmul_call(1, ("batch1", "batch2"))),
+    torch.addmv: ("addmv", _matmul_call(1, ("mat", "vec"))),
+    torch.Tensor.addmv: ("addmv", _matmul_call(1, ("mat", "vec"))),
+    F.linear: ("linear", _linear_call),
+    torch.conv1d: ("conv1d", _conv_call(1)),
+    torch.conv2d: ("conv2d", _conv_call(2)),
+    torch.conv3d: ("conv3d", _conv_call(3)),
+    torch.einsum: ("einsum", None),
+    torch.tensordot: ("tensordot", None),
+    torch.inner: ("inner", None),
+    torch.outer: ("outer", None),
+    torch.dot: ("dot", None),
+    torch.vdot: ("vdot", None),
+    torch.kron: ("kron", None),
+    torch.addbmm: ("addbmm", None),
+    torch.addr: ("addr", None),
+    torch.chain_matmul: ("chain_matmul", None),
+    torch.linalg.multi_dot: ("multi_dot", None),
+    torch.conv_transpose1d: ("conv_transpose1d", None),
+    torch.conv_transpose2d: ("conv_transpose2d", None),
+    torch.conv_transpose3d: ("conv_transpose3d", None),
+    F.bilinear: ("bilinear", None),
+    F.scaled_dot_product_attention: ("scaled_dot_product_attention", None),
+    F.multi_head_attention_forward: ("multi_head_attention_forward", None),
+}
 
 
 # Modules present in a model that the conventions exclude on purpose (element-wise or free).

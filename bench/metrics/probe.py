@@ -1,20 +1,27 @@
 """One forward pass that collects firing statistics and operation counts together (shared hooks).
 
 :class:`Probe` hooks every neuron (firing) and every module with a counting rule (ops) of a multi-step
-model, runs it in eval mode after ``functional.reset_net`` on each input, and keeps raw accumulators;
-:mod:`bench.metrics.firing` and :mod:`bench.metrics.ops` turn them into reports. Data-dependent sums stay
-tensors until :meth:`Probe.finish` syncs them all at once; the only per-call host syncs are the few scalars
-that decide a tensor's kind (they pick which computation follows).
+model, watches the torch functions that compute products outside those modules (a ``q @ k.T`` or an
+``F.linear`` in a user's ``forward``), runs the model in eval mode after ``functional.reset_net`` on each
+input, and keeps raw accumulators; :mod:`bench.metrics.firing` and :mod:`bench.metrics.ops` turn them
+into reports.
 
-A neuron output's kind is remembered (see ``ops_rules.ProbeState``), so a conv reading it (or a view of it)
-does not classify it again.
+Device: every accumulator is a tensor on the device of the model's tensors. On a GPU the input kinds are
+device tensors too (:mod:`bench.metrics.kinds`): nothing is read on the host during the forward, so the
+GPU never waits for the host between layers, and :meth:`Probe.finish` moves everything to the host in one
+transfer per device and only then decides what each kind means for the report. On a CPU, where a read
+costs no device round-trip, kinds are decided on the host as the forward goes (the same decision, with
+shortcuts that skip work); ``host_decisions`` overrides the choice.
+
+A neuron output's kind and event grids are remembered (``ops_rules.ProbeState``), so a conv reading it
+(or a view of it) does not inspect it again.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from contextlib import contextmanager
+import inspect
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +29,19 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional, neuron
 from spikingjelly.activation_based.neuron import BaseNode
+from torch.overrides import TorchFunctionMode
 
-from bench.metrics import ops_rules
+from bench.metrics import kinds, ops_rules
+from bench.metrics.kinds import (
+    Grids,
+    InputInfo,
+    as_3d,
+    classify_on_host,
+    decide,
+    exact_sum,
+    nonzero_mask,
+    stats,
+)
 from bench.metrics.ops_rules import COUNT_FIELDS, Counts, ProbeState
 
 DEFAULT_NEURON_TYPES: tuple[type[nn.Module], ...] = (BaseNode, neuron.DSRIFNode, neuron.DSRLIFNode)
@@ -31,20 +49,20 @@ DEFAULT_NEURON_TYPES: tuple[type[nn.Module], ...] = (BaseNode, neuron.DSRIFNode,
 
 @dataclass
 class NeuronAcc:
-    """Raw firing accumulators of one neuron module over all calls and batches."""
+    """Raw firing accumulators of one neuron module over all calls and batches (device tensors)."""
 
     type: str
-    kinds: set[str] = field(default_factory=set)
+    codes: list[torch.Tensor] = field(default_factory=list)  # kind code per call
     events_t: list[torch.Tensor] = field(default_factory=list)  # [T] event counts per call
-    active: list[Any] = field(default_factory=list)  # (sample, neuron) pairs with an event in the window
-    saturated: list[Any] = field(default_factory=list)  # ... with an event at every step
+    active: list[torch.Tensor] = field(default_factory=list)  # (sample, neuron) pairs with an event in the window
+    saturated: list[torch.Tensor] = field(default_factory=list)  # ... with an event at every step
     elems_per_t: int = 0  # neuron-instances per step, summed over calls (B x neurons)
     calls: int = 0
 
 
 @dataclass
 class LayerAcc:
-    """Raw op counts of one module: one :class:`Counts` per call, over all batches."""
+    """Raw op counts of one module (or of one torch function in one module): a :class:`Counts` per call."""
 
     type: str
     calls: list[Counts] = field(default_factory=list)
@@ -68,12 +86,35 @@ def is_neuron(m: nn.Module, neuron_types: tuple[type[nn.Module], ...]) -> bool:
     return isinstance(m, DEFAULT_NEURON_TYPES + tuple(neuron_types))
 
 
+class _CallWatcher(TorchFunctionMode):
+    """Sees the torch functions called outside every counted module and hands the ones computing products
+    (``ops_rules.FUNCTION_RULES``) to the probe. The probe steps it aside while a counted module (or the
+    probe's own code, in that module's hooks) runs, so ordinary layers pay nothing for it."""
+
+    def __init__(self, probe: Probe):
+        super().__init__()
+        self.probe = probe
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        p = self.probe
+        if not p._depth and func in ops_rules.FUNCTION_RULES:
+            p._function_call(func, args, kwargs, out)
+        return out
+
+
 class Probe:
     """Hooks for firing statistics and/or op counts on a multi-step model; :meth:`run` then :meth:`finish`."""
 
     def __init__(self, model: nn.Module, *, firing: bool = True, ops: bool = True,
-                 neuron_types: Iterable[type[nn.Module]] = (), fold_bn: bool = True, strict: bool = False):
+                 neuron_types: Iterable[type[nn.Module]] = (), fold_bn: bool = True, strict: bool = False,
+                 host_decisions: bool | None = None):
+        """``host_decisions``: decide input kinds on the host as the forward goes (True), or on the device
+        with no host read until :meth:`finish` (False); None: on the host for CPU inputs only."""
         self.model = model
+        self.host_decisions = host_decisions
         self.firing, self.ops, self.strict = firing, ops, strict
         self.neuron_types = tuple(neuron_types)
         self.state = ProbeState(fold_bn=fold_bn)
@@ -81,10 +122,14 @@ class Probe:
         self.layers: dict[str, LayerAcc] = {}
         self.called: set[str] = set()
         self.uncounted: dict[str, str] = {}
+        self.uncounted_calls: dict[tuple[str, str], None] = {}  # (module, function) without a rule
         self.unverified: dict[str, str] = {}
         self.excluded: dict[str, str] = {}
         self.T = 0
         self.samples = 0
+        self._depth = 0  # counted modules (rules, neurons, listed ones) whose forward is running
+        self._watcher: _CallWatcher | None = None
+        self._paused = False  # the watcher is stepped aside while _depth > 0
         self._plan()
 
     # ----------------------------------------------------------------------------------------- setup
@@ -97,26 +142,34 @@ class Probe:
             self.state.names[m] = name
             if any(name.startswith(p + ".") for p in inside_neuron):
                 continue
-            if is_neuron(m, self.neuron_types):
+            role = self._role(m, name)
+            if role == "neuron":
                 inside_neuron.append(name)
-                self._hooked.append((m, name, "neuron"))
-                continue
-            leaf = next(iter(m.children()), None) is None
-            has_params = next(iter(m.parameters(recurse=False)), None) is not None
-            if ops_rules.rule_for(m) is not None:
-                self._hooked.append((m, name, "rule"))
-            elif isinstance(m, ops_rules.KNOWN_COMPUTE) or (leaf and has_params):
-                self.uncounted[name] = type(m).__name__
-                self._hooked.append((m, name, "mark"))
-            elif isinstance(m, ops_rules.EXCLUDED_TYPES):
-                self.excluded[name] = type(m).__name__
-                self._hooked.append((m, name, "mark"))
-            elif has_params:
-                self.unverified[name] = type(m).__name__
-                self._hooked.append((m, name, "mark"))
+            if role is not None:
+                self._hooked.append((m, name, role))
+
+    def _role(self, m: nn.Module, name: str) -> str | None:
+        """``neuron``, ``rule`` or ``mark`` (a listed module), or None for containers and free modules."""
+        if is_neuron(m, self.neuron_types):
+            return "neuron"
+        if ops_rules.rule_for(m) is not None:
+            return "rule"
+        leaf = next(iter(m.children()), None) is None
+        has_params = next(iter(m.parameters(recurse=False)), None) is not None
+        if isinstance(m, ops_rules.KNOWN_COMPUTE) or (leaf and has_params):
+            self.uncounted[name] = type(m).__name__
+        elif isinstance(m, ops_rules.EXCLUDED_TYPES):
+            self.excluded[name] = type(m).__name__
+        elif has_params:
+            self.unverified[name] = type(m).__name__
+        else:
+            return None
+        return "mark"
 
     @contextmanager
     def _hooks(self):
+        """Register the hooks; with ops, counted modules (all but the unverified ones) also mark their
+        forward as counted (after their own hook: the probe's code in it runs counted too)."""
         handles = []
         for m, name, role in self._hooked:
             if role == "neuron":
@@ -125,6 +178,9 @@ class Probe:
                 handles.append(m.register_forward_hook(self._rule_hook(name)))
             elif role == "mark" and self.ops:
                 handles.append(m.register_forward_hook(self._mark_hook(name)))
+            if self.ops and name not in self.unverified:
+                handles.append(m.register_forward_pre_hook(self._enter_counted))
+                handles.append(m.register_forward_hook(self._exit_counted, always_call=True))
         try:
             yield
         finally:
@@ -132,6 +188,18 @@ class Probe:
                 h.remove()
 
     # ----------------------------------------------------------------------------------------- hooks
+    def _enter_counted(self, m: nn.Module, args: tuple[Any, ...]) -> None:
+        if self._depth == 0 and self._watcher is not None and _top_function_mode() is self._watcher:
+            self._watcher.__exit__(None, None, None)
+            self._paused = True
+        self._depth += 1
+
+    def _exit_counted(self, m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._paused:
+            self._watcher.__enter__()
+            self._paused = False
+
     def _mark_hook(self, name: str):
         def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
             self.called.add(name)
@@ -145,15 +213,36 @@ class Probe:
             nonlocal rule
             rule = rule or ops_rules.rule_for(m)
             self.called.add(name)
-            counts = rule(m, args, out, self.state)
-            self._add_counts(name, m, counts)
+            self._add_counts(name, type(m).__name__, rule(m, args, out, self.state))
 
         return hook
 
-    def _add_counts(self, name: str, m: nn.Module, counts: Counts) -> None:
+    def _function_call(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                       out: Any) -> None:
+        """A product-computing torch function called outside every counted module: count it or list it."""
+        label, rule = ops_rules.FUNCTION_RULES[func]
+        scope = self._caller()
+        if rule is None or not isinstance(out, torch.Tensor):
+            self.uncounted_calls[(scope, label)] = None
+            return
+        # (inside the watcher's handler the watcher is off: the rule's own tensor calls are not seen)
+        self._add_counts(f"{scope}:{label}", f"{label} (torch function)", rule(args, kwargs, out, self.state))
+
+    def _caller(self) -> str:
+        """Name of the innermost module of the model whose code is running (read from the call stack, only
+        for the rare torch-function calls outside counted modules)."""
+        frame = inspect.currentframe()
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, nn.Module) and owner in self.state.names:
+                return self.state.names[owner]
+            frame = frame.f_back
+        return type(self.model).__name__
+
+    def _add_counts(self, name: str, type_name: str, counts: Counts) -> None:
         acc = self.layers.get(name)
         if acc is None:
-            acc = self.layers[name] = LayerAcc(type(m).__name__)
+            acc = self.layers[name] = LayerAcc(type_name)
         acc.calls.append(counts)
 
     def _neuron_hook(self, name: str):
@@ -163,152 +252,212 @@ class Probe:
             if self.firing:
                 self._firing_stats(name, m, o)
             if self.ops:
-                self._add_counts(name, m, Counts(neuron_updates=o.numel()))
+                self._add_counts(name, type(m).__name__, Counts(neuron_updates=o.numel()))
 
         return hook
 
     def _firing_stats(self, name: str, m: nn.Module, o: torch.Tensor) -> None:
+        """Per-step event counts, silent/saturated counts and the kind of one neuron output, on its device.
+
+        For a feature map ``[T, B, C, H, W]`` the per-step, per-position counts (its :class:`Grids`) give
+        both the per-step counts and the event profile a 2-D conv reading ``o`` needs, in one pass.
+        """
         T = self.T
         if getattr(m, "step_mode", "m") != "m" or o.dim() < 2 or o.shape[0] != T:
             raise ValueError(f"neuron {name!r} returned shape {tuple(o.shape)}; firing statistics need multi-step "
                              f"outputs [T={T}, ...] (step_mode='m')")
-        flat = o.reshape(T, -1)
-        if o.dtype == torch.bool:
-            flat = flat.to(torch.uint8)
-        n = flat.shape[1]
-        # For a feature map [T, B, C, H, W], the per-step event sums per position (H, W) give both the
-        # per-step counts and the event profile a 2-D conv reading o needs, in one pass.
         k = 2 if self.ops and o.dim() == 5 else 0
-        if k:
-            grid = ops_rules.exact_sum(flat.view(T, -1, math.prod(o.shape[-k:])), 1.0, dim=1)  # [T, positions]
-            per_t = ops_rules.exact_sum(grid, n / grid.shape[1], dim=1)
+        x3 = as_3d(o, 1, k)  # [T, rest, positions]
+        if self.state.on_host:
+            info, g, active, saturated = self._firing_on_host(o, x3)
         else:
-            per_t = ops_rules.exact_sum(flat, 1.0, dim=1)
-        # Per-neuron min / max over the window: the global range, and for spikes silent / saturated.
-        lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPU)
-        info = ops_rules.classify(o, total=per_t.sum(dtype=torch.float64), bounds=(lo.min(), hi.max()))
+            s = stats(x3, window=True)  # per (sample, neuron): an event at any step, at every step
+            info, g, active, saturated = decide(s, o.numel(), o.dtype == torch.bool), s.grids, s.active, s.saturated
         acc = self.neurons.get(name)
         if acc is None:
             acc = self.neurons[name] = NeuronAcc(type(m).__name__)
-        acc.kinds.add(info.kind)
         acc.calls += 1
-        acc.elems_per_t += n
-        profile = None
-        if info.kind == "binary":
-            acc.events_t.append(per_t)
-            acc.active.append(ops_rules.exact_sum(hi))  # (sample, neuron) pairs with an event at some step
-            acc.saturated.append(ops_rules.exact_sum(lo))  # ... at every step
-            if k:
-                profile = ops_rules.exact_sum(grid, n / grid.shape[1], dim=0).view(o.shape[-k:])
-        elif info.kind == "zero":
-            acc.events_t.append(torch.zeros(T))
-        else:
-            nz = flat != 0
-            acc.events_t.append(nz.sum(1))
-            acc.active.append(nz.any(0).sum())
-            acc.saturated.append(nz.all(0).sum())
-        self.state.remember(o, info, profile)
+        acc.elems_per_t += x3.numel() // T
+        acc.codes.append(info.code)
+        acc.events_t.append(g.nonzero.sum(1))
+        acc.active.append(active)
+        acc.saturated.append(saturated)
+        self.state.remember(o, info, g, k)
+
+    def _firing_on_host(self, o: torch.Tensor, x3: torch.Tensor) -> tuple[InputInfo, Grids, Any, Any]:
+        """The host path of :meth:`_firing_stats`. Binary outputs (the common case) need only per-neuron
+        min/max over the window and value sums per step and position; other kinds count nonzeros."""
+        T = x3.shape[0]
+        flat = x3.reshape(T, -1)
+        if flat.dtype == torch.bool:
+            flat = flat.view(torch.uint8)
+        lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPUs)
+        mn, mx = float(lo.min()), float(hi.max())  # (host reads: this is the CPU path)
+        values = exact_sum(x3, 1, mx)
+        info = classify_on_host(o, [mn, mx], values=lambda _: float(values.sum()), prescreen=False)
+        if info.code in (kinds.BINARY, kinds.ZERO):  # the values are the events; lo and hi are 0 or 1
+            return info, Grids(values, values), exact_sum(hi, 0, 1.0), exact_sum(lo, 0, 1.0)
+        mask = nonzero_mask(x3)
+        steps = mask.view(T, -1)  # per (sample, neuron): an event at any step, at every step
+        return info, Grids(exact_sum(mask, 1, 1.0), values), exact_sum(steps.amax(0), 0, 1.0), \
+            exact_sum(steps.amin(0), 0, 1.0)
 
     # ------------------------------------------------------------------------------------------- run
     def run(self, inputs: Iterable[torch.Tensor]) -> Probe:
-        """Forward every ``[T, B, ...]`` input once (eval mode, reset before each), accumulating."""
+        """Forward every ``[T, B, ...]`` input once (eval mode, reset before each), accumulating.
+
+        The forward runs outside inference mode (under ``no_grad``), so every tensor has a version counter
+        and an in-place change is seen."""
         was_training = [m for m in self.model.modules() if m.training]
         for m in was_training:
             m.training = False  # eval(), without its recursion per module
         try:
-            with self._hooks(), torch.no_grad():
+            with ExitStack() as stack:
+                stack.enter_context(self._hooks())
+                stack.enter_context(torch.inference_mode(False))
+                stack.enter_context(torch.no_grad())
+                if self.ops:
+                    self._watcher = stack.enter_context(_CallWatcher(self))
                 for x in inputs:
-                    if x.dim() < 2:
-                        raise ValueError(f"inputs must be [T, B, ...], got shape {tuple(x.shape)}")
-                    if self.T and x.shape[0] != self.T:
-                        raise ValueError(f"all inputs must share T; got {x.shape[0]} after {self.T}")
-                    self.T = x.shape[0]
-                    functional.reset_net(self.model)
-                    self.state.clear()
-                    self.model(x)
-                    self.samples += x.shape[1]
+                    self._forward(x)
         finally:
+            self._watcher = None
+            self._paused = False
+            self._depth = 0
             for m in was_training:
                 m.training = True
             self.state.clear()
         if self.strict and self.ops:
             missing = sorted(n for n in self.uncounted if n in self.called)
+            missing += [f"{fn} called in {mod}" for mod, fn in self.uncounted_calls]
             if missing:
                 raise NotImplementedError(f"no counting rule for {', '.join(missing)}; register one with "
                                           "bench.metrics.ops_rules.register_op_rule or pass strict=False")
         return self
 
+    def _forward(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"inputs must be [T, B, ...], got shape {tuple(x.shape)}")
+        if self.T and x.shape[0] != self.T:
+            raise ValueError(f"all inputs must share T; got {x.shape[0]} after {self.T}")
+        self.T = x.shape[0]
+        self.state.on_host = x.device.type == "cpu" if self.host_decisions is None else self.host_decisions
+        functional.reset_net(self.model)
+        self.state.clear()
+        self.model(x)
+        self.samples += x.shape[1]
+
     # ---------------------------------------------------------------------------------------- finish
     def finish(self) -> ProbeResult:
-        """Sync every accumulated tensor at once and return plain totals (over all samples)."""
-        tensors: list[torch.Tensor] = []
-
-        def defer(v: Any) -> Any:
-            if isinstance(v, torch.Tensor):
-                tensors.append(v.detach().reshape(-1).double())
-                return _Pending(len(tensors) - 1)
-            return v
-
-        deferred_neurons = {
-            name: (a, [defer(v) for v in a.events_t], [defer(v) for v in a.active], [defer(v) for v in a.saturated])
-            for name, a in self.neurons.items()
-        }
-        deferred_layers = {
-            name: (a, [{f: defer(getattr(c, f)) for f in COUNT_FIELDS} for c in a.calls])
-            for name, a in self.layers.items()
-        }
-        flat = torch.cat(tensors).cpu().tolist() if tensors else []
-        offsets = [0]
-        for t in tensors:
-            offsets.append(offsets[-1] + t.numel())
-
-        def resolve(v: Any) -> Any:
-            """A deferred scalar as a float."""
-            if isinstance(v, _Pending):
-                (value,) = flat[offsets[v.index]:offsets[v.index + 1]]
-                return value
-            return v
-
-        def resolve_steps(v: Any) -> list[float]:
-            """A deferred per-time-step vector as a list (also when T = 1)."""
-            if isinstance(v, _Pending):
-                return flat[offsets[v.index]:offsets[v.index + 1]]
-            return list(v)
-
+        """Move every accumulated tensor to the host (one transfer per device) and return plain totals."""
+        host = _Transfer()
+        neurons_d = {name: (a, [host.add(v) for v in a.codes], [host.add(v) for v in a.events_t],
+                            [host.add(v) for v in a.active], [host.add(v) for v in a.saturated])
+                     for name, a in self.neurons.items()}
+        layers_d = {name: (a, [({f: host.add(getattr(c, f)) for f in COUNT_FIELDS}, [host.add(k) for k in c.kinds])
+                               for c in a.calls])
+                    for name, a in self.layers.items()}
+        host.fetch()
         neurons = {}
-        for name, (a, events_t, active, saturated) in deferred_neurons.items():
+        for name, (a, codes, events_t, active, saturated) in neurons_d.items():
             per_t = [0.0] * self.T
             for ev in events_t:
-                per_t = [p + float(e) for p, e in zip(per_t, resolve_steps(ev), strict=True)]
+                per_t = [p + float(e) for p, e in zip(per_t, host.steps(ev), strict=True)]
             neurons[name] = {
-                "type": a.type, "kinds": sorted(a.kinds), "calls": a.calls, "elems_per_t": a.elems_per_t,
-                "events_t": per_t, "active": sum(float(resolve(v)) for v in active),
-                "saturated": sum(float(resolve(v)) for v in saturated),
+                "type": a.type, "kinds": sorted({_kind(name, host.value(c)) for c in codes}), "calls": a.calls,
+                "elems_per_t": a.elems_per_t, "events_t": per_t,
+                "active": sum(float(host.value(v)) for v in active),
+                "saturated": sum(float(host.value(v)) for v in saturated),
             }
-        layers = {}
-        for name, (a, calls) in deferred_layers.items():
-            totals: dict[str, Any] = {}
-            for f in COUNT_FIELDS:
-                values = [resolve(c[f]) for c in calls if c[f] is not None]
-                totals[f] = float(sum(values)) if values else None
-            layers[name] = {
-                "type": a.type, "calls": len(a.calls), "counts": totals,
-                "kinds": sorted({k for c in a.calls for k in c.kinds}),
-                "notes": sorted({c.note for c in a.calls if c.note}),
-            }
+        layers = {name: self._layer_totals(name, a, calls, host) for name, (a, calls) in layers_d.items()}
         called = self.called
+        uncounted = [{"module": n, "type": t} for n, t in self.uncounted.items() if n in called]
+        uncounted += [{"module": mod, "type": f"{fn} (torch function call)"} for mod, fn in self.uncounted_calls]
         return ProbeResult(
-            T=self.T, samples=self.samples, neurons=neurons, layers=layers,
-            uncounted=[{"module": n, "type": t} for n, t in self.uncounted.items() if n in called],
+            T=self.T, samples=self.samples, neurons=neurons, layers=layers, uncounted=uncounted,
             unverified=[{"module": n, "type": t} for n, t in self.unverified.items() if n in called],
             excluded=sorted({t for n, t in self.excluded.items() if n in called}),
             fold_bn=self.state.fold_bn,
         )
 
+    @staticmethod
+    def _layer_totals(name: str, a: LayerAcc, calls: list[tuple[dict[str, Any], list[Any]]],
+                      host: _Transfer) -> dict[str, Any]:
+        """One layer's totals over its calls; ``approx_sops`` only from calls with a spike input."""
+        totals: dict[str, Any] = {}
+        kinds_per_call = [[_kind(name, host.value(k)) for k in ks] for _, ks in calls]
+        for f in COUNT_FIELDS:
+            values = []
+            for (fields, _), names in zip(calls, kinds_per_call, strict=True):
+                v = host.value(fields[f])
+                if v is None or (f == "approx_sops" and not kinds.SPIKE_KINDS.intersection(names)):
+                    continue
+                values.append(v)
+            totals[f] = float(sum(values)) if values else None
+        return {
+            "type": a.type, "calls": len(a.calls), "counts": totals,
+            "kinds": sorted({k for ks in kinds_per_call for k in ks}),
+            "notes": sorted({c.note for c in a.calls if c.note}),
+        }
+
+
+def _top_function_mode() -> Any:
+    """The innermost active torch-function mode (None when none is active)."""
+    n = torch._C._len_torch_function_stack()
+    return torch._C._get_function_stack_at(n - 1) if n else None
+
+
+def _kind(layer: str, code: float) -> str:
+    """A decoded kind code's name; the one code without a name is an error to report."""
+    if int(code) == kinds.UNSUPPORTED:
+        raise ValueError(f"{layer}: input holds integer values above {kinds.MULTISPIKE_MAX}, too large to count "
+                         "exactly as multi-spikes on the device; scale the input or register a rule for this layer")
+    return kinds.KINDS[int(code)]
+
 
 @dataclass(frozen=True)
 class _Pending:
-    index: int
+    device: str
+    start: int
+    stop: int
+
+
+class _Transfer:
+    """Collects device tensors, moves them to the host in one copy per device, then resolves them."""
+
+    def __init__(self):
+        self._parts: dict[str, list[torch.Tensor]] = {}
+        self._sizes: dict[str, int] = {}
+        self._host: dict[str, list[float]] = {}
+
+    def add(self, v: Any) -> Any:
+        """A tensor becomes a placeholder for its values; anything else stays as it is."""
+        if not isinstance(v, torch.Tensor):
+            return v
+        key = str(v.device)
+        flat = v.detach().reshape(-1)
+        start = self._sizes.get(key, 0)
+        self._parts.setdefault(key, []).append(flat)
+        self._sizes[key] = start + flat.numel()
+        return _Pending(key, start, start + flat.numel())
+
+    def fetch(self) -> None:
+        """The one transfer per device (float64 holds every count and code exactly)."""
+        for key, parts in self._parts.items():
+            self._host[key] = torch.cat(parts).double().cpu().tolist()
+
+    def steps(self, v: Any) -> list[float]:
+        """A per-time-step vector as a list (also when T = 1)."""
+        if isinstance(v, _Pending):
+            return self._host[v.device][v.start:v.stop]
+        return list(v)
+
+    def value(self, v: Any) -> Any:
+        """A scalar as a float (a placeholder resolved), or the value as it was."""
+        if isinstance(v, _Pending):
+            (value,) = self._host[v.device][v.start:v.stop]
+            return value
+        return v
 
 
 def probe(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], **kwargs: Any) -> ProbeResult:

@@ -1,0 +1,375 @@
+"""What a tensor is, for counting (binary / scaled / multispike / zero / analog), decided on its own device.
+
+Every statistic the decision needs is an exact integer count, an exact extreme or an exact flag, computed
+with tensor operations on the tensor's device. Two evaluations of the one decision:
+
+- :func:`classify` (device path, GPUs): every statistic is computed (:func:`stats`: one fused pass over
+  the tensor on CUDA, torch operations elsewhere) and the decision is a chain of ``torch.where`` on 0-dim
+  tensors. Nothing is read on the host: the kind is an integer-valued 0-dim tensor (an index into
+  :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host once, after
+  the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
+- :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
+  decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
+  look at a strided 1/61 sample (a negative or a non-integer value other than 0 and the sample's max
+  proves a tensor analog; a sample value outside {0, max} proves it is not two-level). Every shortcut is
+  a proof, so both paths give the same kinds and events (tests compare them on every family).
+
+The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
+
+1. bool tensors are binary (events = nonzeros); empty tensors are zero.
+2. ``min < 0``, a NaN or an infinite max: analog.
+3. ``max == 0``: zero.
+4. every nonzero equals ``v = max`` (the count of ``x == v`` equals the count of nonzeros; the fused
+   kernels test "smallest nonzero == v", the same fact): binary when ``v == 1``, scaled otherwise;
+   events = nonzeros.
+5. ``v`` an integer above 1 and every value an integer (``frac(x) == 0``): multispike; events = value sum.
+6. anything else: analog (events 0).
+
+Exactness: counts are exact integers whatever the dtype (half-precision inputs included). Sums of
+integer-valued tensors are float32 sums over groups of at most :data:`GROUP` elements (exact while a
+group's sum stays below 2^24, so no float64 copy of the tensor is made) added up in float64. A
+multispike tensor whose max exceeds :data:`MULTISPIKE_MAX` would break that bound: it gets the code
+:data:`UNSUPPORTED`, which the probe reports as an error after the forward.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+KINDS = ("zero", "binary", "scaled", "multispike", "analog")  # index = code; most to least spike-like
+ZERO, BINARY, SCALED, MULTISPIKE, ANALOG = range(len(KINDS))
+UNSUPPORTED = len(KINDS)  # multispike values too large to sum exactly in float32 groups
+SPIKE_KINDS = frozenset(KINDS[:ANALOG])
+
+GROUP = 256  # float32 partial sums cover at most this many elements
+MULTISPIKE_MAX = 2 ** 24 // GROUP  # largest multispike value whose group sums stay exact in float32
+_CHUNK = 1 << 24  # elements per pass of the element-wise tests on GPUs (bounds their temporary memory)
+_CHUNK_CPU = 1 << 20  # ... on CPUs
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """A tensor's kind and event total (see the module docstring): 0-dim tensors on its device from
+    :func:`classify`, plain numbers from :func:`classify_on_host`.
+
+    ``code``: index into :data:`KINDS` (or :data:`UNSUPPORTED`), integer-valued; ``events``: nonzeros (binary, scaled),
+    value sum (multispike) or 0 (zero, analog), float64; ``numel``: the element count.
+    """
+
+    code: torch.Tensor | int
+    events: torch.Tensor | float
+    numel: int
+    max_value: float | None = None  # the max, when decided on the host
+
+    @property
+    def on_host(self) -> bool:
+        """True when the kind was decided on the host (plain numbers), False for device tensors."""
+        return not isinstance(self.code, torch.Tensor)
+
+    @property
+    def spikes(self) -> torch.Tensor | bool:
+        """A spike kind (zero, binary, scaled, multispike): a bool, or a 0-dim bool tensor."""
+        return self.code < ANALOG
+
+    @property
+    def multispike(self) -> torch.Tensor | bool:
+        return self.code == MULTISPIKE
+
+    @property
+    def rate(self) -> torch.Tensor | float:
+        """Events per element (float64): the mean firing rate of a spike tensor."""
+        return self.events / self.numel if self.numel else self.events
+
+    @property
+    def kind(self) -> str:
+        """The kind's name. Reads the code on the host: for callers and tests, never inside the probe."""
+        return KINDS[int(self.code)]
+
+
+@dataclass(frozen=True)
+class Grids:
+    """Event sums of a tensor viewed as ``[A, R, P]`` (:func:`as_3d`), reduced over ``R``: float64, exact.
+
+    ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values (None where not computed: the host
+    path computes only what the kind needs). With ``P = 1`` a backend may return more columns (partial
+    sums of one plane); only their sum is then read. A neuron output ``[T, B, C, H, W]`` uses ``A = T`` and
+    ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv input ``A = 1`` and
+    ``P`` its spatial positions; a linear input ``A = P = 1``.
+    """
+
+    nonzero: torch.Tensor | None
+    values: torch.Tensor | None
+
+    def events(self, info: InputInfo) -> torch.Tensor | None:
+        """Events per ``[A, P]``: values for a multispike tensor, nonzeros for the others (None when the
+        host path has not computed that grid)."""
+        if info.on_host:
+            return self.values if info.multispike else self.nonzero
+        return torch.where(info.multispike, self.values, self.nonzero)
+
+
+def as_3d(x: torch.Tensor, lead: int, trail: int) -> torch.Tensor:
+    """``x`` as ``[prod(first lead dims), rest, prod(last trail dims)]`` (a view when ``x`` is contiguous)."""
+    a = p = 1
+    for s in x.shape[:lead]:
+        a *= s
+    for s in x.shape[x.dim() - trail:] if trail else ():
+        p *= s
+    return x.reshape(a, x.numel() // (a * p) if a * p else 0, p)
+
+
+def exact_sum(x: torch.Tensor, dim: int, max_value: float | None = None) -> torch.Tensor:
+    """Sum along ``dim`` in float64, exact for integer values up to :data:`MULTISPIKE_MAX` (any count):
+    float32 sums over groups of :data:`GROUP` elements (no float64 copy of ``x``), then float64. A known
+    ``max_value`` (host path) allows one float32 sum whenever every partial sum stays below 2^24."""
+    if x.dtype == torch.float64:
+        return x.sum(dim)
+    if x.dtype == torch.bool:
+        x = x.view(torch.uint8)
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        return x.sum(dim).double()  # integers: exact int64 sums
+    n = x.shape[dim]
+    if n <= GROUP or (max_value is not None and n * max_value <= 2 ** 24):
+        return x.sum(dim, dtype=torch.float32).double()
+    dim = dim % x.dim()
+    q = n // GROUP
+    total = x.narrow(dim, 0, q * GROUP).unflatten(dim, (q, GROUP)).sum(dim + 1, dtype=torch.float32)
+    total = total.sum(dim, dtype=torch.float64)
+    if q * GROUP < n:
+        total = total + x.narrow(dim, q * GROUP, n - q * GROUP).sum(dim, dtype=torch.float32)
+    return total
+
+
+def nonzero_mask(x: torch.Tensor) -> torch.Tensor:
+    """``x != 0`` as uint8 (a cast to bool, viewed as bytes: the fastest form to sum on CPUs)."""
+    return (x if x.dtype == torch.bool else x.bool()).view(torch.uint8)
+
+
+def grids(x3: torch.Tensor, mask: torch.Tensor | None = None) -> Grids:
+    """:class:`Grids` of a ``[A, R, P]`` view; ``mask`` may pass its :func:`nonzero_mask`."""
+    mask = nonzero_mask(x3) if mask is None else mask
+    counts = exact_sum(mask, 1)
+    return Grids(counts, counts if x3.dtype == torch.bool else exact_sum(x3, 1))
+
+
+def bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(min, max)`` as 0-dim tensors (aminmax copies a non-contiguous input; amin and amax do not)."""
+    return torch.aminmax(x) if x.is_contiguous() else (x.amin(), x.amax())
+
+
+def _chunk_size(x: torch.Tensor) -> int:
+    """Elements per pass of the element-wise tests: small on CPUs (the scratch buffer stays in cache and
+    no large allocation is made per call), large on GPUs (fewer kernel launches; memory stays bounded)."""
+    return _CHUNK_CPU if x.device.type == "cpu" else _CHUNK
+
+
+def _scratch_passes(x: torch.Tensor, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(piece, scratch)`` pairs covering ``x`` with one reused scratch buffer of ``dtype``: flat pieces of
+    at most :func:`_chunk_size` elements (the whole tensor, once, when it is not contiguous)."""
+    size = _chunk_size(x)
+    if not x.is_contiguous() or x.numel() <= size:
+        return [(x, torch.empty_like(x, dtype=dtype))]
+    flat = x.reshape(-1)
+    scratch = torch.empty(size, dtype=dtype, device=x.device)
+    return [(flat[i:i + size], scratch[:min(size, flat.numel() - i)]) for i in range(0, flat.numel(), size)]
+
+
+def _combine(parts: list[torch.Tensor], op: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else op(torch.stack(parts))
+
+
+def count_at(x: torch.Tensor, v: torch.Tensor | float) -> torch.Tensor:
+    """Count of ``x == v`` (float64, exact), assuming ``0 <= x <= v`` (other tensors are analog anyway).
+
+    On CPUs it is counted as ``sum(floor(x / v))``: arithmetic is several times faster there than a
+    comparison, and for ``0 <= x < v`` the rounded quotient stays below 1, so both counts are equal.
+    """
+    arithmetic = x.device.type == "cpu" and x.is_floating_point()
+    counts = []
+    for part, scratch in _scratch_passes(x, x.dtype if arithmetic else torch.bool):
+        if arithmetic:
+            torch.div(part, v, out=scratch).floor_()
+        else:
+            torch.eq(part, v, out=scratch)
+        counts.append(exact_sum(scratch.reshape(-1), 0))
+    return _combine(counts, torch.sum)
+
+
+def all_integer(x: torch.Tensor) -> torch.Tensor:
+    """Whether every value of a non-negative ``x`` is an integer (0-dim bool; NaN and infinities are not).
+    (Called only where ``min(x) >= 0``, or where a negative value makes the tensor analog anyway.)"""
+    if not x.is_floating_point():
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    if x.numel() <= _chunk_size(x):
+        return torch.frac(x).amax() == 0
+    fracs = [torch.frac(part, out=scratch).amax() for part, scratch in _scratch_passes(x, x.dtype)]
+    return _combine(fracs, torch.amax) == 0
+
+
+def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.full((), value, dtype=dtype, device=like.device)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the device decision needs about a tensor viewed as ``[A, R, P]``: 0-dim tensors, exact.
+
+    ``grids``: its :class:`Grids`; ``minimum``/``maximum`` (float64; a NaN sets ``nan``); ``two_level``:
+    every nonzero equals the maximum; ``integral``: every value is an integer (both meaningful for a
+    non-negative tensor, the only case the decision reads them); ``active``/``saturated`` (float64, for
+    a window): positions ``(r, p)`` with a nonzero at some / every ``a`` (a neuron output's silent and
+    saturated counts, ``A = T``). A fused backend may instead hand over ``decided``: the kind code and
+    events it computed with the same decision.
+    """
+
+    grids: Grids
+    minimum: torch.Tensor | None = None
+    maximum: torch.Tensor | None = None
+    nan: torch.Tensor | None = None
+    two_level: torch.Tensor | None = None
+    integral: torch.Tensor | None = None
+    active: torch.Tensor | None = None
+    saturated: torch.Tensor | None = None
+    decided: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+# "auto": the fused Triton kernels for the CUDA tensors they support, torch operations otherwise; "eager":
+# torch operations everywhere; "triton": the kernels wherever they run (tests use Triton's interpreter).
+STATS_BACKEND = os.environ.get("SNNBENCH_STATS_BACKEND", "auto")
+_fused_failure: list[str] = []  # set once the kernels failed to build here: torch operations from then on
+
+
+def stats(x3: torch.Tensor, window: bool = False) -> Stats:
+    """:class:`Stats` of a ``[A, R, P]`` view: one fused pass (``bench.metrics.stats_triton``) on CUDA
+    for float16/bfloat16/float32, else torch operations (:func:`eager_stats`, the reference)."""
+    if not _fused_failure and (STATS_BACKEND == "triton" or (STATS_BACKEND == "auto" and x3.is_cuda)):
+        fused = _fused()
+        if fused is not None and fused.supports(x3):
+            try:
+                return fused.stats(x3, window)
+            except fused.KernelError as e:  # a kernel that cannot be built for this GPU: slower, still exact
+                _fused_failure.append(repr(e))
+                warnings.warn(f"fused counting kernels unavailable ({e!r}); using torch operations", stacklevel=2)
+    return eager_stats(x3, window)
+
+
+@lru_cache(maxsize=1)
+def _fused() -> Any:
+    """``bench.metrics.stats_triton``, or None (with a warning) where Triton cannot be imported."""
+    try:
+        from bench.metrics import stats_triton
+    except ImportError as e:  # e.g. a CUDA build of torch without Triton: correct, slower statistics
+        warnings.warn(f"Triton unavailable ({e}); op counting on CUDA uses several passes per tensor", stacklevel=3)
+        return None
+    return stats_triton
+
+
+def eager_stats(x3: torch.Tensor, window: bool = False) -> Stats:
+    """:class:`Stats` from torch operations (several passes); ``two_level`` as a count of ``x == max``."""
+    mask = nonzero_mask(x3)
+    g = grids(x3, mask)
+    mn, mx = bounds(x3.view(torch.uint8) if x3.dtype == torch.bool else x3)
+    two_level = count_at(x3, mx) == g.nonzero.sum()
+    active = saturated = None
+    if window:
+        steps = mask.view(x3.shape[0], -1)
+        active, saturated = exact_sum(steps.amax(0), 0), exact_sum(steps.amin(0), 0)
+    mn, mx = mn.double(), mx.double()
+    return Stats(g, mn, mx, torch.isnan(mn) | torch.isnan(mx), two_level, all_integer(x3), active, saturated)
+
+
+def decide(s: Stats, numel: int, boolean: bool = False) -> InputInfo:
+    """The decision of the module docstring on device :class:`Stats`, by ``torch.where`` (no host read)."""
+    if boolean:
+        return InputInfo(_full(BINARY, s.grids.nonzero, torch.int64), s.grids.nonzero.sum(), numel)
+    if s.decided is not None:
+        return InputInfo(*s.decided, numel)
+    mn, mx = s.minimum, s.maximum
+    nonzeros, value_sum = s.grids.nonzero.sum(), s.grids.values.sum()
+    analog = (mn < 0) | s.nan | ~torch.isfinite(mx)
+    multi = (mx > 1) & (mx == torch.round(mx)) & s.integral
+    code = torch.where(s.two_level, torch.where(mx == 1, BINARY, SCALED),
+                       torch.where(multi, torch.where(mx <= MULTISPIKE_MAX, MULTISPIKE, UNSUPPORTED), ANALOG))
+    code = torch.where(analog, ANALOG, torch.where(mx == 0, ZERO, code))
+    events = torch.where((code == BINARY) | (code == SCALED), nonzeros,
+                         torch.where(code == MULTISPIKE, value_sum, 0.0))
+    return InputInfo(code, events, numel)
+
+
+def classify(x: torch.Tensor) -> InputInfo:
+    """The :class:`InputInfo` of ``x`` (the decision in the module docstring), without a host read."""
+    if x.numel() == 0:
+        return InputInfo(_full(ZERO, x, torch.int64), _full(0.0, x, torch.float64), 0)
+    return decide(stats(as_3d(x, 0, 0)), x.numel(), x.dtype == torch.bool)
+
+
+_SAMPLE_STEP = 61  # prime, so periodic layouts do not alias
+_PRESCREEN_MIN = 1 << 21  # below this a full min/max pass costs less than the sample's few small operations
+
+
+def _sample(x: torch.Tensor) -> torch.Tensor:
+    """A strided subset of ``x`` (a view, no copy): every 61st index along its longest dim."""
+    d = max(range(x.dim()), key=lambda i: x.shape[i])
+    return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
+
+
+def _analog_witness(xs: torch.Tensor) -> bool:
+    """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
+    other than the sample's max (a two-level tensor has only 0 and its max; a multispike one only
+    integers). Reads one flag on the host."""
+    return bool(((xs < 0) | ((torch.frac(xs) != 0) & (xs != xs.amax()))).any())
+
+
+def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
+                     nonzeros: Callable[[], float] | None = None, values: Callable[[float], float] | None = None,
+                     prescreen: bool = True) -> InputInfo:
+    """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
+
+    Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
+    costs no device round-trip. ``minmax`` may pass the bounds; ``nonzeros()`` and ``values(max)``
+    functions giving the exact count of nonzeros and the exact value sum (so a caller that needs the
+    grids anyway computes each once); ``prescreen=False`` skips the sample's analog witness (for tensors that are
+    usually spikes, e.g. neuron outputs; it only pays off on large tensors anyway).
+
+    With ``max == 1`` (and ``min >= 0``) the two-level test is ``frac(x) == 0`` everywhere: values in
+    [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
+    the count of nonzeros (the device path's test), so both paths agree; the value sum then counts them.
+    """
+    n = x.numel()
+    if n == 0:
+        return InputInfo(ZERO, 0.0, 0)
+    if nonzeros is None:
+        def nonzeros() -> float:
+            return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
+    if x.dtype == torch.bool:
+        return InputInfo(BINARY, nonzeros(), n)
+    if prescreen and n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
+        return InputInfo(ANALOG, 0.0, n)
+    mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax
+    if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
+        return InputInfo(ANALOG, 0.0, n, mx)
+    if mx == 0:
+        return InputInfo(ZERO, 0.0, n, mx)
+    if values is None:
+        def values(bound: float) -> float:
+            return float(exact_sum(x.reshape(-1), 0, bound))
+    if mx == 1:
+        return InputInfo(BINARY, values(mx), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
+    xs = _sample(x) if x.dim() else x
+    if bool(((xs == 0) | (xs == mx)).all()):
+        count = nonzeros()
+        if float(count_at(x, mx)) == count:
+            return InputInfo(SCALED, count, n, mx)
+    if mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
+        if mx > MULTISPIKE_MAX:
+            return InputInfo(UNSUPPORTED, 0.0, n, mx)
+        return InputInfo(MULTISPIKE, values(mx), n, mx)
+    return InputInfo(ANALOG, 0.0, n, mx)

@@ -4,8 +4,6 @@ are left out). Edges from a module to its own ancestor
 packages are left out (Python runs a package's __init__ before any of its modules anyway); ``from pkg
 import name`` counts as an import of ``pkg.name`` when that is a module, else of ``pkg``.
 
-Rules that pending work still breaks are marked xfail(strict=True): when that work lands they pass, the
-strict xfail then fails, and the mark is removed.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "bench"
-PENDING = "fixed by the probe work (case_reports moves to bench.metrics.probe)"
 
 
 def _module_name(path: Path) -> str:
@@ -136,19 +133,8 @@ def test_the_parser_sees_module_and_function_level_imports():
     assert "bench.report.tables" in graph()["bench.report.plots"]
 
 
-# Cycles that exist now, each to disappear with the probe work (firing and ops share a probe module).
-KNOWN_CYCLES = [frozenset({"bench.metrics.firing", "bench.metrics.ops"})]
-
-
-def test_no_import_cycles_but_the_known_ones():
-    assert [c for c in cycles() if c not in KNOWN_CYCLES] == []
-
-
-@pytest.mark.parametrize("cycle", [pytest.param(c, id="<->".join(sorted(c)),
-                                                marks=pytest.mark.xfail(strict=True, reason=PENDING))
-                                   for c in KNOWN_CYCLES])
-def test_known_cycle_is_gone(cycle):
-    assert cycle not in cycles()
+def test_no_import_cycles():
+    assert cycles() == []
 
 
 RULES = [  # (importer package, what it must never import, directly or transitively)
@@ -168,13 +154,9 @@ RULES = [  # (importer package, what it must never import, directly or transitiv
     ("bench.history", "torch"),
     ("bench.contract", "torch"),
 ]
-BROKEN_NOW: set[tuple[str, str]] = set()
 
 
-@pytest.mark.parametrize(("importer", "forbidden"), [
-    pytest.param(*rule, id=f"{rule[0]}-x->{rule[1]}",
-                 marks=[pytest.mark.xfail(strict=True, reason=PENDING)] if rule in BROKEN_NOW else [])
-    for rule in RULES])
+@pytest.mark.parametrize(("importer", "forbidden"), [pytest.param(*rule, id=f"{rule[0]}-x->{rule[1]}") for rule in RULES])
 def test_layering(importer, forbidden):
     assert not {m for m in imports_of(importer) if _under(m, forbidden)}, \
         f"{importer} imports {forbidden}: {sorted(m for m in imports_of(importer) if _under(m, forbidden))}"

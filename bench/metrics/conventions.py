@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-OPS_CONVENTION_ID = "snnbench-ops-v1"
+OPS_CONVENTION_ID = "snnbench-ops-v2"  # v2: exact kinds in any dtype, BN after in-place changes, torch-function products
 
 # Input kinds, decided per call from the tensor itself (see bench.metrics.kinds).
 INPUT_KINDS: dict[str, str] = {

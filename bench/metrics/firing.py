@@ -11,7 +11,6 @@ The statistics come from one forward pass shared with the op counter (:mod:`benc
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from spikingjelly.activation_based import functional
 
 from bench.contract import Field, Option, Tolerance
 from bench.metrics.base import CaseContext, register_metric
-from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult
+from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult, case_probe
 
 __all__ = ["DEFAULT_NEURON_TYPES", "FiringReport", "LayerFiring", "UNTRAINED_WARNING", "calibrate_bn",
            "firing_rates", "untrained_warning"]
@@ -166,21 +165,6 @@ def calibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
     return model
 
 
-def resolve_neuron_types(spec: Iterable[str | type[nn.Module]] | None) -> tuple[type[nn.Module], ...]:
-    """Neuron classes from classes or ``"package.module:Class"`` strings (suite options)."""
-    out = []
-    for item in spec or ():
-        if isinstance(item, str):
-            module, _, attr = item.partition(":")
-            if not module or not attr:
-                raise ValueError(f"neuron type {item!r} must look like 'package.module:Class'")
-            item = getattr(importlib.import_module(module), attr)
-        if not (isinstance(item, type) and issubclass(item, nn.Module)):
-            raise ValueError(f"neuron type {item!r} is not an nn.Module class")
-        out.append(item)
-    return tuple(out)
-
-
 FIELDS = (
     Field("mean_rate", "firing rate", "%", "percent", description="events per neuron per step over the spiking "
           "(non-analog) layers, weighted by neuron count", headline=True, summary=True, tolerance=Tolerance(abs=1e-9)),
@@ -202,9 +186,7 @@ OPTIONS = (
                  fields=FIELDS, options=OPTIONS)
 def firing_metric(ctx: CaseContext) -> dict[str, Any]:
     """Network mean rate and the per-layer, per-step table, from the pass shared with ``ops``."""
-    from bench.metrics.ops import case_reports  # local: ops imports this module
-
-    report, _ = case_reports(ctx)
+    report = FiringReport.from_probe(case_probe(ctx))
     out = report.to_dict()
     if out["mean_rate"] is None:
         out["mean_rate_why"] = "; ".join(report.notes) or "no spiking layer"

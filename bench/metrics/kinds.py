@@ -44,13 +44,13 @@ from typing import Any
 
 import torch
 
+from bench.metrics.kind_stats import GROUP, MULTISPIKE_MAX, Grids, Stats
+
 KINDS = ("zero", "binary", "scaled", "multispike", "analog")  # index = code; most to least spike-like
 ZERO, BINARY, SCALED, MULTISPIKE, ANALOG = range(len(KINDS))
 UNSUPPORTED = len(KINDS)  # multispike values too large to sum exactly in float32 groups
 SPIKE_KINDS = frozenset(KINDS[:ANALOG])
 
-GROUP = 256  # float32 partial sums cover at most this many elements
-MULTISPIKE_MAX = 2 ** 24 // GROUP  # largest multispike value whose group sums stay exact in float32
 _CHUNK = 1 << 24  # elements per pass of the element-wise tests on GPUs (bounds their temporary memory)
 _CHUNK_CPU = 1 << 20  # ... on CPUs
 
@@ -92,28 +92,6 @@ class InputInfo:
     def kind(self) -> str:
         """The kind's name. Reads the code on the host: for callers and tests, never inside the probe."""
         return KINDS[int(self.code)]
-
-
-@dataclass(frozen=True)
-class Grids:
-    """Event sums of a tensor viewed as ``[A, R, P]`` (:func:`as_3d`), reduced over ``R``: float64, exact.
-
-    ``nonzero[a, p]`` counts nonzeros, ``values[a, p]`` sums values (None where not computed: the host
-    path computes only what the kind needs). With ``P = 1`` a backend may return more columns (partial
-    sums of one plane); only their sum is then read. A neuron output ``[T, B, C, H, W]`` uses ``A = T`` and
-    ``P = H * W`` (per-step counts and a conv's event profile from one pass); a conv input ``A = 1`` and
-    ``P`` its spatial positions; a linear input ``A = P = 1``.
-    """
-
-    nonzero: torch.Tensor | None
-    values: torch.Tensor | None
-
-    def events(self, info: InputInfo) -> torch.Tensor | None:
-        """Events per ``[A, P]``: values for a multispike tensor, nonzeros for the others (None when the
-        host path has not computed that grid)."""
-        if info.on_host:
-            return self.values if info.multispike else self.nonzero
-        return torch.where(info.multispike, self.values, self.nonzero)
 
 
 def as_3d(x: torch.Tensor, lead: int, trail: int) -> torch.Tensor:
@@ -216,29 +194,6 @@ def all_integer(x: torch.Tensor) -> torch.Tensor:
 
 def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.full((), value, dtype=dtype, device=like.device)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """What the device decision needs about a tensor viewed as ``[A, R, P]``: 0-dim tensors, exact.
-
-    ``grids``: its :class:`Grids`; ``minimum``/``maximum`` (float64; a NaN sets ``nan``); ``two_level``:
-    every nonzero equals the maximum; ``integral``: every value is an integer (both meaningful for a
-    non-negative tensor, the only case the decision reads them); ``active``/``saturated`` (float64, for
-    a window): positions ``(r, p)`` with a nonzero at some / every ``a`` (a neuron output's silent and
-    saturated counts, ``A = T``). A fused backend may instead hand over ``decided``: the kind code and
-    events it computed with the same decision.
-    """
-
-    grids: Grids
-    minimum: torch.Tensor | None = None
-    maximum: torch.Tensor | None = None
-    nan: torch.Tensor | None = None
-    two_level: torch.Tensor | None = None
-    integral: torch.Tensor | None = None
-    active: torch.Tensor | None = None
-    saturated: torch.Tensor | None = None
-    decided: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 # "auto": the fused Triton kernels for the CUDA tensors they support, torch operations otherwise; "eager":

@@ -28,9 +28,9 @@ import torch.nn as nn
 from bench.contract import EXACT, Field, Option
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import OPS_CONVENTION_ID
-from bench.metrics.firing import FiringReport, resolve_neuron_types
+from bench.metrics.firing import FiringReport
 from bench.metrics.ops_rules import COUNT_FIELDS
-from bench.metrics.probe import Probe, ProbeResult
+from bench.metrics.probe import Probe, ProbeResult, case_probe
 
 __all__ = ["LayerOps", "OpsReport", "case_reports", "count_ops", "profile"]
 
@@ -154,33 +154,10 @@ def profile(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], fold_bn:
     return FiringReport.from_probe(result), OpsReport.from_probe(result)
 
 
-def _case_inputs(ctx: CaseContext) -> list[torch.Tensor]:
-    n = int(ctx.option("firing", "num_batches", ctx.option("ops", "num_batches", 1)))
-    if n <= 1:
-        return [ctx.sample_batch()[0]]
-    xs = []
-    for x, _ in ctx.batches(ctx.T):
-        xs.append(x)
-        if len(xs) == n:
-            break
-    return xs
-
-
 def case_reports(ctx: CaseContext) -> tuple[FiringReport, OpsReport]:
-    """Firing and ops reports of a case, from one pass over the case's sample batch, cached in ``ctx.cache``.
-
-    Options: ``[metrics.ops] fold_bn`` (default true), ``strict`` (default false); ``num_batches`` (in
-    ``[metrics.firing]`` or ``[metrics.ops]``, default 1: the fixed sample batch); ``neuron_types``
-    (``"package.module:Class"`` strings) in ``[metrics.firing]``.
-    """
-    if "ops_report" not in ctx.cache:
-        firing, ops = profile(
-            ctx.model, _case_inputs(ctx), fold_bn=bool(ctx.option("ops", "fold_bn", True)),
-            strict=bool(ctx.option("ops", "strict", False)),
-            neuron_types=resolve_neuron_types(ctx.option("firing", "neuron_types")),
-        )
-        ctx.cache["firing_report"], ctx.cache["ops_report"] = firing, ops
-    return ctx.cache["firing_report"], ctx.cache["ops_report"]
+    """Firing and ops reports of a case, from the one pass it shares (:func:`bench.metrics.probe.case_probe`)."""
+    result = case_probe(ctx)
+    return FiringReport.from_probe(result), OpsReport.from_probe(result)
 
 
 FIELDS = (

@@ -19,6 +19,7 @@ A neuron output's kind and event grids are remembered (``ops_rules.ProbeState``)
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack, contextmanager
@@ -32,6 +33,7 @@ from spikingjelly.activation_based.neuron import BaseNode
 from torch.overrides import TorchFunctionMode
 
 from bench.metrics import kinds, ops_rules
+from bench.metrics.base import CaseContext
 from bench.metrics.kinds import (
     Grids,
     InputInfo,
@@ -464,3 +466,46 @@ def probe(model: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor], **kwa
     """Run a :class:`Probe` over one input ``[T, B, ...]`` or an iterable of them and return its totals."""
     xs = [inputs] if isinstance(inputs, torch.Tensor) else inputs
     return Probe(model, **kwargs).run(xs).finish()
+
+
+def resolve_neuron_types(spec: Iterable[str | type[nn.Module]] | None) -> tuple[type[nn.Module], ...]:
+    """Neuron classes from classes or ``"package.module:Class"`` strings (suite options)."""
+    out = []
+    for item in spec or ():
+        if isinstance(item, str):
+            module, _, attr = item.partition(":")
+            if not module or not attr:
+                raise ValueError(f"neuron type {item!r} must look like 'package.module:Class'")
+            item = getattr(importlib.import_module(module), attr)
+        if not (isinstance(item, type) and issubclass(item, nn.Module)):
+            raise ValueError(f"neuron type {item!r} is not an nn.Module class")
+        out.append(item)
+    return tuple(out)
+
+
+def _case_inputs(ctx: CaseContext) -> list[torch.Tensor]:
+    n = int(ctx.option("firing", "num_batches", ctx.option("ops", "num_batches", 1)))
+    if n <= 1:
+        return [ctx.sample_batch()[0]]
+    xs = []
+    for x, _ in ctx.batches(ctx.T):
+        xs.append(x)
+        if len(xs) == n:
+            break
+    return xs
+
+
+def case_probe(ctx: CaseContext) -> ProbeResult:
+    """The case's probe totals, from ONE pass over its sample batch shared by firing, ops and energy (cached
+    in ``ctx.cache``).
+
+    Options: ``[metrics.ops] fold_bn`` (default true), ``strict`` (default false); ``num_batches`` (in
+    ``[metrics.firing]`` or ``[metrics.ops]``, default 1: the fixed sample batch); ``neuron_types``
+    (``"package.module:Class"`` strings) in ``[metrics.firing]``.
+    """
+    if "probe_result" not in ctx.cache:
+        ctx.cache["probe_result"] = probe(
+            ctx.model, _case_inputs(ctx), fold_bn=bool(ctx.option("ops", "fold_bn", True)),
+            strict=bool(ctx.option("ops", "strict", False)),
+            neuron_types=resolve_neuron_types(ctx.option("firing", "neuron_types")))
+    return ctx.cache["probe_result"]

@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from bench.metrics.kinds import MULTISPIKE_MAX, Grids, Stats
+from bench.metrics.kind_stats import MULTISPIKE_MAX, Grids, Stats
 
 KernelError = triton.errors.TritonError  # compilation, PTX assembly, out of resources
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -82,8 +82,11 @@ class SyncCounter(TorchDispatchMode):
 
 @pytest.mark.parametrize("name", ["sew_resnet18", "sew_resnet34"])
 def test_no_host_sync_during_the_forward_and_one_transfer_at_the_end(name):
-    """The device path (the default on GPUs, forced here on the CPU) reads nothing on the host until finish."""
-    model, x = tiny(name), torch.rand(T, B, 3, 16, 16)
+    """The device path (the default on GPUs, forced here on the CPU) reads nothing on the host until finish.
+
+    The stem runs every step (``stem_once=False``): the default ``"auto"`` stem compares the input over T
+    once per forward, a read of the model's own (one per forward, not per layer), not the probe's."""
+    model, x = tiny(name, stem_once=False), torch.rand(T, B, 3, 16, 16)
     with SyncCounter() as plain, torch.no_grad():
         functional.reset_net(model)
         model(x)

@@ -193,7 +193,7 @@ def test_case_tables_hold_every_reported_scalar_field(cpu):
     # tiny at T=2: dense MACs = 2 x (64 x 16 + 16 x 10) = 2368.
     row = ops.frame[(ops.frame["model"] == "tiny") & (ops.frame["T"] == 2)].iloc[0]
     assert row["dense MACs"] == "2.37 k"
-    assert any(c.startswith("convention = snnbench-ops-v1") for c in ops.constants)
+    assert any(c.startswith("convention = snnbench-ops-v2") for c in ops.constants)
     # firing's own "T" field does not overwrite the case's T column
     assert "firing.T" in tables["firing"].frame.columns
 

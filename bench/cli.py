@@ -95,13 +95,13 @@ def _to_run(args: argparse.Namespace, suite: Suite, cases: list[Case], console: 
     """The cases a run would measure: under ``--resume``, those without a completed record in the folder (by
     ``config_key``; by case id for a model that ``[train]`` gives its checkpoint, which is in the key)."""
     from bench.estimate import completed
-    from bench.runner import case_key
+    from bench.runner import case_config_key
 
     if args.resume is None:
         return cases
     keys, ids = completed(args.resume)
     trains = suite.train is not None
-    todo = [c for c in cases if case_key(suite, c) not in keys
+    todo = [c for c in cases if case_config_key(suite, c) not in keys
             and not (trains and c.model.checkpoint is None and c.case_id in ids)]
     if len(todo) < len(cases):
         console.print(f"{len(cases) - len(todo)} of {len(cases)} selected case(s) already done in "

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 
 from bench.results import RESULTS_FILE, RunFileError, device_name, read_records
-from bench.runner import case_key, sample_shape_before_loading
+from bench.runner import case_config_key, sample_shape_before_loading
 from bench.suite import Case, DataSpec, Suite, declared_shape
 
 RECENT_RUNS = 20  # past run folders read, newest first
@@ -442,7 +442,7 @@ def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, iso
         models.add((case.model.label, case.device))
         devices.add(case.device)
         device = device_model(case.device)
-        exact = durations.get(same_config(case_key(suite, case), device))
+        exact = durations.get(same_config(case_config_key(suite, case), device))
         similar = durations.get(same_case(case.model.label, case.model.name, case.T, device, case.batch_size,
                                           suite.metrics))
         if exact or similar:

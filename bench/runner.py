@@ -76,7 +76,7 @@ from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, expan
 
 CHECKPOINT_DIR = "checkpoints"
 
-__all__ = ["RunFolderError", "RunOutcome", "SuiteRunner", "case_key", "default_out_dir", "memory_problem",
+__all__ = ["RunFolderError", "RunOutcome", "SuiteRunner", "case_config_key", "default_out_dir", "memory_problem",
            "new_run_id", "resolve_out_dir", "run_suite"]
 
 
@@ -165,7 +165,7 @@ def weights_text(checkpoint: str | None, checkpoint_format: str | None, calibrat
     return "untrained (no BatchNorm to calibrate)"
 
 
-def case_key(suite: Suite, case: Case) -> str:
+def case_config_key(suite: Suite, case: Case) -> str:
     """A hash of everything that defines a case's result (model entry, T, device, batch size, data,
     metrics and their options, seed): a resumed run keeps the records whose key a case still has."""
     return config_key({
@@ -188,7 +188,7 @@ def new_record(suite: Suite, case: Case, run_id: str, segment: int, data: dict[s
         "suite": suite.name,
         "segment": segment,
         "case_id": case.case_id,
-        "config_key": case_key(suite, case),
+        "config_key": case_config_key(suite, case),
         "model": {"name": case.model.name, "label": case.model.label, "kwargs": case.model.kwargs,
                   "checkpoint": case.model.checkpoint, "untrained": case.model.checkpoint is None},
         "T": case.T,
@@ -508,7 +508,7 @@ class SuiteRunner:
 
         # Rank 0 read the results file: its choice of the cases still to run is everyone's.
         todo = [cases[i] for i in distributed.broadcast_object(
-            [i for i, c in enumerate(cases) if case_key(suite, c) not in done])]
+            [i for i, c in enumerate(cases) if case_config_key(suite, c) not in done])]
         interrupted, write_error = False, None
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, disable=not self.show_progress)

@@ -353,23 +353,11 @@ def plan_run(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> RunP
 
 
 def resident_data_bytes(data: DataSpec) -> int:
-    """Bytes the evaluation (or training) data holds in memory once loaded: the bundled datasets (digits,
-    synthetic and the synthetic fallback) are tensors of every sample; file datasets are read a batch at a
-    time, so they count 0 here."""
-    from bench.data import resolve_root
-    from bench.data.digits import TEST_FRACTION
+    """Bytes the evaluation (or training) data holds in memory once loaded (:func:`bench.data.estimate_bytes`:
+    worked out from the settings, file sizes and headers; 0 for datasets read a sample at a time)."""
+    from bench.data import estimate_bytes
 
-    shape = declared_shape(data)
-    if data.dataset == "digits":
-        test = -(-1797 * int(TEST_FRACTION * 100) // 100)  # load_digits has 1,797 images; the test split rounds up
-        n = test if data.split in ("test", "val") else 1797 - test
-    elif data.dataset == "synthetic":
-        n = data.max_samples or 64
-    elif data.on_missing == "synthetic" and resolve_root(data)[0] is None:
-        n = min(data.fallback_samples, data.max_samples) if data.max_samples else data.fallback_samples
-    else:
-        return 0
-    return n * shape.in_channels * shape.image_size**2 * 4
+    return estimate_bytes(data).resident_bytes
 
 
 def _profile(name: str, kwargs: dict[str, Any], sample_shape: tuple[int, ...]) -> Any:

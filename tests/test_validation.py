@@ -190,7 +190,7 @@ def test_an_image_size_that_cannot_fit_is_refused_before_loading(write_suite, tm
     assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert time.monotonic() - started < 30, "refused from the declared size, not after a 30 GB allocation"
-    assert "data.image_size" in err and "28.12 GiB" in err  # 450 test images x 4096^2 x 4 bytes
+    assert "data.image_size" in err and "28.13 GiB" in err  # 450 test images x 4096^2 x 4 bytes, plus labels
 
 
 def test_a_time_step_count_that_cannot_fit_is_refused(write_suite, tmp_path, capsys):

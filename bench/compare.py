@@ -48,7 +48,7 @@ from typing import Any
 
 from bench.contract import MetricContract, Tolerance, ToleranceError, parse_tolerance, parse_tolerances
 from bench.published import GAP_KEY, published_gaps
-from bench.results import RunData, case_key, device_name, load_run, numeric_fields
+from bench.results import RunData, case_key, device_name, load_run, numeric_fields, read_json_object
 
 try:
     import tomllib
@@ -192,14 +192,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no baseline at {path}: save one with `bench baseline save RUN_DIR NAME`")
     fix = "save it again with `bench baseline save RUN_DIR NAME` (or restore it from version control)"
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}. Fix: check its permissions") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
-    if not isinstance(data, dict):
-        raise BaselineError(f"{path} holds a JSON {type(data).__name__}, not a baseline object. Fix: {fix}")
+    data = read_json_object(path, fix, BaselineError, what="a baseline ")
     if data.get("format") not in FORMATS_READ:
         raise BaselineError(f"{path}: not a baseline file (format {data.get('format')!r}; expected one of "
                             f"{FORMATS_READ}). Fix: {fix}")

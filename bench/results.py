@@ -354,21 +354,26 @@ _LOSS = {ENV_FILE: "the report's versions and machine details",
          RUN_FILE: "the report's suite settings and notes, and the metric declarations"}
 
 
+def read_json_object(path: Path, fix: str, error: type[Exception] = RunFileError, what: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``; ``error`` naming the file and ``fix`` when it cannot be read, is not JSON
+    (truncated, corrupt) or holds another JSON value."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {what}{path}: {exc.strerror or exc}. Fix: check its permissions") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path} holds a JSON {type(data).__name__}, not {what or 'an '}object. Fix: {fix}")
+    return data
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     """A run's JSON object file, {} when absent; RunFileError naming the file when unreadable or not an object."""
     if not path.exists():
         return {}
-    fix = (f"restore it from the run, or move it aside (the report then lacks {_LOSS.get(path.name, 'its content')}; "
-           f"the results are unaffected)")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}. Fix: check its permissions") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFileError(f"{path} is not valid JSON ({exc}): truncated or corrupt. Fix: {fix}") from exc
-    if not isinstance(data, dict):
-        raise RunFileError(f"{path} holds a JSON {type(data).__name__}, not an object. Fix: {fix}")
-    return data
+    return read_json_object(path, f"restore it from the run, or move it aside (the report then lacks "
+                                  f"{_LOSS.get(path.name, 'its content')}; the results are unaffected)")
 
 
 def read_contracts(path: Path, run: Mapping[str, Any]) -> dict[str, MetricContract] | None:

@@ -167,8 +167,10 @@ def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: l
                       str(c.case.batch_size), seconds, escape(c.detail))
     console.print(table)
     console.print(f"metrics (every case): {', '.join(suite.metrics)}", highlight=False)
-    if suite.train is not None and (untrained := [m.label for m in suite.models if m.checkpoint is None]):
-        console.print(f"training first ([train], not in the estimate): {escape(', '.join(untrained))}",
+    selected = {c.case.model.label for c in estimate.cases}
+    if suite.train is not None and (untrained := [m.label for m in suite.models
+                                                  if m.checkpoint is None and m.label in selected]):
+        console.print(f"training first ({escape('[train]')}, not in the estimate): {escape(', '.join(untrained))}",
                       highlight=False)
     for speed in estimate.speeds:
         console.print(f"rough figures use the speed measured on {escape(speed.describe())}", highlight=False)

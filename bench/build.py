@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -120,6 +120,12 @@ def _largest_output(model: nn.Module, x: torch.Tensor) -> int:
             if 0 not in t.stride():  # an expand() view allocates nothing new
                 largest[0] = max(largest[0], t.numel() * t.element_size())
 
+    forward_with_hook(model, x, hook)
+    return largest[0]
+
+
+def forward_with_hook(model: nn.Module, x: torch.Tensor, hook: Callable[[nn.Module, Any, Any], None]) -> None:
+    """One eval-mode forward of ``x`` under ``inference_mode`` with ``hook`` on every module (removed after)."""
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
         with torch.inference_mode():
@@ -127,7 +133,6 @@ def _largest_output(model: nn.Module, x: torch.Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
-    return largest[0]
 
 
 @dataclass(frozen=True)

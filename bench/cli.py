@@ -15,7 +15,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -335,18 +335,27 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from bench.compare import baseline_path, compare_run, regressions
+    from bench.compare import baseline_path, compare_run
 
     changes, source = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
+    title = f"{args.run_dir} against {args.baseline} (tolerances: {source})"
+    return _print_changes(changes, source, title, ("baseline", "current"), args.all, console)
+
+
+def _print_changes(changes: list[Any], source: str, title: str, sides: tuple[str, str], show_all: bool,
+                   console: Console) -> int:
+    """The changes of ``bench compare`` / ``bench diff`` as a table (unchanged values only with ``--all``), the
+    count line and one line per regression; exit 1 on a regression."""
+    from bench.compare import regressions
+
     bad = regressions(changes)
-    table = Table(title=escape(f"{args.run_dir} against {args.baseline} (tolerances: {source})"))
-    for col in ("case", "field", "baseline", "current", "change", "tolerance", "verdict", "note"):
-        table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left",
-                         overflow="fold")
+    table = Table(title=escape(title))
+    for col in ("case", "field", *sides, "change", "tolerance", "verdict", "note"):
+        table.add_column(col, justify="right" if col in (*sides, "change") else "left", overflow="fold")
     for c in changes:
-        if c.verdict == "ok" and not args.all and not c.delta:
+        if c.verdict == "ok" and not show_all and not c.delta:
             continue
-        style = {"regression": "red", "improved": "green", "skipped": "dim"}.get(c.verdict)
+        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim"}.get(c.verdict)
         table.add_row(*(escape(v) for v in c.cells()), style=style)
     if table.row_count:
         console.print(table)
@@ -400,25 +409,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, console: Console) -> int:
-    from bench.compare import diff_runs, regressions
+    from bench.compare import diff_runs
 
     changes, source = diff_runs(args.run_a, args.run_b, args.suite)
-    bad = regressions(changes)
-    table = Table(title=escape(f"B = {args.run_b} against A = {args.run_a}"))
-    for col in ("case", "field", "A", "B", "change", "tolerance", "verdict", "note"):
-        table.add_column(col, justify="right" if col in ("A", "B", "change") else "left", overflow="fold")
-    for c in changes:
-        if c.verdict == "ok" and not args.all and not c.delta:
-            continue
-        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim"}.get(c.verdict)
-        table.add_row(*(escape(v) for v in c.cells()), style=style)
-    if table.row_count:
-        console.print(table)
-    compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
-    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
-    for c in bad:
-        console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
-    return EXIT_FAILED if bad else EXIT_OK
+    return _print_changes(changes, source, f"B = {args.run_b} against A = {args.run_a}", ("A", "B"), args.all,
+                          console)
 
 
 def _installed_declarations() -> Installed:

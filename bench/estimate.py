@@ -43,6 +43,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from bench.build import forward_with_hook
 from bench.results import RESULTS_FILE, RunFileError, device_name, read_records
 from bench.runner import case_config_key, sample_shape_before_loading
 from bench.suite import Case, DataSpec, Suite, declared_shape
@@ -150,13 +151,7 @@ def count_work(model: nn.Module, x: torch.Tensor) -> Work:
         elif isinstance(module, nn.Linear):
             totals["macs"] += out.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.inference_mode():
-            model.eval()(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hook(model, x, hook)
     return Work(**totals)
 
 

@@ -28,6 +28,10 @@ INPUT_KINDS: dict[str, str] = {
 
 # (topic, rule): applied by ops_rules.py; every per-layer count is a total over all T steps of one sample.
 OPS_RULES: tuple[tuple[str, str], ...] = (
+    ("Stem", "Each module is counted as the model runs it. SEW and Spiking ResNet run their analog stem "
+             "(conv + BN) once on a static image and repeat its output over T, as the SEW authors' code does "
+             "(stem_once='auto': checked exactly on every input; event frames run it every step), so its MACs "
+             "are counted once per sample, not T times; stem_once=False counts them T times."),
     ("Unit", "All counts are per sample: the total over all T time steps of the forward pass, divided by the "
              "number of samples (batch size x batches). A row aggregates every call of its module."),
     ("Input kind", "Decided per call from the tensor, exactly (see input kinds): a negative value, NaN or "
@@ -109,8 +113,10 @@ FIRING_RULES: tuple[tuple[str, str], ...] = (
                      "neuron-steps."),
     ("Data", "The runner's plug-in uses the case's fixed sample batch (ctx.sample_batch()) unless "
              "num_batches > 1; the same pass gives the op counts."),
-    ("Untrained models", "Rates of a model without a trained checkpoint are not representative; records carry "
-                         "'untrained_warning' when the runner knows the model is untrained."),
+    ("Untrained models", "A model without a trained checkpoint is measured after its BatchNorm statistics are set "
+                         "from data.bn_calibration_samples evaluation samples (the record's model.weights says so); "
+                         "its rates show the cost structure of the architecture, not those of a trained net, and "
+                         "records carry 'untrained_warning'."),
 )
 
 

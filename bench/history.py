@@ -175,13 +175,6 @@ def metric_series(db: str | Path, metric: str, models: list[str] | None = None, 
     return points
 
 
-def known_metrics(db: str | Path) -> list[str]:
-    with connect(db) as con:
-        names = [row[0] for row in con.execute("SELECT DISTINCT metric FROM results ORDER BY metric")]
-    con.close()
-    return names
-
-
 def series_figure(points: list[Point], metric: str) -> Any:
     """The matplotlib figure of :func:`plot_series` (one line per (model, T, device model, batch size), each
     series its own colour: Okabe-Ito in order, then again with another line style; each model its own marker;

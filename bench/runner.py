@@ -41,13 +41,12 @@ from torch.utils.data import DataLoader, Subset
 
 from bench import distributed
 from bench.build import MemoryNeed, build_model, config_key, gib, memory_profile, model_kwargs
+from bench.calibration import calibrate_bn, has_batchnorm
 from bench.checkpoints import LoadedCheckpoint
 from bench.data import DataBundle, load_data
 from bench.environment import collect_env
-from bench.metrics.accuracy import NonFiniteOutputError
-from bench.metrics.base import CaseContext, get_metric
+from bench.metrics.base import CaseContext, NonFiniteOutputError, get_metric
 from bench.metrics.conventions import conventions_dict
-from bench.metrics.firing import calibrate_bn
 from bench.models.common import repeat_encode
 from bench.models.registry import ModelInfo, model_info
 from bench.results import (
@@ -144,7 +143,7 @@ def calibrate_untrained(model: nn.Module, bundle: DataBundle, samples: int, batc
     rank's shard), so every rank holds the same model. Returns what was done, or None when nothing was
     (no BatchNorm, or ``samples`` 0).
     """
-    if samples <= 0 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if samples <= 0 or not has_batchnorm(model):
         return None
     subset = Subset(bundle.dataset, range(min(samples, len(bundle.dataset))))  # type: ignore[arg-type]
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False)

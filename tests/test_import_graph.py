@@ -175,3 +175,13 @@ def _private_imports() -> list[str]:
 
 def test_no_private_names_imported_across_modules():
     assert _private_imports() == []
+
+
+# The runner reaches the metrics only through their public interface: the plug-in registry and the case
+# context (bench.metrics.base, with NonFiniteOutputError) and the counting conventions it stores in run.json.
+RUNNER_METRIC_INTERFACE = {"bench.metrics", "bench.metrics.base", "bench.metrics.conventions"}
+
+
+def test_the_runner_imports_no_metric_internals():
+    direct = {m for m in graph()["bench.runner"] if _under(m, "bench.metrics")}
+    assert direct <= RUNNER_METRIC_INTERFACE, f"bench.runner imports {sorted(direct - RUNNER_METRIC_INTERFACE)}"

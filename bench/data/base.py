@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,3 @@ class DataBundle:
             "memory": self.memory.to_dict() if self.memory else None,
         }
 
-
-# A loader takes (spec, root or None, split, seed) and returns a DataBundle.
-Loader = Callable[..., DataBundle]

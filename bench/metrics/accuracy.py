@@ -13,12 +13,8 @@ import torch
 from spikingjelly.activation_based import functional
 
 from bench.contract import Field, Tolerance
-from bench.metrics.base import CaseContext, register_metric
+from bench.metrics.base import CaseContext, NonFiniteOutputError, register_metric
 from bench.models.common import cumulative_mean
-
-
-class NonFiniteOutputError(FloatingPointError):
-    """The model produced NaN or Inf outputs; the case is recorded as failed."""
 
 
 def check_outputs(out: torch.Tensor, T: int, num_classes: int) -> None:

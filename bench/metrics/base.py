@@ -30,6 +30,10 @@ from bench.models.registry import ModelInfo
 MetricFn = Callable[["CaseContext"], dict[str, Any]]
 
 
+class NonFiniteOutputError(FloatingPointError):
+    """A model produced NaN or Inf outputs: the case is recorded as failed (raised by metrics and the runner)."""
+
+
 @dataclass
 class MetricSpec:
     """A registered metric: its function and its declared contract."""

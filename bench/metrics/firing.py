@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn as nn
-from spikingjelly.activation_based import functional
 
+from bench.calibration import calibrate_bn  # re-exported: tests and benchmarks import it from here
 from bench.contract import Field, Option, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult, case_probe
@@ -136,33 +136,6 @@ def untrained_warning(untrained: bool | None) -> str | None:
     return UNTRAINED_WARNING if untrained else None
 
 
-@torch.no_grad()
-def calibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
-    """Set every BatchNorm's running statistics to the cumulative average over ``batches`` (``[T, B, ...]``).
-
-    For untrained nets, whose default statistics (mean 0, var 1) leave most neurons silent: after this, BN
-    outputs are normalised on real inputs and neurons fire. Only BN buffers change; the model's training
-    flags and BN momenta are restored.
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    training = {m: m.training for m in model.modules()}
-    momenta = {bn: bn.momentum for bn in bns}
-    try:
-        model.eval()
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative moving average
-            bn.train()
-        for x in batches:
-            functional.reset_net(model)
-            model(x)
-    finally:
-        for m, flag in training.items():
-            m.training = flag
-        for bn, momentum in momenta.items():
-            bn.momentum = momentum
-        functional.reset_net(model)
-    return model
 
 
 FIELDS = (

@@ -598,11 +598,6 @@ EXCLUDED_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.LeakyReLU,
     nn.ELU, nn.Hardswish, nn.Hardsigmoid, nn.Mish, nn.PReLU,
 )
-# Modules that do no arithmetic worth counting.
-FREE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-    nn.ZeroPad2d, nn.ConstantPad2d,
-)
 # Compute modules known to need a rule (listed as uncounted when none is registered).
 KNOWN_COMPUTE: tuple[type[nn.Module], ...] = (
     nn.modules.conv._ConvNd, nn.modules.linear.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.RNNCellBase,

@@ -222,6 +222,9 @@ class MetricContract:
     options: tuple[Option, ...] = ()
     # Cross-option checks (e.g. an energy profile named in ``profile`` must exist): raises OptionError.
     check_options: OptionsCheck | None = field(default=None, compare=False, repr=False)
+    # Seconds the metric takes on one case, at least (``bench.metrics.base.CaseWork`` -> float, raising
+    # ``NotEstimated`` when it cannot be said before the case runs): read by bench.estimate. Not stored.
+    cost: Callable[[Any], float] | None = field(default=None, compare=False, repr=False)
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -16,13 +16,14 @@ table). Each case gets seconds and a basis, the first that applies:
   one forward on PyTorch's meta device (nothing is allocated; neuron modules are stepped T times on CPU;
   attention matmuls and other functional ops are not counted), and the speeds the device reaches at best
   on a 3x3 convolution, an elementwise add and a one-op module call (:func:`measure_speed`).
-  ``METRIC_COST`` says how many forwards and fixed seconds each metric takes, at their minimum. Model
+  Each metric declares its cost (``register_metric(cost=...)``: forwards and fixed seconds at their minimum,
+  from a :class:`bench.metrics.base.CaseWork`). Model
   builds, data loading, training and compile times are left out, and small layers run far below the
   measured speed: on the development machine (a shared 2-core VM) cases of 1/8- and 1/4-width ResNets and a
   small Spikeformer on 8x8 digits took 3 to 8 times their rough figure in all.
 - **none**: seconds None with the reason: a user model (its code runs only when its cases run), accuracy
-  on a file dataset without ``data.max_samples`` (its size is known once loaded), a metric without a cost
-  here, no speed measured (``measure=False``: a real run does not disturb ``measured_energy``'s rest idle).
+  on a file dataset without ``data.max_samples`` (its size is known once loaded), a metric that declares no
+  cost, no speed measured (``measure=False``: a real run does not disturb ``measured_energy``'s rest idle).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import torch
 import torch.nn as nn
 
 from bench.build import forward_with_hook
+from bench.metrics.base import CaseWork, NotEstimated, get_metric
 from bench.results import RESULTS_FILE, RunFileError, device_name, read_records
 from bench.runner import case_config_key, sample_shape_before_loading
 from bench.suite import Case, DataSpec, Suite, declared_shape
@@ -177,99 +179,6 @@ def model_work(name: str, kwargs_T1: dict[str, Any], sample_shape: tuple[int, ..
         except Exception as exc:  # noqa: BLE001 - an op without a meta kernel: no rough figure, and why
             _WORK[key] = f"its meta-device forward failed ({type(exc).__name__}: {str(exc)[:100]})"
     return _WORK[key]
-
-
-# ---------------------------------------------------------------- what each metric runs
-
-
-@dataclass(frozen=True)
-class CaseWork:
-    """What the cost of a case's metrics depends on (see ``METRIC_COST``)."""
-
-    case: Case
-    options: dict[str, dict[str, Any]]
-    metrics: tuple[str, ...]
-    forward_s: Callable[[int], float]  # seconds of one forward of a batch at T
-    batches: int | None  # evaluation batches at the case's batch size; None: known once loaded
-    labelled: bool
-    accuracy_T: int | None  # T of the case's accuracy pass; None when an earlier case of the model made it
-    first_on_device: bool  # the process's first case on this device (measured_energy's rest idle)
-    rapl: bool  # a CPU energy counter is readable (measured_energy on CPU measures a window)
-
-    def option(self, metric: str, key: str) -> Any:
-        """The suite's value, else the plug-in's declared default."""
-        from bench.metrics import get_metric
-
-        if key in self.options.get(metric, {}):
-            return self.options[metric][key]
-        return next(o.default for o in get_metric(metric).contract.options if o.name == key)
-
-
-class NotEstimated(Exception):
-    """A case whose seconds cannot be worked out before it runs (the message says why)."""
-
-
-def _accuracy(w: CaseWork) -> float:
-    """All evaluation batches once, at the case's T or (causal models) once per model at the largest T."""
-    if not w.labelled or w.accuracy_T is None:
-        return 0.0
-    if w.batches is None:
-        raise NotEstimated("accuracy runs over a file dataset whose size is known once loaded (set "
-                           "data.max_samples for an estimate)")
-    return w.batches * w.forward_s(w.accuracy_T)
-
-
-PROBED = ("firing", "ops", "energy")
-
-
-def _probe(metric: str) -> Callable[[CaseWork], float]:
-    """firing, ops and energy share one probed forward of the sample batch (bench.metrics.ops.case_reports):
-    the first of them the suite lists costs it."""
-
-    def cost(w: CaseWork) -> float:
-        return w.forward_s(w.case.T) if [m for m in w.metrics if m in PROBED][0] == metric else 0.0
-
-    return cost
-
-
-def _latency(w: CaseWork) -> float:
-    """Warm-up runs, then at least min_runs and min_time_s of timed runs (at most max_runs); again if compiled."""
-    f = w.forward_s(w.case.T)
-    runs = max(w.option("latency", "min_runs"), math.ceil(w.option("latency", "min_time_s") / f) if f else 0)
-    if w.option("latency", "max_runs"):
-        runs = min(runs, w.option("latency", "max_runs"))
-    once = (w.option("latency", "warmup") + runs) * f
-    return once * (2 if w.option("latency", "compile") else 1)  # compile time itself is not counted
-
-
-def _memory(w: CaseWork) -> float:
-    """A warm-up forward, one more on CUDA (peak), ``repeats`` sampled for the RSS peak."""
-    return (1 + (w.case.device != "cpu") + w.option("memory", "repeats")) * w.forward_s(w.case.T)
-
-
-def _measured_energy(w: CaseWork) -> float:
-    """Rest idle (at least idle_min_s, first case on a device), warm-up, then a window of at least min_window_s and
-    min_batches (at most max_window_s; a coarse counter lengthens it); codecarbon's window when asked."""
-    f = w.forward_s(w.case.T)
-    seconds = w.option("measured_energy", "codecarbon_window_s") if w.option("measured_energy", "codecarbon") else 0
-    if w.case.device != "cpu" or w.rapl:  # NVML counts energy on every GPU since Volta
-        window = max(w.option("measured_energy", "min_window_s"), w.option("measured_energy", "min_batches") * f)
-        seconds += min(window, w.option("measured_energy", "max_window_s")) + w.option("measured_energy", "warmup") * f
-        if w.first_on_device:
-            seconds += min(w.option("measured_energy", "idle_min_s"), w.option("measured_energy", "idle_s"))
-    return seconds
-
-
-METRIC_COST: dict[str, Callable[[CaseWork], float]] = {
-    "accuracy": _accuracy,
-    "params": lambda w: 0.0,
-    "firing": _probe("firing"),
-    "ops": _probe("ops"),
-    "energy": _probe("energy"),
-    "latency": _latency,
-    "memory": _memory,
-    "measured_energy": _measured_energy,
-}
 
 
 # ---------------------------------------------------------------- past runs
@@ -485,7 +394,8 @@ def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device:
                  first_device, case.device == "cpu" and rapl)
     total = 0.0
     for metric in suite.metrics:
-        if metric not in METRIC_COST:
-            raise NotEstimated(f"metric {metric!r} has no cost in bench.estimate.METRIC_COST")
-        total += METRIC_COST[metric](w)
+        cost = get_metric(metric).contract.cost
+        if cost is None:
+            raise NotEstimated(f"metric {metric!r} declares no cost (register_metric(cost=...))")
+        total += cost(w)
     return total

@@ -17,10 +17,7 @@ from spikingjelly.activation_based import neuron
 
 import bench.estimate as estimate
 from bench.estimate import (
-    METRIC_COST,
-    CaseWork,
     Estimate,
-    NotEstimated,
     Speed,
     Work,
     count_work,
@@ -29,7 +26,8 @@ from bench.estimate import (
     model_work,
 )
 from bench.history import append_run
-from bench.metrics import available_metrics
+from bench.metrics import available_metrics, get_metric
+from bench.metrics.base import CaseWork, NotEstimated
 from bench.results import read_records
 from bench.runner import run_suite
 from bench.suite import Case, ModelSpec, expand_cases, load_suite
@@ -154,43 +152,61 @@ def work(metrics=("accuracy",), options=None, device="cpu", T=2, forward=0.01, *
     return CaseWork(case, options or {}, tuple(metrics), lambda t: forward * t, **fields)
 
 
-def test_every_metric_plug_in_has_a_cost():
-    assert set(available_metrics()) <= set(METRIC_COST)
+class _DeclaredCosts:
+    """``COST[metric](work)``: the cost each plug-in declares with register_metric(cost=...)."""
+
+    def __getitem__(self, metric: str):
+        return get_metric(metric).contract.cost
+
+
+COST = _DeclaredCosts()
+
+
+def test_every_metric_plug_in_declares_a_cost():
+    assert [m for m in available_metrics() if get_metric(m).contract.cost is None] == []
+
+
+def test_a_metric_without_a_declared_cost_is_not_estimated(suite, tmp_path, monkeypatch):
+    contract = get_metric("params").contract
+    monkeypatch.setattr(get_metric("params"), "contract", replace(contract, cost=None))
+    sew = [c for c in expand_cases(suite)[0] if c.model.label == "SEW w/16"][:1]
+    result = estimate_cases(replace(suite, metrics=("params",)), sew, reports_root=tmp_path)
+    assert result.cases[0].basis == "none" and "'params' declares no cost" in result.cases[0].detail
 
 
 def test_accuracy_cost():
-    assert METRIC_COST["accuracy"](work(T=2)) == pytest.approx(3 * 0.02)  # 3 batches at T=2
-    assert METRIC_COST["accuracy"](work(T=1, accuracy_T=4)) == pytest.approx(3 * 0.04)  # one pass at the largest T
-    assert METRIC_COST["accuracy"](work(accuracy_T=None)) == 0  # an earlier case of the model made the pass
-    assert METRIC_COST["accuracy"](work(labelled=False)) == 0  # synthetic labels: accuracy is not measured
+    assert COST["accuracy"](work(T=2)) == pytest.approx(3 * 0.02)  # 3 batches at T=2
+    assert COST["accuracy"](work(T=1, accuracy_T=4)) == pytest.approx(3 * 0.04)  # one pass at the largest T
+    assert COST["accuracy"](work(accuracy_T=None)) == 0  # an earlier case of the model made the pass
+    assert COST["accuracy"](work(labelled=False)) == 0  # synthetic labels: accuracy is not measured
     with pytest.raises(NotEstimated, match="data.max_samples"):
-        METRIC_COST["accuracy"](work(batches=None))
+        COST["accuracy"](work(batches=None))
 
 
 def test_latency_cost():
     # defaults: 3 warm-up runs, at least 10 runs and 1 s: 100 runs of 0.01 s
-    assert METRIC_COST["latency"](work(T=1)) == pytest.approx((3 + 100) * 0.01)
+    assert COST["latency"](work(T=1)) == pytest.approx((3 + 100) * 0.01)
     capped = {"latency": {"max_runs": 20, "warmup": 1}}
-    assert METRIC_COST["latency"](work(T=1, options=capped)) == pytest.approx((1 + 20) * 0.01)
+    assert COST["latency"](work(T=1, options=capped)) == pytest.approx((1 + 20) * 0.01)
     slow = {"latency": {"min_time_s": 0.0, "compile": True}}
-    assert METRIC_COST["latency"](work(T=1, options=slow)) == pytest.approx(2 * (3 + 10) * 0.01)
+    assert COST["latency"](work(T=1, options=slow)) == pytest.approx(2 * (3 + 10) * 0.01)
 
 
 def test_memory_and_probe_costs():
-    assert METRIC_COST["memory"](work(T=1)) == pytest.approx((1 + 3) * 0.01)  # warm-up + 3 repeats
-    assert METRIC_COST["memory"](work(T=1, device="cuda:0")) == pytest.approx((1 + 1 + 3) * 0.01)
+    assert COST["memory"](work(T=1)) == pytest.approx((1 + 3) * 0.01)  # warm-up + 3 repeats
+    assert COST["memory"](work(T=1, device="cuda:0")) == pytest.approx((1 + 1 + 3) * 0.01)
     metrics = ("params", "ops", "firing", "energy")
-    assert [METRIC_COST[m](work(metrics, T=1)) for m in metrics] == [0, 0.01, 0, 0]  # one shared probed pass
+    assert [COST[m](work(metrics, T=1)) for m in metrics] == [0, 0.01, 0, 0]  # one shared probed pass
 
 
 def test_measured_energy_cost():
-    assert METRIC_COST["measured_energy"](work(T=1)) == 0  # CPU without RAPL: no window runs
+    assert COST["measured_energy"](work(T=1)) == 0  # CPU without RAPL: no window runs
     # GPU: 5 s idle (first case), 3 warm-up forwards, a window of max(1 s, 10 batches)
-    assert METRIC_COST["measured_energy"](work(T=1, device="cuda:0")) == pytest.approx(5 + 3 * 0.01 + 1)
+    assert COST["measured_energy"](work(T=1, device="cuda:0")) == pytest.approx(5 + 3 * 0.01 + 1)
     later = work(T=1, device="cuda:0", first_on_device=False, options={"measured_energy": {"min_batches": 500}})
-    assert METRIC_COST["measured_energy"](later) == pytest.approx(3 * 0.01 + 5)
+    assert COST["measured_energy"](later) == pytest.approx(3 * 0.01 + 5)
     carbon = {"measured_energy": {"codecarbon": True, "codecarbon_window_s": 2.0}}
-    assert METRIC_COST["measured_energy"](work(T=1, options=carbon, rapl=True, first_on_device=False)) == \
+    assert COST["measured_energy"](work(T=1, options=carbon, rapl=True, first_on_device=False)) == \
         pytest.approx(2 + 3 * 0.01 + 1)
 
 

@@ -13,7 +13,7 @@ import torch
 from spikingjelly.activation_based import functional
 
 from bench.contract import Field, Tolerance
-from bench.metrics.base import CaseContext, NonFiniteOutputError, register_metric
+from bench.metrics.base import CaseContext, CaseWork, NonFiniteOutputError, NotEstimated, register_metric
 from bench.models.common import cumulative_mean
 
 
@@ -68,7 +68,17 @@ FIELDS = (
 )
 
 
-@register_metric("accuracy", "top-1/top-5 accuracy (%) at T by rate decoding", fields=FIELDS)
+def cost(w: CaseWork) -> float:
+    """All evaluation batches once, at the case's T or (causal models) once per model at the largest T."""
+    if not w.labelled or w.accuracy_T is None:
+        return 0.0
+    if w.batches is None:
+        raise NotEstimated("accuracy runs over a file dataset whose size is known once loaded (set "
+                           "data.max_samples for an estimate)")
+    return w.batches * w.forward_s(w.accuracy_T)
+
+
+@register_metric("accuracy", "top-1/top-5 accuracy (%) at T by rate decoding", fields=FIELDS, cost=cost)
 def accuracy(ctx: CaseContext) -> dict[str, Any]:
     if not ctx.labelled:
         why = "synthetic data (random labels): accuracy not measured"

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 
 from bench.contract import Field, MetricContract, Option, OptionsCheck
 from bench.models.registry import ModelInfo
+
+if TYPE_CHECKING:
+    from bench.suite import Case
 
 MetricFn = Callable[["CaseContext"], dict[str, Any]]
 
@@ -61,9 +64,12 @@ _METRICS: dict[str, MetricSpec] = {}
 
 def register_metric(name: str, description: str = "", *, deterministic: bool = True,
                     fields: tuple[Field, ...] = (), options: tuple[Option, ...] = (),
-                    check_options: OptionsCheck | None = None) -> Callable[[MetricFn], MetricFn]:
+                    check_options: OptionsCheck | None = None,
+                    cost: Callable[[CaseWork], float] | None = None) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(ctx) -> dict`` as metric ``name`` with its declared fields and options
-    (``deterministic=False`` for measurements of the machine)."""
+    (``deterministic=False`` for measurements of the machine) and ``cost``: the seconds it takes on one
+    case at least, worked out from a :class:`CaseWork` before the case runs (``bench run``'s estimate; a
+    metric without one makes its cases "not estimated")."""
 
     def decorator(fn: MetricFn) -> MetricFn:
         if name in _METRICS:
@@ -72,11 +78,36 @@ def register_metric(name: str, description: str = "", *, deterministic: bool = T
         if len(set(names)) != len(names):
             raise ValueError(f"metric {name!r} declares a field twice")
         contract = MetricContract(name, description or (fn.__doc__ or "").strip().split("\n")[0], deterministic,
-                                  tuple(fields), tuple(options), check_options)
+                                  tuple(fields), tuple(options), check_options, cost)
         _METRICS[name] = MetricSpec(fn, contract)
         return fn
 
     return decorator
+
+
+class NotEstimated(Exception):
+    """A metric's cost that cannot be worked out before its case runs (the message says why)."""
+
+
+@dataclass(frozen=True)
+class CaseWork:
+    """What a metric's declared cost may depend on (bench.estimate fills it in before the case runs)."""
+
+    case: Case
+    options: dict[str, dict[str, Any]]
+    metrics: tuple[str, ...]  # the suite's metrics, in order
+    forward_s: Callable[[int], float]  # seconds of one forward of a batch at T (a rough lower bound)
+    batches: int | None  # evaluation batches at the case's batch size; None: known once loaded
+    labelled: bool
+    accuracy_T: int | None  # T of the case's accuracy pass; None when an earlier case of the model made it
+    first_on_device: bool  # the process's first case on this device (measured_energy's rest idle)
+    rapl: bool  # a CPU energy counter is readable (measured_energy on CPU measures a window)
+
+    def option(self, metric: str, key: str) -> Any:
+        """The suite's value, else the plug-in's declared default."""
+        if key in self.options.get(metric, {}):
+            return self.options[metric][key]
+        return next(o.default for o in get_metric(metric).contract.options if o.name == key)
 
 
 def get_metric(name: str) -> MetricSpec:

@@ -25,6 +25,7 @@ from bench.contract import Field, Option, OptionError, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import ENERGY_PROFILES, EnergyProfile
 from bench.metrics.ops import OpsReport, case_reports
+from bench.metrics.probe import probe_cost
 
 __all__ = ["EnergyEstimate", "EnergyProfile", "estimate_energy", "get_profile", "profile_from_dict",
            "spikingjelly_simple_energy"]
@@ -220,7 +221,7 @@ OPTIONS = (
 
 
 @register_metric("energy", "energy per sample from op counts x per-operation costs (profile with its source)",
-                 fields=FIELDS, options=OPTIONS, check_options=_check_profile)
+                 fields=FIELDS, options=OPTIONS, check_options=_check_profile, cost=probe_cost("energy"))
 def energy_metric(ctx: CaseContext) -> dict[str, Any]:
     """Energy of the case's op counts (shared pass with ``ops``/``firing``), ANN-equivalent and ratio."""
     _, ops = case_reports(ctx)

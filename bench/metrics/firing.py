@@ -22,7 +22,7 @@ import torch.nn as nn
 from bench.calibration import calibrate_bn  # re-exported: tests and benchmarks import it from here
 from bench.contract import Field, Option, Tolerance
 from bench.metrics.base import CaseContext, register_metric
-from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult, case_probe
+from bench.metrics.probe import DEFAULT_NEURON_TYPES, Probe, ProbeResult, case_probe, probe_cost
 
 __all__ = ["DEFAULT_NEURON_TYPES", "FiringReport", "LayerFiring", "UNTRAINED_WARNING", "calibrate_bn",
            "firing_rates", "untrained_warning"]
@@ -156,7 +156,7 @@ OPTIONS = (
 
 
 @register_metric("firing", "firing rate per spiking layer and time step, silent/saturated fractions",
-                 fields=FIELDS, options=OPTIONS)
+                 fields=FIELDS, options=OPTIONS, cost=probe_cost("firing"))
 def firing_metric(ctx: CaseContext) -> dict[str, Any]:
     """Network mean rate and the per-layer, per-step table, from the pass shared with ``ops``."""
     report = FiringReport.from_probe(case_probe(ctx))

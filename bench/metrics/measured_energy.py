@@ -84,7 +84,7 @@ from spikingjelly.activation_based import functional as sj_functional
 
 from bench.contract import Field, Option, Tolerance
 from bench.devices import nvml, nvml_handle, nvml_uuid, torch_uuid
-from bench.metrics.base import CaseContext, register_metric
+from bench.metrics.base import CaseContext, CaseWork, register_metric
 from bench.metrics.timing import inference_fn
 
 RAPL_ROOT = Path("/sys/class/powercap")
@@ -735,9 +735,22 @@ def _settings(ctx: CaseContext) -> dict[str, Any]:
     return {o.name: ctx.option("measured_energy", o.name, o.default) for o in OPTIONS}
 
 
+def cost(w: CaseWork) -> float:
+    """Rest idle (at least idle_min_s, first case on a device), warm-up, then a window of at least min_window_s
+    and min_batches (at most max_window_s; a coarse counter lengthens it); codecarbon's window when asked."""
+    f = w.forward_s(w.case.T)
+    seconds = w.option("measured_energy", "codecarbon_window_s") if w.option("measured_energy", "codecarbon") else 0
+    if w.case.device != "cpu" or w.rapl:  # NVML counts energy on every GPU since Volta
+        window = max(w.option("measured_energy", "min_window_s"), w.option("measured_energy", "min_batches") * f)
+        seconds += min(window, w.option("measured_energy", "max_window_s")) + w.option("measured_energy", "warmup") * f
+        if w.first_on_device:
+            seconds += min(w.option("measured_energy", "idle_min_s"), w.option("measured_energy", "idle_s"))
+    return seconds
+
+
 @register_metric("measured_energy", "GPU (NVML) and CPU (RAPL) energy counters over a timed window, through Zeus "
                                     "or our own readers: gross and net of rest idle; optional codecarbon estimates",
-                 deterministic=False, fields=FIELDS, options=OPTIONS)
+                 deterministic=False, fields=FIELDS, options=OPTIONS, cost=cost)
 def measured_energy(ctx: CaseContext) -> dict[str, Any]:
     """Joules per sample from hardware energy counters, gross and net of rest idle (see the module docstring)."""
     settings = _settings(ctx)

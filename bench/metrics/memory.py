@@ -30,7 +30,7 @@ import torch
 from spikingjelly.activation_based import functional as sj_functional
 
 from bench.contract import Field, Option, Tolerance
-from bench.metrics.base import CaseContext, register_metric
+from bench.metrics.base import CaseContext, CaseWork, register_metric
 from bench.metrics.timing import inference_fn
 
 MIB = 2**20
@@ -133,8 +133,13 @@ OPTIONS = (
 )
 
 
+def cost(w: CaseWork) -> float:
+    """A warm-up forward, one more on CUDA (the peak), ``repeats`` sampled for the RSS peak."""
+    return (1 + (w.case.device != "cpu") + w.option("memory", "repeats")) * w.forward_s(w.case.T)
+
+
 @register_metric("memory", "peak GPU memory and peak CPU RSS growth of one inference batch", deterministic=False,
-                 fields=FIELDS, options=OPTIONS)
+                 fields=FIELDS, options=OPTIONS, cost=cost)
 def memory(ctx: CaseContext) -> dict[str, Any]:
     """Peak GPU memory (CUDA) and sampled CPU RSS growth; options: repeats, interval_s."""
     repeats = int(ctx.option("memory", "repeats", 3))

@@ -30,7 +30,7 @@ from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import OPS_CONVENTION_ID
 from bench.metrics.firing import FiringReport
 from bench.metrics.ops_rules import COUNT_FIELDS
-from bench.metrics.probe import Probe, ProbeResult, case_probe
+from bench.metrics.probe import Probe, ProbeResult, case_probe, probe_cost
 
 __all__ = ["LayerOps", "OpsReport", "case_reports", "count_ops", "profile"]
 
@@ -189,7 +189,7 @@ OPTIONS = (
 
 
 @register_metric("ops", "MACs, exact ACs/SOPs, dense MACs, neuron updates per sample (one shared pass)",
-                 fields=FIELDS, options=OPTIONS)
+                 fields=FIELDS, options=OPTIONS, cost=probe_cost("ops"))
 def ops_metric(ctx: CaseContext) -> dict[str, Any]:
     """Per-sample totals, the per-layer table, uncounted modules and the convention id."""
     _, report = case_reports(ctx)

@@ -16,7 +16,8 @@ FIELDS = (
 )
 
 
-@register_metric("params", "number of parameters (learnable; buffers excluded)", fields=FIELDS)
+@register_metric("params", "number of parameters (learnable; buffers excluded)", fields=FIELDS,
+                 cost=lambda w: 0.0)  # counted on the built model: no forward
 def params(ctx: CaseContext) -> dict[str, Any]:
     total = sum(p.numel() for p in ctx.model.parameters())
     trainable = sum(p.numel() for p in ctx.model.parameters() if p.requires_grad)

@@ -33,7 +33,7 @@ from spikingjelly.activation_based.neuron import BaseNode
 from torch.overrides import TorchFunctionMode
 
 from bench.metrics import kinds, ops_rules
-from bench.metrics.base import CaseContext
+from bench.metrics.base import CaseContext, CaseWork
 from bench.metrics.kinds import (
     Grids,
     InputInfo,
@@ -493,6 +493,19 @@ def _case_inputs(ctx: CaseContext) -> list[torch.Tensor]:
         if len(xs) == n:
             break
     return xs
+
+
+PROBED = ("firing", "ops", "energy")  # the metrics that read case_probe's one shared pass
+
+
+def probe_cost(metric: str) -> Callable[[CaseWork], float]:
+    """The declared cost of a metric in :data:`PROBED`: one forward of the sample batch at the case's T, paid
+    by the first of them the suite lists (the others read the same pass)."""
+
+    def cost(w: CaseWork) -> float:
+        return w.forward_s(w.case.T) if next(m for m in w.metrics if m in PROBED) == metric else 0.0
+
+    return cost
 
 
 def case_probe(ctx: CaseContext) -> ProbeResult:

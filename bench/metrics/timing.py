@@ -35,7 +35,7 @@ from spikingjelly.activation_based import functional as sj_functional
 
 from bench.contract import Field, Option, Tolerance
 from bench.devices import describe_device
-from bench.metrics.base import CaseContext, register_metric
+from bench.metrics.base import CaseContext, CaseWork, register_metric
 from bench.models.neurons import fused_implementation, runs_fused_on, stands_in_for_surrogate
 
 RunTimer = Callable[[Callable[[], Any]], float]
@@ -394,8 +394,19 @@ OPTIONS = (
 )
 
 
+def cost(w: CaseWork) -> float:
+    """Warm-up runs, then at least min_runs and min_time_s of timed runs (at most max_runs); again if compiled
+    (the compile time itself is not counted)."""
+    f = w.forward_s(w.case.T)
+    runs = max(w.option("latency", "min_runs"), math.ceil(w.option("latency", "min_time_s") / f) if f else 0)
+    if w.option("latency", "max_runs"):
+        runs = min(runs, w.option("latency", "max_runs"))
+    once = (w.option("latency", "warmup") + runs) * f
+    return once * (2 if w.option("latency", "compile") else 1)
+
+
 @register_metric("latency", "wall-clock latency per batch (p50/p90/p99) and throughput", deterministic=False,
-                 fields=FIELDS, options=OPTIONS)
+                 fields=FIELDS, options=OPTIONS, cost=cost)
 def latency(ctx: CaseContext) -> dict[str, Any]:
     """Latency percentiles per batch and samples/s; options: warmup, min_runs, min_time_s, max_runs,
     compile (adds a torch.compile variant), compile_backend, channels_last."""

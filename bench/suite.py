@@ -232,10 +232,16 @@ def _parse(raw: dict[str, Any], path: Path, check: Checker) -> Suite:
 
 
 def _parse_tolerances(raw: dict[str, Any], check: Checker) -> dict[str, Any]:
-    from bench.contract import ToleranceError, parse_tolerances
+    """``[tolerances]``: each entry parsed, and each key (or pattern) matching a field a registered metric
+    declares (or ``published_gap.top1``): a tolerance that tracks nothing is a typo."""
+    from bench.contract import ToleranceError, check_tolerance_fields, parse_tolerances
+    from bench.metrics import available_metrics, get_metric
+    from bench.published import GAP_KEY
 
     try:
-        return parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
+        table = parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
+        check_tolerance_fields(list(table), {m: get_metric(m).contract for m in available_metrics()}, (GAP_KEY,))
+        return table
     except ToleranceError as exc:
         raise check.fail(f"tolerances.{exc.key}", exc.problem, exc.fix) from exc
 

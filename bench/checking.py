@@ -9,6 +9,7 @@ without importing one another.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -88,14 +89,28 @@ class Checker:
             raise self.fail(f"{field}.{key}", f"{value} is out of range", f"use an integer >= {minimum}{upper}")
         return value
 
-    def positive(self, table: dict[str, Any], key: str, field: str) -> float | None:
-        """An optional positive, finite number (int or float); None when absent."""
+    def positive(self, table: dict[str, Any], key: str, field: str, minimum: float, maximum: float,
+                 unit: str) -> float | None:
+        """An optional finite number in ``minimum`` .. ``maximum`` (int or float); None when absent."""
         if key not in table:
             return None
         value = table[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-            raise self.fail(f"{field}.{key}", f"expected a positive number, got {value!r}", "write e.g. 600 or 2.5")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
+            raise self.fail(f"{field}.{key}", f"expected a number of {unit}, got {value!r}",
+                            f"write a number between {minimum:g} and {maximum:g}, e.g. 600 or 2.5")
         return float(value)
+
+    def finite(self, value: Any, field: str) -> None:
+        """Refuse a NaN or infinite float anywhere in ``value`` (tables and lists at any depth), naming its path:
+        a non-finite setting would run and be stored as null (JSON has no NaN)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(field, f"{value!r} is not a finite number", "write a finite value (nan and inf are refused)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.finite(v, f"{field}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.finite(v, f"{field}[{i}]")
 
     def int_list(self, value: Any, field: str, minimum: int = 1, maximum: int | None = None) -> tuple[int, ...]:
         items = value if isinstance(value, list) else [value]

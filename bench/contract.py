@@ -16,6 +16,8 @@ metric's field by hand. This module imports only the standard library: reading a
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -98,6 +100,30 @@ def parse_tolerances(table: Mapping[str, Any]) -> dict[str, Tolerance]:
             raise ToleranceError(key, "keys name <metric>.<field>", 'write e.g. "accuracy.top1" (patterns allowed)')
         out[key] = parse_tolerance(key, value)
     return out
+
+
+def check_tolerance_fields(keys: list[str] | tuple[str, ...], contracts: Mapping[str, MetricContract],
+                           derived: tuple[str, ...] = ()) -> None:
+    """Refuse a tolerance key that would track nothing: a ``<metric>.<field>`` whose metric is unknown or whose
+    field that metric does not declare, or a pattern matching no declared field (ToleranceError naming the key,
+    the declared fields and the nearest match). ``derived`` are the other trackable keys
+    (``published_gap.top1``)."""
+    declared = {f"{m}.{f.name}" for m, c in contracts.items() for f in c.fields} | set(derived)
+    for key in keys:
+        if any(fnmatch.fnmatchcase(name, key) for name in declared):
+            continue
+        metric, _, name = key.partition(".")
+        fields = sorted(n.partition(".")[2] for n in declared if n.partition(".")[0] == metric)
+        if any(ch in key for ch in "*?["):
+            known = ", ".join(fields) if fields else "metrics: " + ", ".join(sorted({n.partition(".")[0] for n in declared}))
+            raise ToleranceError(key, "the pattern matches no declared field", f"declared: {known}")
+        if not fields:
+            close = difflib.get_close_matches(metric, sorted({n.partition(".")[0] for n in declared}), n=1)
+            raise ToleranceError(key, f"unknown metric {metric!r}", f"did you mean {close[0]!r}?" if close else
+                                 "known metrics: " + ", ".join(sorted({n.partition('.')[0] for n in declared})))
+        close = difflib.get_close_matches(name, fields, n=1)
+        raise ToleranceError(key, f"metric {metric!r} declares no field {name!r} (its fields: {', '.join(fields)})",
+                             f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(fields)}")
 
 
 @dataclass(frozen=True)

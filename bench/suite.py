@@ -9,8 +9,8 @@ A suite is a TOML file::
     time_steps = [1, 2, 4, 8]       # T values to evaluate (positive integers)
     devices = ["cpu", "cuda:*"]     # cpu, cuda:N, cuda:* (absent GPUs are skipped with a note)
     metrics = ["accuracy", "params", "latency"]
-    case_timeout_s = 600            # optional: a case running longer is recorded as failed
-    memory_limit_gib = 8            # optional: cap on a case's memory growth under --isolate (CPU)
+    case_timeout_s = 600            # optional (0.001 .. 1e7): a case running longer is recorded as failed
+    memory_limit_gib = 8            # optional (1/1024 .. 2**20): cap on a case's memory growth under --isolate (CPU)
 
     [data]
     dataset = "digits"              # synthetic | digits | ... (see bench.data.DATASETS)
@@ -35,7 +35,7 @@ A suite is a TOML file::
     time_steps = [4]                # optional override of suite.time_steps
 
 Checked at load, before anything runs: ``suite.name`` is a folder name (letters, digits, ``.``, ``_``,
-``-``; never ``.`` or ``..``); ``seed`` is in 0 .. 2**32-1; ``data.options`` keys are the dataset's;
+``-``; never ``.`` or ``..``); ``seed`` is in 0 .. 2**32-1; no float in a model's ``kwargs`` (at any depth) is NaN or infinite; ``data.options`` keys are the dataset's;
 model ``kwargs`` names against the factory's signature and their values against the declared ranges
 (``bench.models.registry.check_kwargs``: registered models are built on the meta device, which reaches
 the family builders and neuron constructors). ``load_suite(path, allow_import=False)`` (``--no-import``)
@@ -68,6 +68,10 @@ __all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Selection", "Suite
 MAX_SUITE_BYTES = 1_000_000
 MAX_MODELS = 1000
 ON_MISSING = ("error", "synthetic")
+# case_timeout_s: a timer below a millisecond fires before a case can start, one above ~115 days overflows the
+# platform's timer (setitimer); memory_limit_gib: below 1 MiB no case runs, above 1 PiB rlimit overflows.
+CASE_TIMEOUT_RANGE = (1e-3, 1e7)
+MEMORY_LIMIT_RANGE = (2.0**-10, 2.0**20)
 
 
 @dataclass(frozen=True)
@@ -222,16 +226,22 @@ def _parse(raw: dict[str, Any], path: Path, check: Checker) -> Suite:
     return Suite(path=str(path), name=name, description=description, seed=seed, time_steps=time_steps,
                  devices=devices, metrics=metrics, data=data, models=models,
                  metric_options=metric_options, train=train,
-                 case_timeout_s=check.positive(suite, "case_timeout_s", "suite"),
-                 memory_limit_gib=check.positive(suite, "memory_limit_gib", "suite"),
+                 case_timeout_s=check.positive(suite, "case_timeout_s", "suite", *CASE_TIMEOUT_RANGE, "seconds"),
+                 memory_limit_gib=check.positive(suite, "memory_limit_gib", "suite", *MEMORY_LIMIT_RANGE, "GiB"),
                  tolerances=_parse_tolerances(raw, check))
 
 
 def _parse_tolerances(raw: dict[str, Any], check: Checker) -> dict[str, Any]:
-    from bench.contract import ToleranceError, parse_tolerances
+    """``[tolerances]``: each entry parsed, and each key (or pattern) matching a field a registered metric
+    declares (or ``published_gap.top1``): a tolerance that tracks nothing is a typo."""
+    from bench.contract import ToleranceError, check_tolerance_fields, parse_tolerances
+    from bench.metrics import available_metrics, get_metric
+    from bench.published import GAP_KEY
 
     try:
-        return parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
+        table = parse_tolerances(check.table(raw.get("tolerances", {}), "tolerances"))
+        check_tolerance_fields(list(table), {m: get_metric(m).contract for m in available_metrics()}, (GAP_KEY,))
+        return table
     except ToleranceError as exc:
         raise check.fail(f"tolerances.{exc.key}", exc.problem, exc.fix) from exc
 
@@ -372,6 +382,7 @@ def _parse_models(raw: dict[str, Any], path: Path, check: Checker, data: DataSpe
             raise check.fail(f"{field}.name", str(exc),
                              "use a name from `bench models` or an importable 'package.module:factory'") from exc
         kwargs = check.table(entry.get("kwargs", {}), f"{field}.kwargs")
+        check.finite(kwargs, f"{field}.kwargs")
         label = check.label(check.string(entry, "label", field, default=name), f"{field}.label")
         if label in labels:
             raise check.fail(f"{field}.label", f"label {label!r} is used twice",

@@ -85,6 +85,26 @@ def test_suite_accepts_and_validates_tolerances(write_suite, tiny_suite_text):
     assert err.value.field == "tolerances.accuracy.top1.better"
 
 
+@pytest.mark.parametrize(("key", "words"), [
+    ("accuracy.top9", ["accuracy.top9", "top1", "top5", "did you mean 'top"]),
+    ("acuracy.top1", ["acuracy", "unknown metric", "did you mean 'accuracy'?"]),
+    ("latency.*_sec", ["latency.*_sec", "matches no declared field", "latency_p50_ms"]),
+    ("nosuch*.x", ["nosuch*.x", "matches no declared field"]),
+])
+def test_suite_refuses_tolerances_on_undeclared_fields(write_suite, tiny_suite_text, key, words):
+    with pytest.raises(SuiteError) as err:
+        load_suite(write_suite(tiny_suite_text + f'\n[tolerances]\n"{key}" = {{ abs = 1 }}\n'))
+    assert err.value.field == f"tolerances.{key}"
+    text = str(err.value)
+    assert all(w in text for w in words), text
+
+
+def test_suite_accepts_tolerance_patterns_that_match_declared_fields(write_suite, tiny_suite_text):
+    keys = ["accuracy.top1", "latency.*_ms", "*.top5", "published_gap.top1", "memory.*"]
+    table = "".join(f'"{k}" = {{ abs = 1 }}\n' for k in keys)
+    assert list(load_suite(write_suite(tiny_suite_text + "\n[tolerances]\n" + table)).tolerances) == keys
+
+
 def test_baseline_keeps_tracked_fields_and_stores_its_tolerances(run):
     baseline = make_baseline(run, "b")
     values = baseline["cases"][TINY2]["values"]

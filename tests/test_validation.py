@@ -222,3 +222,45 @@ def test_no_import_refuses_code_before_importing_it(write_suite, tmp_path, text,
 def test_no_import_runs_a_suite_of_registered_parts(write_suite, tmp_path):
     text = BASE.format(name="sew_resnet18", kwargs="width = 0.125")
     assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q", "--no-import"]) == 0
+
+
+# ---------------------------------------------------------------- issue 19: non-finite kwargs, limits out of range
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ('neuron = "lif", neuron_params = { v_threshold = nan }', "models[0].kwargs.neuron_params.v_threshold"),
+    ('neuron = "lif", neuron_params = { v_threshold = inf }', "models[0].kwargs.neuron_params.v_threshold"),
+    ('neuron = "lif", neuron_params = { tau = -inf }', "models[0].kwargs.neuron_params.tau"),
+    ("width = nan", "models[0].kwargs.width"),
+    ("extra = { a = [1.0, { b = nan }] }", "models[0].kwargs.extra.a[1].b"),
+])
+def test_non_finite_kwargs_at_any_depth_are_refused(write_suite, kwargs, field):
+    err = suite_error(write_suite, BASE.format(name="spiking_resnet18", kwargs=kwargs))
+    assert err.field == field and "finite" in err.problem, (err.field, err.problem)
+
+
+def test_non_finite_kwargs_cost_no_run(write_suite, tmp_path, capsys):
+    text = BASE.format(name="spiking_resnet18", kwargs='neuron = "lif", neuron_params = { v_threshold = nan }')
+    assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 2
+    assert "models[0].kwargs.neuron_params.v_threshold" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("key, value", [
+    ("case_timeout_s", "1e-300"), ("case_timeout_s", "1e300"), ("case_timeout_s", "1e20"), ("case_timeout_s", "nan"),
+    ("memory_limit_gib", "1e300"), ("memory_limit_gib", "1e-300"),
+])
+def test_limits_out_of_range_are_refused_naming_the_range(write_suite, tmp_path, capsys, key, value):
+    text = BASE.format(name="toy_models:tiny_snn", kwargs="").replace('metrics = ["params"]',
+                                                                    f'metrics = ["params"]\n{key} = {value}')
+    err = suite_error(write_suite, text)
+    assert err.field == f"suite.{key}" and "between" in err.fix, (err.field, err.problem, err.fix)
+    assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "r"), "-q"]) == 2
+    assert f"suite.{key}" in capsys.readouterr().err
+
+
+def test_limits_in_range_load(write_suite):
+    text = BASE.format(name="toy_models:tiny_snn", kwargs="").replace(
+        'metrics = ["params"]', 'metrics = ["params"]\ncase_timeout_s = 0.001\nmemory_limit_gib = 4096')
+    suite = load_suite(write_suite(text))
+    assert suite.case_timeout_s == 0.001 and suite.memory_limit_gib == 4096

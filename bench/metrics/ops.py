@@ -10,7 +10,10 @@ steps of the forward pass divided by the number of samples.
   function called in a forward outside those modules), ``sum(events(x) * reach)``, exact (padding,
   stride, dilation, groups respected); ``events`` = 1 per nonzero for binary/scaled inputs, the value for
   multispike inputs.
-- ``dense_macs``: what a dense ANN of the same shapes computes (conv/linear/matmul, unfolded norms).
+- ``dense_macs``: what a dense ANN of the same shapes computes (conv/linear/matmul, unfolded norms) over
+  all T steps the model runs each layer (the T-step total; a stem run once counts once).
+- ``ann_macs`` (per layer, with the other data-movement counts of ``ops_rules.DATA_FIELDS``): the dense MACs
+  of ONE inference of that same-shape ANN, each call's dense MACs divided by the time steps it covers.
 - ``approx_sops``: the literature's ``firing rate x T x dense MACs per step`` beside the exact count.
 - ``neuron_updates``: one per neuron per step; ``cmps``: max-pool comparisons (not costed).
 """
@@ -29,12 +32,12 @@ from bench.contract import EXACT, Field, Option
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import OPS_CONVENTION_ID
 from bench.metrics.firing import FiringReport
-from bench.metrics.ops_rules import COUNT_FIELDS
+from bench.metrics.ops_rules import COUNT_FIELDS, DATA_FIELDS, OPS_FIELDS
 from bench.metrics.probe import Probe, ProbeResult, case_probe, probe_cost
 
 __all__ = ["LayerOps", "OpsReport", "case_reports", "count_ops", "profile"]
 
-TOTAL_FIELDS = COUNT_FIELDS
+TOTAL_FIELDS = OPS_FIELDS  # the record's totals; the data-movement counts (DATA_FIELDS) stay per layer
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,18 @@ class LayerOps:
     calls: int
     note: str = ""
     counted: bool = True
+    # Data-movement counts for the hardware-aware energy model (ops_rules.DATA_FIELDS); None: not counted.
+    ann_macs: float | None = None
+    in_events: float | None = None
+    spike_in_elems: float | None = None
+    analog_in_elems: float | None = None
+    out_elems: float | None = None
+    out_events: float | None = None
+    spike_out_elems: float | None = None
+    weight_passes: float | None = None
+    ann_weight_passes: float | None = None
+    ann_in_elems: float | None = None
+    ann_out_elems: float | None = None
 
 
 @dataclass
@@ -80,7 +95,7 @@ class OpsReport:
                 note="; ".join(rec["notes"]), **{f: (None if c[f] is None else c[f] / n) for f in COUNT_FIELDS},
             ))
         for item in result.uncounted:
-            layers.append(LayerOps(item["module"], item["type"], (), *([None] * len(COUNT_FIELDS)), calls=0,
+            layers.append(LayerOps(item["module"], item["type"], (), *([None] * len(OPS_FIELDS)), calls=0,
                                    note="no counting rule", counted=False))
         return cls(layers, n, result.T, result.fold_bn, list(result.uncounted), list(result.unverified),
                    list(result.excluded))
@@ -95,6 +110,12 @@ class OpsReport:
     def totals(self) -> dict[str, float]:
         """Per-sample totals over counted layers (``approx_sops`` over the layers where it applies)."""
         return {f: float(sum(getattr(lay, f) or 0.0 for lay in self.layers)) for f in TOTAL_FIELDS}
+
+    def total(self, name: str) -> float:
+        """Per-sample total of one count (old or data-movement field) over counted layers."""
+        if name not in COUNT_FIELDS:
+            raise KeyError(f"unknown count {name!r}; counts: {COUNT_FIELDS}")
+        return float(sum(getattr(lay, name) or 0.0 for lay in self.layers))
 
     @property
     def approx_sops_error(self) -> float | None:
@@ -167,8 +188,8 @@ FIELDS = (
           tolerance=EXACT),
     Field("sops", "SOPs", "", "count", "lower", "synaptic operations (exact event x reach counts) per sample",
           headline=True, summary=True, tolerance=EXACT),
-    Field("dense_macs", "dense MACs", "", "count", description="what a dense ANN of the same shapes computes",
-          tolerance=EXACT),
+    Field("dense_macs", "dense MACs", "", "count", description="dense MACs of the same shapes over all T steps "
+          "the model runs (T-step total; one ANN inference is energy's ann_macs)", tolerance=EXACT),
     Field("approx_sops", "approx. SOPs", "", "count", description="the literature's firing rate x T x dense MACs"),
     Field("approx_sops_error", "approx. SOPs error", "%", "percent", description="approx_sops / sops - 1"),
     Field("neuron_updates", "neuron updates", "", "count", description="one per neuron per step"),

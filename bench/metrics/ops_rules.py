@@ -47,8 +47,8 @@ from bench.metrics.kinds import (
 )
 from bench.models.common import MatMul
 
-__all__ = ["COUNT_FIELDS", "Counts", "InputInfo", "ProbeState", "SPIKE_KINDS", "classify", "reach_1d",
-           "register_op_rule", "rule_for"]
+__all__ = ["COUNT_FIELDS", "Counts", "DATA_FIELDS", "InputInfo", "OPS_FIELDS", "ProbeState", "SPIKE_KINDS",
+           "call_steps", "classify", "neuron_counts", "reach_1d", "register_op_rule", "rule_for"]
 
 
 # ---------------------------------------------------------------------------------------------- reach maps
@@ -122,7 +122,23 @@ def weighted_events(profile: torch.Tensor, vectors: tuple[tuple[int, ...], ...])
 
 # ------------------------------------------------------------------------------------------------- counts
 
-COUNT_FIELDS = ("macs", "acs", "sops", "dense_macs", "approx_sops", "neuron_updates", "cmps")
+OPS_FIELDS = ("macs", "acs", "sops", "dense_macs", "approx_sops", "neuron_updates", "cmps")
+# Counts the hardware-aware energy model (bench.metrics.energy_model) prices; they never change the ones above.
+# T-step totals like every count, except the ``ann_*`` ones: ONE inference of the same-shape ANN (see call_steps).
+DATA_FIELDS = (
+    "ann_macs",  # dense MACs of one inference: a call's dense MACs / the time steps it covers
+    "in_events",  # events of the spike inputs read (analog inputs: 0)
+    "spike_in_elems",  # elements of spike inputs (a bitmap reads each once)
+    "analog_in_elems",  # elements of analog inputs (read as activations)
+    "out_elems",  # output elements
+    "out_events",  # events of neuron outputs (spike writes); 0 for other layers
+    "spike_out_elems",  # elements of neuron outputs that are spikes (a bitmap writes each once)
+    "weight_passes",  # weight elements x sample-steps of analog-input calls (dense weight reads, no reuse)
+    "ann_weight_passes",  # weight elements x samples of one inference (every weighted call)
+    "ann_in_elems",  # input elements of one inference
+    "ann_out_elems",  # output elements of one inference
+)
+COUNT_FIELDS = OPS_FIELDS + DATA_FIELDS  # everything a rule returns and the probe accumulates
 
 
 @dataclass
@@ -141,6 +157,17 @@ class Counts:
     approx_sops: Any = None
     neuron_updates: Any = 0
     cmps: Any = 0
+    ann_macs: Any = 0
+    in_events: Any = 0
+    spike_in_elems: Any = 0
+    analog_in_elems: Any = 0
+    out_elems: Any = 0
+    out_events: Any = 0
+    spike_out_elems: Any = 0
+    weight_passes: Any = 0
+    ann_weight_passes: Any = 0
+    ann_in_elems: Any = 0
+    ann_out_elems: Any = 0
     kinds: tuple[Any, ...] = ()
     note: str = ""
 
@@ -219,6 +246,7 @@ class ProbeState:
     def __init__(self, fold_bn: bool = True, on_host: bool = False):
         self.fold_bn = fold_bn
         self.on_host = on_host
+        self.time_steps, self.batch = 1, 1  # T and B of the forward's input [T, B, ...] (set by the probe)
         self.names: dict[nn.Module, str] = {}
         self._seen: dict[int, _Seen] = {}
         self._producers: dict[int, tuple[_Span, str]] = {}
@@ -350,12 +378,58 @@ def rule_for(module: nn.Module) -> Rule | None:
     return None
 
 
-def _synaptic(info: InputInfo, dense: int, acs: Callable[[], Any]) -> Counts:
-    """Spike input: ``acs()`` accumulates (SOPs); analog input: ``dense`` MACs."""
+def call_steps(out: Any, state: ProbeState) -> tuple[int, str]:
+    """How many time steps one call covers, read from its output's leading dims, and a note when unsure.
+
+    ``[T*B, ...]`` (SeqToANNContainer) and ``[T, B, ...]`` (multi-step layers): T; ``[B, ...]`` (a stem run
+    once on the static image): 1. Any other layout (time folded into a token axis, as in temporal or joint
+    space-time attention): 1, i.e. the call is counted whole in the ANN equivalent, with a note. The
+    ANN-equivalent counts (``ann_*``) of a call are its counts divided by these steps.
+    """
+    T, B = state.time_steps, state.batch
+    if T <= 1 or not isinstance(out, torch.Tensor) or out.dim() == 0:
+        return 1, ""
+    lead = out.shape[0]
+    if lead == T * B or (out.dim() >= 2 and lead == T and out.shape[1] == B):
+        return T, ""
+    if lead == B:
+        return 1, ""
+    return 1, "ANN equivalent: time not in the leading dims, call counted whole"
+
+
+def _per(n: Any, steps: int) -> Any:
+    """``n / steps``, an exact integer where it divides (counts stay integers)."""
+    if isinstance(n, int) and n % steps == 0:
+        return n // steps
+    return n / steps
+
+
+def _reads(info: InputInfo, x: torch.Tensor) -> dict[str, Any]:
+    """What reading input ``x`` costs in data: its events (0 when analog), its elements by kind."""
+    n = x.numel()
+    return {"in_events": info.events, "spike_in_elems": pick(info.spikes, lambda: n, lambda: 0),
+            "analog_in_elems": pick(info.spikes, lambda: 0, lambda: n)}
+
+
+def _moved(info: InputInfo, x: torch.Tensor, out: torch.Tensor, steps: int) -> dict[str, Any]:
+    """The data counts of a one-input call: input read, output written, and one ANN inference of both."""
+    return {**_reads(info, x), "out_elems": out.numel(), "ann_in_elems": _per(x.numel(), steps),
+            "ann_out_elems": _per(out.numel(), steps)}
+
+
+def _synaptic(info: InputInfo, dense: int, acs: Callable[[], Any], x: torch.Tensor, out: torch.Tensor,
+              state: ProbeState, weights: int, leading: int) -> Counts:
+    """Spike input: ``acs()`` accumulates (SOPs); analog input: ``dense`` MACs. ``weights``: elements of the
+    weight; ``leading``: the call's batch rows (images of a conv, rows of a linear), for the weight passes
+    (weights x sample-steps, at most one pass per row)."""
     spikes = info.spikes
     acs_ = pick(spikes, acs, lambda: 0)
+    steps, note = call_steps(out, state)
+    passes = weights * min(leading, state.batch * steps)
     return Counts(macs=pick(spikes, lambda: 0, lambda: dense), acs=acs_, sops=acs_, dense_macs=dense,
-                  approx_sops=info.rate * dense, kinds=(info.code,))
+                  approx_sops=info.rate * dense, kinds=(info.code,), ann_macs=_per(dense, steps),
+                  weight_passes=pick(spikes, lambda: 0, lambda: passes), ann_weight_passes=_per(passes, steps),
+                  note=note, **_moved(info, x, out, steps))
 
 
 def conv_counts(x: torch.Tensor, out: torch.Tensor, state: ProbeState, *, in_channels: int, out_channels: int,
@@ -368,7 +442,10 @@ def conv_counts(x: torch.Tensor, out: torch.Tensor, state: ProbeState, *, in_cha
     info, profile = state.inspect(x, n)
     vectors = tuple(reach_1d(in_sp[d], out_sp[d], kernel_size[d], stride[d], pad_lo[d], dilation[d], padding_mode)
                     for d in range(n))
-    return _synaptic(info, dense, lambda: weighted_events(profile, vectors) * (out_channels // groups))
+    weights = out_channels * (in_channels // groups) * math.prod(kernel_size)
+    images = out.numel() // max(1, out_channels * math.prod(out_sp))
+    return _synaptic(info, dense, lambda: weighted_events(profile, vectors) * (out_channels // groups), x, out,
+                     state, weights, images)
 
 
 @register_op_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -388,8 +465,10 @@ def linear_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: P
     """Linear: events x out_features ACs on spikes, dense MACs on analog input."""
     assert isinstance(m, nn.Linear)
     state.produced(m, out)
-    info, events = state.inspect(args[0], 0)
-    return _synaptic(info, out.numel() * m.in_features, lambda: events * m.out_features)
+    x = args[0]
+    info, events = state.inspect(x, 0)
+    return _synaptic(info, out.numel() * m.in_features, lambda: events * m.out_features, x, out, state,
+                     m.in_features * m.out_features, out.numel() // max(1, m.out_features))
 
 
 @register_op_rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -399,7 +478,17 @@ def batchnorm_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state
     if source is not None:
         return Counts(note=f"folded into {source}")
     n = args[0].numel()
-    return Counts(macs=n, dense_macs=n, note="not folded")
+    return Counts(macs=n, dense_macs=n, **_dense_data(n, out, state, "not folded"))
+
+
+def _dense_data(n: int, out: torch.Tensor, state: ProbeState, note: str = "") -> dict[str, Any]:
+    """Data counts of an element-wise layer with dense MACs (unfolded BN, LayerNorm, GroupNorm): ``n`` MACs,
+    its input read as activations whatever it holds (the MACs are dense), one ANN inference of all that."""
+    steps, steps_note = call_steps(out, state)
+    x_numel = out.numel()  # the same shape in and out
+    return {"ann_macs": _per(n, steps), "analog_in_elems": x_numel, "out_elems": out.numel(),
+            "ann_in_elems": _per(x_numel, steps), "ann_out_elems": _per(out.numel(), steps),
+            "note": "; ".join(t for t in (note, steps_note) if t)}
 
 
 @register_op_rule(nn.LayerNorm, nn.GroupNorm)
@@ -407,7 +496,7 @@ def norm_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: Pro
     """LayerNorm/GroupNorm: 3 MACs per element with affine, 2 without."""
     affine = getattr(m, "elementwise_affine", getattr(m, "affine", False))
     n = args[0].numel() * (3 if affine else 2)
-    return Counts(macs=n, dense_macs=n)
+    return Counts(macs=n, dense_macs=n, **_dense_data(n, out, state))
 
 
 def _pool_geometry(m: nn.Module, x: torch.Tensor, out: torch.Tensor, n: int) -> tuple[tuple[int, ...], ...]:
@@ -444,8 +533,9 @@ def avgpool_rule(m: nn.Module, args: tuple[Any, ...], out: torch.Tensor, state: 
     vectors = _pool_geometry(m, x, out, n)
     info, profile = state.inspect(x, n)
     analog = x.numel() // math.prod(x.shape[-n:]) * math.prod(sum(v) for v in vectors)
+    steps, note = call_steps(out, state)
     return Counts(acs=pick(info.spikes, lambda: weighted_events(profile, vectors), lambda: analog),
-                  kinds=(info.code,))
+                  kinds=(info.code,), note=note, **_moved(info, x, out, steps))
 
 
 @register_op_rule(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
@@ -457,7 +547,8 @@ def maxpool_rule(m: nn.Module, args: tuple[Any, ...], out: Any, state: ProbeStat
     n = _pool_dims(m)
     vectors = _pool_geometry(m, x, out, n)
     pairs = x.numel() // math.prod(x.shape[-n:]) * math.prod(sum(v) for v in vectors)
-    return Counts(cmps=pairs - out.numel())
+    steps, note = call_steps(out, state)
+    return Counts(cmps=pairs - out.numel(), note=note, **_moved(state.classify(x), x, out, steps))
 
 
 def _event_sums(x: torch.Tensor, info: InputInfo, dim: int) -> torch.Tensor:
@@ -487,8 +578,22 @@ def matmul_counts(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, state: Pr
     acs = pick(sa & sb, both, lambda: pick(sa, a_only, lambda: pick(sb, b_only, lambda: 0)))
     # The literature's estimate: input firing rate (the spike operand's; the product of both) x dense.
     rate = pick(sa, lambda: ia.rate, lambda: 1.0) * pick(sb, lambda: ib.rate, lambda: 1.0)
+    steps, note = call_steps(out, state)
+    ra, rb = _reads(ia, a), _reads(ib, b)
     return Counts(macs=pick(sa | sb, lambda: 0, lambda: dense), acs=acs, sops=acs, dense_macs=dense,
-                  approx_sops=rate * dense, kinds=(ia.code, ib.code))
+                  approx_sops=rate * dense, kinds=(ia.code, ib.code), ann_macs=_per(dense, steps),
+                  **{k: ra[k] + rb[k] for k in ra}, out_elems=out.numel(),
+                  ann_in_elems=_per(a.numel(), call_steps(a, state)[0]) + _per(b.numel(), call_steps(b, state)[0]),
+                  ann_out_elems=_per(out.numel(), steps), note=note)
+
+
+def neuron_counts(out: torch.Tensor, state: ProbeState) -> Counts:
+    """A neuron module's call: one update per neuron per step, its output written (events when spikes;
+    the kind and events reuse the firing statistics' classification of ``out`` when they ran)."""
+    info = state.classify(out)
+    n = out.numel()
+    return Counts(neuron_updates=n, out_elems=n, out_events=info.events,
+                  spike_out_elems=pick(info.spikes, lambda: n, lambda: 0))
 
 
 @register_op_rule(MatMul)

@@ -254,7 +254,7 @@ class Probe:
             if self.firing:
                 self._firing_stats(name, m, o)
             if self.ops:
-                self._add_counts(name, type(m).__name__, Counts(neuron_updates=o.numel()))
+                self._add_counts(name, type(m).__name__, ops_rules.neuron_counts(o, self.state))
 
         return hook
 
@@ -344,6 +344,7 @@ class Probe:
             raise ValueError(f"all inputs must share T; got {x.shape[0]} after {self.T}")
         self.T = x.shape[0]
         self.state.on_host = x.device.type == "cpu" if self.host_decisions is None else self.host_decisions
+        self.state.time_steps, self.state.batch = x.shape[0], x.shape[1]
         functional.reset_net(self.model)
         self.state.clear()
         self.model(x)

@@ -19,7 +19,7 @@ from bench.compare import BaselineError, gap_change, layered, resolve, suite_tol
 from bench.contract import Field
 from bench.palette import model_styles
 from bench.published import CONFIDENCE, GAP_KEY, published_gaps
-from bench.report import plots
+from bench.report import energy_section, plots
 from bench.report import tables as tb
 from bench.report.conventions import conventions_sections
 from bench.report.declared import Declared, Installed, declarations
@@ -279,6 +279,16 @@ def reproduction_section(runs: list[RunData], records: list[dict[str, Any]]) -> 
     ])
 
 
+def energy_section_of(records: list[dict[str, Any]], declared: Declared) -> Section | None:
+    """"Energy with data movement" (:mod:`bench.report.energy_section`), when some run priced hardware profiles."""
+    tables, notes = energy_section.model_tables(records, declared)
+    if not tables:
+        return None
+    return Section(energy_section.TITLE, [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else "")),
+                                          *[TableBlock(t.frame, t.caption, t.notes, cards=True) for t in tables],
+                                          MarkdownBlock(energy_section.profiles_markdown(tables, declared))])
+
+
 def cases_section(records: list[dict[str, Any]], declared: Declared, options: ReportOptions) -> Section:
     blocks: list[Block] = [TextBlock("Every case that ran, at every T, device and batch size: one table per "
                                      "metric, every field its records hold.")]
@@ -302,11 +312,13 @@ def build_content(runs: list[RunData], installed: Installed | None = None,
     conventions, conventions_notes = conventions_blocks(runs, declared, ok)
     failures = tb.failures_table(records)
     reproduction = reproduction_section(runs, records)
+    energy = energy_section_of(records, declared)
     sections = [
         Section("What was run", [TableBlock(tb.models_table(records), "Models", cards=True)]),
         headline_section(records, declared, options),
         published_section(records),
         *([reproduction] if reproduction else []),
+        *([energy] if energy else []),
         Section("Plots", list(figures) or [TextBlock("No plottable metric was measured.")]),
         cases_section(records, declared, options),
         Section("Conventions", conventions or [TextBlock("No conventions or declarations are stored with the runs.")]),

@@ -36,7 +36,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.palette import STYLE, ModelStyle  # noqa: E402
-from bench.report import energy_plot  # noqa: E402
+from bench.report import energy_plot, energy_rate_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
 from bench.report.formats import joules, si  # noqa: E402
@@ -445,6 +445,13 @@ def estimated_vs_measured(records: list[dict[str, Any]], declared: Declared,
     return FigureData(plot.name, plot.png, plot.alt, plot.caption + notes, plot.width_px, plot.problems)
 
 
+def energy_vs_rate(records: list[dict[str, Any]], styles: dict[str, ModelStyle]) -> FigureData | None:
+    """Energy per sample against firing rate per hardware profile (:mod:`bench.report.energy_rate_plot`)."""
+    plot = energy_rate_plot.energy_vs_rate(records, styles)
+    return None if plot is None else FigureData(plot.name, plot.png, plot.alt, plot.caption, plot.width_px,
+                                                plot.problems)
+
+
 MODEL_FIGURES = (firing_heatmap, ops_per_layer)  # one figure per model, from a record at its main T
 
 
@@ -459,4 +466,5 @@ def report_figures(records: list[dict[str, Any]], declared: Declared, styles: di
                                 None))
     figures.append(throughput_per_device(records, declared, styles))
     figures.append(estimated_vs_measured(records, declared, styles))
+    figures.append(energy_vs_rate(records, styles))
     return [f for f in figures if f is not None]

@@ -1,0 +1,233 @@
+"""The report's "Energy with data movement" tables, from the ``energy`` records' ``hardware`` profiles.
+
+The ``energy`` plug-in prices each case on hardware profiles (digital accelerators, neuromorphic chips):
+per sample, the SNN's energy split into compute, weight traffic, membrane-state traffic and spike traffic,
+the ANN equivalent on the same profile, and the linear cost model ``E_snn(r) = snn_fixed_pj +
+snn_slope_pj x r`` in the network's mean firing rate ``r``, with the **break-even rate** where it meets the
+ANN's energy. This module turns those records into one compact table per model at its main T (the headline's
+rule, :func:`bench.report.tables.main_T`), one row per profile, and the list of profiles with their sources.
+
+Verdict of a row: ``no break-even: <why>`` when the record gives no break-even rate (with the plug-in's
+reason); otherwise the measured rate against the break-even rate on the line ``E_snn(r)`` (``SNN cheaper``
+where the line lies below the ANN's energy at the measured rate, ``ANN cheaper`` above, ``break-even`` on it).
+
+Untrained nets (the README's "Untrained nets" rule): the ANN / SNN ratio is a figure of merit of trained
+weights (declared ``trained_only``), and the verdict says the same thing in words, so both read
+``untrained``; energies and the measured rate are shown as those of the untrained net, and the break-even
+rate (a property of the cost model and the architecture, not of the weights) is shown, with the untrained
+note once under the table.
+
+Reads records and run.json conventions only: no torch, no ``bench.metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.contract import Field
+from bench.report import tables as tb
+from bench.report.declared import Declared
+from bench.report.formats import NA, format_value, number
+from bench.results import metric_value
+
+TITLE = "Energy with data movement"
+HARDWARE = ("energy", "hardware")
+COMPUTE_ONLY = ("energy", "energy_mj")
+COMPUTE_ONLY_LABEL = "literature's compute-only estimate (Horowitz 2014 arithmetic)"
+SNN_PARTS = ("compute", "weights", "membrane", "spikes")
+CONVENTIONS_KEY = "hardware_profiles"  # run.json conventions: the profiles with their sources (newer runs)
+SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN = "SNN cheaper", "ANN cheaper", "break-even"
+
+# Formats of the nested values, from the declarations of the primary profile's scalar fields (these
+# fallbacks only apply to a run whose declarations lack them). Nested energies are picojoules; the declared
+# fields are millijoules, so cells are formatted as ``pJ / PJ_PER_MJ`` by the declared energy format.
+PJ_PER_MJ = 1e9
+_FALLBACK = {
+    "hw_energy_mj": Field("hw_energy_mj", "energy / sample", fmt="mj"),
+    "hw_ann_over_snn": Field("hw_ann_over_snn", "ANN / SNN energy", fmt="fixed2", better="higher", trained_only=True),
+    "mean_rate": Field("mean_rate", "mean firing rate", "%", "percent"),
+    "break_even_rate": Field("break_even_rate", "break-even firing rate", "%", "percent"),
+}
+
+
+def declared_field(declared: Declared, name: str) -> Field:
+    """The energy plug-in's declaration of ``name``, else the fallback above (same name, format)."""
+    return declared.field("energy", name) or _FALLBACK[name]
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One profile's numbers for one case, as recorded (picojoules per sample; rates as fractions)."""
+
+    profile: str
+    kind: str
+    source: str
+    snn_pj: dict[str, float | None]
+    ann_pj: float | None
+    ann_why: str | None
+    ann_over_snn: float | None
+    rate: float | None
+    fixed_pj: float | None
+    slope_pj: float | None
+    break_even_rate: float | None
+    break_even_why: str | None
+
+    def snn_at(self, rate: float) -> float | None:
+        """The SNN's energy per sample (pJ) at mean firing rate ``rate`` on the profile's linear cost model."""
+        if self.fixed_pj is None or self.slope_pj is None:
+            return None
+        return self.fixed_pj + self.slope_pj * rate
+
+
+def hardware(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The record's ``energy.hardware`` profiles (empty for runs made before the plug-in priced them)."""
+    value = metric_value(record, *HARDWARE)
+    return {str(k): v for k, v in value.items() if isinstance(v, Mapping)} if isinstance(value, Mapping) else {}
+
+
+def profile_rows(record: dict[str, Any]) -> list[ProfileRow]:
+    """The record's profiles in recorded order (a missing or non-numeric value reads None, never 0)."""
+    rows = []
+    for name, p in hardware(record).items():
+        snn = p.get("snn_pj") if isinstance(p.get("snn_pj"), Mapping) else {}
+        ann = p.get("ann_pj") if isinstance(p.get("ann_pj"), Mapping) else None
+        rows.append(ProfileRow(
+            profile=name, kind=str(p.get("kind") or "?"), source=str(p.get("source") or "not recorded"),
+            snn_pj={part: number(snn.get(part)) for part in (*SNN_PARTS, "total")},
+            ann_pj=None if ann is None else number(ann.get("total")), ann_why=p.get("ann_why"),
+            ann_over_snn=number(p.get("ann_over_snn")), rate=number(p.get("rate")),
+            fixed_pj=number(p.get("snn_fixed_pj")), slope_pj=number(p.get("snn_slope_pj")),
+            break_even_rate=number(p.get("break_even_rate")), break_even_why=p.get("break_even_why")))
+    return rows
+
+
+def verdict(row: ProfileRow) -> str:
+    """Which net is cheaper on this profile at the measured rate (see the module docstring)."""
+    if row.break_even_rate is None:
+        return f"no break-even: {row.break_even_why or 'no reason recorded'}"
+    if row.rate is None or row.slope_pj is None:
+        return f"{NA} (no measured firing rate)" if row.rate is None else f"{NA} (no cost slope recorded)"
+    # On the line, E_snn(rate) - E_ann = slope x (rate - break-even): its sign is the verdict.
+    gap = row.slope_pj * (row.rate - row.break_even_rate)
+    return SNN_CHEAPER if gap < 0 else ANN_CHEAPER if gap > 0 else BREAK_EVEN
+
+
+def _energy(f: Field, pj: float | None) -> str:
+    return format_value(f, None if pj is None else pj / PJ_PER_MJ)
+
+
+def compute_only_label(record: dict[str, Any]) -> str:
+    """The label of ``energy.energy_mj`` beside these tables: the literature's arithmetic (Horowitz 2014 for the
+    built-in profiles; a user profile is named with its own source instead)."""
+    source = str(metric_value(record, "energy", "profile_source") or "")
+    if not source or "horowitz" in source.lower():
+        return COMPUTE_ONLY_LABEL
+    return f"literature's compute-only estimate ({metric_value(record, 'energy', 'profile')} arithmetic: {source})"
+
+
+@dataclass
+class ModelTable:
+    """One model's table: the case it comes from, the frame (one row per profile), its caption and notes."""
+
+    label: str
+    record: dict[str, Any]
+    rows: list[ProfileRow]
+    frame: pd.DataFrame
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+def model_table(label: str, record: dict[str, Any], basis: str, declared: Declared) -> ModelTable:
+    """The table of one model's case at its main T (``basis``: why that T, see ``tables.MainT``)."""
+    energy = declared_field(declared, "hw_energy_mj")
+    ratio, rate, even = (declared_field(declared, n) for n in ("hw_ann_over_snn", "mean_rate", "break_even_rate"))
+    untrained = tb.untrained(record)
+    rows = profile_rows(record)
+    table, notes = [], []
+    for row in rows:
+        cells: dict[str, Any] = {"profile": row.profile, "kind": row.kind}
+        cells |= {f"SNN {part}": _energy(energy, row.snn_pj[part]) for part in SNN_PARTS}
+        cells["SNN total"] = _energy(energy, row.snn_pj["total"])
+        cells["ANN-equivalent"] = _energy(energy, row.ann_pj)
+        cells[ratio.column] = tb.UNTRAINED if untrained and ratio.trained_only else format_value(ratio, row.ann_over_snn)
+        cells["measured firing rate (%)"] = format_value(rate, row.rate)
+        cells["break-even rate (%)"] = format_value(even, row.break_even_rate)
+        decided = verdict(row)
+        cells["verdict"] = tb.UNTRAINED if untrained and decided in (SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN) else decided
+        table.append(cells)
+        if row.ann_pj is None:
+            notes.append(f"ANN-equivalent, {row.profile}: {NA} ({row.ann_why or 'no reason recorded'})")
+    compute_only = metric_value(record, *COMPUTE_ONLY)
+    if compute_only is not None:
+        profile = metric_value(record, "energy", "profile")
+        notes.append(f"{compute_only_label(record)}: {format_value(declared.field(*COMPUTE_ONLY) or energy, compute_only)}"
+                     f" per sample (energy.energy_mj, profile {profile}): arithmetic only, no memory traffic.")
+    if untrained:
+        notes.insert(0, tb.untrained_note([record], [ratio.column, "verdict"]) + " The break-even rate is a "
+                     "property of the cost model and the architecture, shown as it is.")
+    caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
+               "each hardware profile, SNN split into compute, weight, membrane and spike traffic.")
+    return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes)
+
+
+def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[list[ModelTable], list[str]]:
+    """One table per model whose case at the main T holds hardware profiles; notes for models without one."""
+    tables, notes = [], []
+    for label, recs in tb.by_model(records).items():
+        main = tb.main_T(recs)
+        case = next((r for r in tb.at_main_T(recs) if hardware(r)), None)
+        if case is not None:
+            tables.append(model_table(label, case, main.basis, declared))
+        elif any(hardware(r) for r in recs):
+            notes.append(f"{label}: no hardware profiles recorded at its main T={main.T}")
+    return tables, notes
+
+
+def _scalars(entry: Mapping[str, Any]) -> str:
+    return "; ".join(f"{k} = {v}" for k, v in entry.items()
+                     if k not in ("name", "kind", "source") and isinstance(v, (str, int, float)) and v != "")
+
+
+def stored_profiles(conventions: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The hardware profiles the runs' conventions store (``hardware_profiles``: a table by name or a list of
+    tables with a ``name``); empty for runs made before they were stored."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for conv in conventions.values():
+        stored = conv.get(CONVENTIONS_KEY) if isinstance(conv, Mapping) else None
+        entries = (stored.items() if isinstance(stored, Mapping) else
+                   [(e.get("name"), e) for e in stored if isinstance(e, Mapping)] if isinstance(stored, list) else [])
+        for name, entry in entries:
+            if name is not None and isinstance(entry, Mapping):
+                out.setdefault(str(name), entry)
+    return out
+
+
+def profiles_markdown(tables: list[ModelTable], declared: Declared) -> str:
+    """The profiles the tables use, each with its kind and source (the run's stored parameters when run.json
+    has them)."""
+    stored = stored_profiles(declared.conventions)
+    lines = ["Hardware profiles:", ""]
+    seen: dict[str, ProfileRow] = {}
+    for t in tables:
+        for row in t.rows:
+            seen.setdefault(row.profile, row)
+    for name, row in seen.items():
+        entry = stored.get(name, {})
+        params = _scalars(entry)
+        lines.append(f"- **{name}** ({entry.get('kind') or row.kind}): {entry.get('source') or row.source}"
+                     + (f" ({params})" if params else ""))
+    return "\n".join(lines) + "\n"
+
+
+INTRO = ("Energy per sample of each model at its main T on hardware profiles that price memory traffic as well "
+         "as arithmetic: the SNN's weight reads, membrane-state reads and writes and spike traffic beside its "
+         "compute, and the ANN equivalent (the same layers run densely) on the same profile. The SNN's energy "
+         "is linear in its mean firing rate r, E(r) = fixed + slope x r; the break-even rate is the r at which "
+         "it equals the ANN's. Verdict: at the measured rate, SNN cheaper (below break-even) or ANN cheaper "
+         "(above); no break-even, with the energy plug-in's reason, where the two do not meet. These figures "
+         f"differ from the {COMPUTE_ONLY_LABEL} given in the headline's estimated energy, which prices arithmetic "
+         "alone.")

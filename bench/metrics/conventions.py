@@ -224,23 +224,18 @@ def conventions_markdown() -> str:
     lines += _table("Operation counts", OPS_RULES)
     lines += _table("Firing rates", FIRING_RULES)
     lines += _table("Energy", ENERGY_RULES)
+    lines += _table("Energy with data movement", ENERGY_MODEL_RULES)
     lines += ["| profile | MAC (pJ) | AC (pJ) | neuron update (pJ) | source |", "|---|---|---|---|---|"]
     for p in ENERGY_PROFILES.values():
         upd = "not priced" if p.neuron_update_pj is None else f"{p.neuron_update_pj:g}"
         lines.append(f"| {p.name} | {p.mac_pj:g} | {p.ac_pj:g} | {upd} | {p.source}; {p.notes} |")
-    lines += [""] + _table("Energy with data movement", ENERGY_MODEL_RULES)
-    lines += hardware_profiles_markdown({k: p.as_dict() for k, p in HARDWARE_PROFILES.items()})
-    return "\n".join(lines) + "\n"
-
-
-def hardware_profiles_markdown(profiles: dict[str, dict[str, Any]]) -> list[str]:
-    """The hardware profiles (as stored in run.json) as a Markdown table: every priced field and its source."""
-    lines = ["| hardware profile | kind | costs | source |", "|---|---|---|---|"]
-    for name, p in profiles.items():
-        costs = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in p.items()
+    lines += ["", "| hardware profile | kind | costs | source |", "|---|---|---|---|"]
+    for name, hp in HARDWARE_PROFILES.items():
+        d = hp.as_dict()
+        costs = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in d.items()
                           if k not in ("name", "kind", "source", "notes"))
-        lines.append(f"| {name} | {p.get('kind')} | {costs} | {p.get('source')}; {p.get('notes', '')} |")
-    return lines + [""]
+        lines.append(f"| {name} | {hp.kind} | {costs} | {hp.source}; {hp.notes} |")
+    return "\n".join(lines) + "\n"
 
 
 def conventions_dict() -> dict[str, Any]:

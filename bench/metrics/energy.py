@@ -233,8 +233,8 @@ FIELDS = (
     Field("hw_activation_mj", "SNN analog-activation traffic", "", "mj", description="real-valued inputs read, "
           "analog neuron outputs written", tolerance=_EXACT_ENERGY),
     Field("break_even_rate", "break-even firing rate", "%", "percent", "higher", "mean firing rate at which the "
-          "SNN's estimate equals the ANN's on the primary profile (event counts scaled with the rate)",
-          headline=True, trained_only=True),
+          "SNN's estimate equals the ANN's on the primary profile (event counts scaled with the rate; a property "
+          "of the cost structure, so shown for untrained nets too)", headline=True),
     Field("mean_rate", "measured firing rate", "%", "percent", description="network mean firing rate of this pass"),
     Field("sj_simple_energy_mj", "spikingjelly memory-aware energy", "", "mj",
           description="spikingjelly 2.0 SimpleEnergyProfiler, compute + memory (memory_aware = true)"),

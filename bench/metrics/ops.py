@@ -32,7 +32,7 @@ from bench.contract import EXACT, Field, Option
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import OPS_CONVENTION_ID
 from bench.metrics.firing import FiringReport
-from bench.metrics.ops_rules import COUNT_FIELDS, DATA_FIELDS, OPS_FIELDS
+from bench.metrics.ops_rules import COUNT_FIELDS, OPS_FIELDS
 from bench.metrics.probe import Probe, ProbeResult, case_probe
 
 __all__ = ["LayerOps", "OpsReport", "case_reports", "count_ops", "profile"]

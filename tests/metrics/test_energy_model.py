@@ -240,3 +240,70 @@ def test_published_figures_within_their_rounding():
     sata = HARDWARE_PROFILES["28nm-sata"]  # SATA_Sim's CACTI figures: per 256-bit access
     assert (round(sata.weight_read_pj, 1), round(sata.act_read_pj, 1)) == (28.6, 11.0)
     assert math.isclose(sata.per_bit("weight") * 256, 28.6315)
+
+
+class Mixed(nn.Module):
+    """One of each remaining rule on [T, B, 16] spikes: avg pool, MatMul (spikes x parameter), a torch-function
+    product (``x @ w``), LayerNorm and max pool on real values."""
+
+    def __init__(self):
+        super().__init__()
+        from bench.models.common import MatMul
+
+        self.mm, self.avg, self.max, self.ln = MatMul(), nn.AvgPool2d(2), nn.MaxPool2d(2), nn.LayerNorm(4)
+        self.b = nn.Parameter(torch.randn(3, 4))
+        self.w = nn.Parameter(torch.randn(3, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B = x.shape[:2]
+        img = x.reshape(T * B, 1, 4, 4)
+        outs = [self.avg(img), self.mm(x[..., :6].reshape(T * B, 2, 3), self.b), x[..., :3] @ self.w,
+                self.ln(x[..., :4] * 0.5 - 0.1), self.max(img * 0.3 - 0.1)]
+        return torch.cat([o.reshape(T, B, -1) for o in outs], -1)
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_data_counts_of_every_other_rule_by_hand(host):
+    """T = 2, B = 2, per sample (/ B). Events are summed from the input itself; the parameter operands b [3, 4]
+    and w [3, 2] carry no time steps, so one ANN inference reads them whole once per call."""
+    from bench.metrics.ops import count_ops
+
+    T, B = 2, 2
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(T, B, 16, generator=g) < 0.4).float()
+    rows = {lay.type: lay for lay in count_ops(Mixed().eval(), x, host_decisions=host).layers}
+    avg, mm, fn = rows["AvgPool2d"], rows["MatMul"], rows["matmul (torch function)"]
+    ln, mx = rows["LayerNorm"], rows["MaxPool2d"]
+    assert (avg.in_events, avg.spike_in_elems, avg.out_elems) == (x.sum() / B, T * 16, T * 4)
+    assert (avg.ann_macs, avg.ann_in_elems, avg.ann_out_elems) == (0, 16, 4)
+    assert (mm.in_events, mm.spike_in_elems, mm.analog_in_elems) == (x[..., :6].sum() / B, T * 6, 12 / B)
+    assert (mm.dense_macs, mm.ann_macs, mm.ann_in_elems, mm.ann_out_elems) == (T * 24, 24, 6 + 12 / B, 8)
+    assert (fn.in_events, fn.spike_in_elems, fn.analog_in_elems) == (x[..., :3].sum() / B, T * 3, 6 / B)
+    assert (fn.dense_macs, fn.ann_macs, fn.ann_in_elems, fn.ann_out_elems) == (T * 6, 6, 3 + 6 / B, 2)
+    assert (ln.macs, ln.ann_macs, ln.analog_in_elems, ln.ann_in_elems, ln.ann_out_elems) == (T * 12, 12, T * 4, 4, 4)
+    assert (mx.in_events, mx.analog_in_elems, mx.out_elems, mx.ann_in_elems, mx.ann_out_elems) == (0, T * 16, T * 4,
+                                                                                                  16, 4)
+    assert all(lay.weight_passes == 0 and lay.ann_weight_passes == 0 for lay in (avg, mm, fn, ln, mx))
+
+
+def test_sew_resnet_stem_once_or_every_step_is_one_ann_inference():
+    """The real family: SEW ResNet-18 with its stem run once (static input) or at every step: the dense MACs
+    differ by (T - 1) stem convs, the one-inference ANN MACs (and compute-only ANN energy) do not, and they
+    equal the T = 1 net's."""
+    from bench.models.registry import create_model
+
+    x1 = torch.rand(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    x = x1.repeat(3, 1, 1, 1, 1)
+    totals = {}
+    for once in (True, False):
+        torch.manual_seed(0)
+        net = create_model("sew_resnet18", width=0.0625, input_size="cifar", stem_once=once).eval()
+        _, ops = profile(net, x)
+        stem = next(lay for lay in ops.layers if lay.type == "Conv2d")
+        totals[once] = (ops.totals["dense_macs"], ops.total("ann_macs"), stem.dense_macs)
+        if once:
+            _, ops1 = profile(net, x1)
+            assert ops1.total("ann_macs") == ops.total("ann_macs")
+    (d_once, a_once, stem_once), (d_every, a_every, stem_every) = totals[True], totals[False]
+    assert stem_every == 3 * stem_once and d_every - d_once == 2 * stem_once
+    assert a_once == a_every

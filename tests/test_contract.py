@@ -76,6 +76,14 @@ def test_user_energy_profile_keyed_by_name_loads(write_suite) -> None:
     assert suite.metric_options["energy"]["profile"] == "mychip"
 
 
+def test_user_hardware_profile_in_the_readme_form_loads(write_suite) -> None:
+    """The README's form: hardware_profiles = { chip = { kind, ..., reference, source } }, chosen as primary."""
+    tables = ('[metrics.energy]\nhw_primary = "chip"\nhardware_profiles = { chip = { kind = "neuromorphic", '
+              'sop_pj = 5.0, neuron_update_pj = 10.0, spike_pj = 1.0, reference = "45nm-sram", source = "datasheet Y" } }')
+    suite = load_suite(write_suite(suite_text(["ops", "energy"], tables)))
+    assert suite.metric_options["energy"]["hardware_profiles"]["chip"]["sop_pj"] == 5.0
+
+
 def test_every_metric_declares_fields_with_known_formats() -> None:
     for name in available_metrics():
         contract = get_metric(name).contract

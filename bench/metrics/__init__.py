@@ -15,9 +15,9 @@ from bench.metrics import (  # noqa: F401  (registers the plug-ins)
     timing,
 )
 from bench.metrics.base import CaseContext, available_metrics, get_metric, register_metric
-from bench.metrics.energy import estimate_energy
+from bench.metrics.energy import estimate_energy, estimate_hardware_energy
 from bench.metrics.firing import firing_rates
 from bench.metrics.ops import count_ops, profile
 
-__all__ = ["CaseContext", "available_metrics", "count_ops", "estimate_energy", "firing_rates", "get_metric",
-           "profile", "register_metric"]
+__all__ = ["CaseContext", "available_metrics", "count_ops", "estimate_energy", "estimate_hardware_energy",
+           "firing_rates", "get_metric", "profile", "register_metric"]

@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-OPS_CONVENTION_ID = "snnbench-ops-v2"  # v2: exact kinds in any dtype, BN after in-place changes, torch-function products
+from bench.metrics.hardware import HARDWARE_PROFILES
+
+# v2: exact kinds in any dtype, BN after in-place changes, torch-function products; v3: the ANN equivalent is ONE
+# inference (ann_macs), data-movement counts per layer, the energy model with data movement.
+OPS_CONVENTION_ID = "snnbench-ops-v3"
 
 # Input kinds, decided per call from the tensor itself (see bench.metrics.kinds).
 INPUT_KINDS: dict[str, str] = {
@@ -52,9 +56,22 @@ OPS_RULES: tuple[tuple[str, str], ...] = (
      "nothing. Equals spikingjelly 2.0 SynOpCounter on binary inputs. torch.conv1d/2d/3d and F.linear called "
      "in a forward outside counted modules are counted by the same rules (F.linear(x, w) as x @ w.T)."),
     ("Conv / Linear, analog input", "MACs = dense MACs of that call (zeros included)."),
-    ("Dense MACs", "ANN-equivalent: every MAC a dense ANN of the same shapes does = output elements x "
+    ("Dense MACs", "Every MAC a dense ANN of the same shapes does over the T steps the model runs each layer "
+                   "(the T-step total, like every count; a stem run once counts once) = output elements x "
                    "(in_channels / groups) x kernel size (conv), output elements x in_features (linear), "
                    "b x n x k x m (matmul); bias adds excluded. Matches fvcore's conv/linear counts."),
+    ("ANN MACs (one inference)", "ann_macs: the dense MACs of ONE inference of the same-shape ANN, per layer: each "
+     "call's dense MACs divided by the time steps it covers, read from its output's leading dims: [T*B, ...] and "
+     "[T, B, ...] cover T steps, [B, ...] (a stem run once on the static image) one. Any other layout (time "
+     "folded into a token axis, as in temporal or joint space-time attention) is counted whole, with a note "
+     "on the layer. A module called once per step in single-step mode ([B, ...] input, T calls) counts T "
+     "inferences there (none of our models does this). The ANN-equivalent energy uses ann_macs."),
+    ("Data-movement counts", "Per layer, for the energy model with data movement (all T-step totals except the "
+     "ann_* ones, which are one inference): in_events (events of spike inputs read), spike_in_elems / "
+     "analog_in_elems (input elements by kind; norms read theirs as analog), out_elems, out_events and "
+     "spike_out_elems (neuron outputs: events and spike elements, from the firing pass's classification), "
+     "weight_passes (weight elements x sample-steps of analog-input conv/linear calls) and ann_weight_passes, "
+     "ann_in_elems, ann_out_elems. They never change the counts above."),
     ("SOPs", "Synaptic operations = the ACs of event-driven synaptic products (conv, linear, MatMul with a "
              "spike operand). ACs additionally include avg-pooling additions; SOPs do not."),
     ("Bias", "Bias adds are not counted (neither ACs nor MACs nor dense MACs): one add per output element, "
@@ -158,6 +175,44 @@ ENERGY_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+# The energy model with data movement (bench.metrics.energy_model), as data.
+ENERGY_MODEL_RULES: tuple[tuple[str, str], ...] = (
+    ("Scope", "Per sample, picojoules, from the probe's exact per-layer counts and the firing report's mean rate "
+              "(no second pass). The SNN over its T steps; its ANN equivalent: ONE inference of the same-shape "
+              "ANN with dense activations. Batch-1 inference: no weight reuse across samples."),
+    ("SNN compute", "Digital profiles: MACs x (mult(activation_bits x weight_bits) + add(membrane_bits)) + ACs x "
+     "add(membrane_bits) + neuron updates x (the profile's neuron_update_pj, else 2 adds at membrane_bits: "
+     "integrate/leak and threshold). Integer costs scale from the profile's ref_bits: adds linearly, multiplies "
+     "with the product of the operand widths."),
+    ("SNN weights", "Spike-input (event-driven) layers read one weight per SOP (no reuse: each event fetches "
+     "the weights it reaches). Analog-input (dense) layers read max(MACs / dense_weight_reuse, weight passes): "
+     "one read per dense_weight_reuse output positions (the output tile), at least once per sample and step."),
+    ("Membrane", "One read and one write of membrane_bits per neuron per step; synaptic currents accumulate in "
+                 "the neuron's accumulator (synaptic layers' outputs are not written to memory)."),
+    ("Spikes", "spike_format = address (default): one address event of spike_address_bits per output spike "
+               "written and per input event read by each spike-input layer (a multispike input of value n is n "
+               "events). bitmap: 1 bit per neuron and step written, 1 bit per spike-input element read."),
+    ("Activations", "The SNN's real-valued inputs (the image, attention scores, norms' inputs) read at "
+                    "activation_bits; analog neuron outputs (LIAF) written at activation_bits."),
+    ("Neuromorphic profiles", "ACs x sop_pj (weight read and accumulate included; avg-pool additions priced as "
+     "synaptic ops), neuron updates x neuron_update_pj (membrane traffic included), output spikes x spike_pj; "
+     "MAC layers, their weights and real-valued data, and the whole ANN equivalent on the profile's digital "
+     "reference profile."),
+    ("ANN equivalent", "ann MACs x (mult(ANN activation bits x weight_bits) + add(membrane_bits)); weights "
+     "max(ann MACs / dense_weight_reuse, one read per weight) for layers with weights; every layer's input "
+     "elements read and output elements written once at the ANN activation width (activation_bits, or "
+     "ceil(log2(T+1)) with ann_bits_from_T, Yan et al.'s equivalent QNN). ReLU and BN fused, pooling "
+     "additions not priced."),
+    ("Memory pricing", "Per bit: a memory's energy per access / its access width (data assumed packed). No cache "
+     "or DRAM hierarchy beyond the profile's memories, no control logic, no leakage, no address computation, "
+     "no spike routing beyond spike_pj."),
+    ("Break-even rate", "E_snn(r) = fixed + slope x r: every event-driven count (SOPs and their weight reads, "
+     "avg-pool additions on spikes, address events) scaled in proportion to the network mean firing rate r, the "
+     "rest fixed; slope = event part / measured mean rate. break_even_rate solves E_snn(r) = E_ann; None (with "
+     "why) when the fixed part already reaches the ANN, with no spiking layer, or with no events measured."),
+)
+
+
 def _table(title: str, rules: tuple[tuple[str, str], ...]) -> list[str]:
     return [f"### {title}", "", *[f"- **{topic}**: {text}" for topic, text in rules], ""]
 
@@ -169,10 +224,17 @@ def conventions_markdown() -> str:
     lines += _table("Operation counts", OPS_RULES)
     lines += _table("Firing rates", FIRING_RULES)
     lines += _table("Energy", ENERGY_RULES)
+    lines += _table("Energy with data movement", ENERGY_MODEL_RULES)
     lines += ["| profile | MAC (pJ) | AC (pJ) | neuron update (pJ) | source |", "|---|---|---|---|---|"]
     for p in ENERGY_PROFILES.values():
         upd = "not priced" if p.neuron_update_pj is None else f"{p.neuron_update_pj:g}"
         lines.append(f"| {p.name} | {p.mac_pj:g} | {p.ac_pj:g} | {upd} | {p.source}; {p.notes} |")
+    lines += ["", "| hardware profile | kind | costs | source |", "|---|---|---|---|"]
+    for name, hp in HARDWARE_PROFILES.items():
+        d = hp.as_dict()
+        costs = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in d.items()
+                          if k not in ("name", "kind", "source", "notes"))
+        lines.append(f"| {name} | {hp.kind} | {costs} | {hp.source}; {hp.notes} |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,5 +246,7 @@ def conventions_dict() -> dict[str, Any]:
         "ops": dict(OPS_RULES),
         "firing": dict(FIRING_RULES),
         "energy": dict(ENERGY_RULES),
+        "energy_model": dict(ENERGY_MODEL_RULES),
         "profiles": {k: p.as_dict() for k, p in ENERGY_PROFILES.items()},
+        "hardware_profiles": {k: p.as_dict() for k, p in HARDWARE_PROFILES.items()},
     }

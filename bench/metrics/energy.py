@@ -2,8 +2,13 @@
 
 Conventions and built-in profiles: ``bench.metrics.conventions`` (``ENERGY_RULES``, ``ENERGY_PROFILES``),
 rendered into every report. ``E = MACs x mac_pj + ACs x ac_pj (+ neuron updates x neuron_update_pj when the
-profile prices them)``; the ANN-equivalent ``E_ANN = dense MACs x mac_pj``; the literature's figure
+profile prices them)``; the ANN-equivalent ``E_ANN = ann MACs x mac_pj``, ann MACs = the dense MACs of ONE
+inference of a same-shape ANN (not the T-step total ``dense_macs``); the literature's figure
 ``MACs x mac_pj + approx SOPs x ac_pj`` beside it. Compute energy only: no memory access.
+
+With data movement (``hw_*`` fields, ``hardware`` table): :mod:`bench.metrics.energy_model` prices compute,
+weight, membrane and spike traffic of the SNN and its ANN equivalent on hardware profiles
+(:mod:`bench.metrics.hardware`), with the break-even firing rate; from the same counts, no extra pass.
 
 Optionally (``[metrics.energy] memory_aware = true``) spikingjelly 2.0's ``SimpleEnergyProfiler`` adds a
 second, separately labelled figure that includes parameter and neuron-state memory traffic; it runs its
@@ -24,11 +29,14 @@ import torch.nn as nn
 from bench.contract import Field, Option, OptionError, Tolerance
 from bench.metrics.base import CaseContext, register_metric
 from bench.metrics.conventions import ENERGY_PROFILES, EnergyProfile
+from bench.metrics.energy_model import BitWidths, HardwareEstimate, ann_bits_for_T, estimate_hardware_energy
+from bench.metrics.firing import FiringReport
+from bench.metrics.hardware import resolve_hardware_profiles
 from bench.metrics.ops import OpsReport, case_reports
 from bench.metrics.probe import probe_cost
 
-__all__ = ["EnergyEstimate", "EnergyProfile", "estimate_energy", "get_profile", "profile_from_dict",
-           "spikingjelly_simple_energy"]
+__all__ = ["EnergyEstimate", "EnergyProfile", "HardwareEstimate", "estimate_energy", "estimate_hardware_energy",
+           "get_profile", "hardware_record", "profile_from_dict", "spikingjelly_simple_energy"]
 
 PJ_PER_MJ = 1e9
 
@@ -94,7 +102,7 @@ class EnergyEstimate:
     mac_energy_pj: float
     ac_energy_pj: float
     neuron_energy_pj: float | None  # None: the profile does not price neuron updates
-    ann_energy_pj: float  # dense MACs x mac_pj
+    ann_energy_pj: float  # ann MACs (one inference of the same-shape ANN) x mac_pj
     literature_energy_pj: float  # MACs x mac_pj + approx SOPs x ac_pj
     complete: bool  # False when the op counts had uncounted modules
     layers: list[dict[str, Any]]
@@ -123,6 +131,16 @@ class EnergyEstimate:
         return out
 
 
+def _ann_macs(lay: Any) -> float:
+    """One-inference dense MACs of a layer; a report without them (hand-built) is refused, never read as 0."""
+    if lay.ann_macs is None:
+        if lay.dense_macs:
+            raise ValueError(f"layer {lay.name!r} has dense MACs but no ann_macs (one-inference ANN MACs): count "
+                             "with bench.metrics.ops (snnbench-ops-v3 or later)")
+        return 0.0
+    return lay.ann_macs
+
+
 def estimate_energy(ops: OpsReport, profile: str | Mapping[str, Any] | EnergyProfile = "45nm-fp32",
                     user_profiles: Mapping[str, Any] | list[Any] | None = None) -> EnergyEstimate:
     """Price an :class:`OpsReport` (per-sample counts) with a profile; see ``conventions.ENERGY_RULES``."""
@@ -138,10 +156,10 @@ def estimate_energy(ops: OpsReport, profile: str | Mapping[str, Any] | EnergyPro
         if neuron_e is not None:
             e += (lay.neuron_updates or 0.0) * p.neuron_update_pj
         if e or lay.dense_macs:
-            layers.append({"name": lay.name, "energy_pj": e, "ann_energy_pj": (lay.dense_macs or 0.0) * p.mac_pj})
+            layers.append({"name": lay.name, "energy_pj": e, "ann_energy_pj": _ann_macs(lay) * p.mac_pj})
     return EnergyEstimate(
         profile=p, energy_pj=mac_e + ac_e + (neuron_e or 0.0), mac_energy_pj=mac_e, ac_energy_pj=ac_e,
-        neuron_energy_pj=neuron_e, ann_energy_pj=t["dense_macs"] * p.mac_pj,
+        neuron_energy_pj=neuron_e, ann_energy_pj=sum(_ann_macs(lay) for lay in ops.layers if lay.counted) * p.mac_pj,
         literature_energy_pj=mac_e + t["approx_sops"] * p.ac_pj, complete=ops.complete, layers=layers,
     )
 
@@ -177,17 +195,17 @@ def spikingjelly_simple_energy(model: nn.Module, x: torch.Tensor) -> dict[str, A
 _EXACT_ENERGY = Tolerance(rel=1e-9)
 FIELDS = (
     Field("energy_mj", "est. energy / sample", "", "mj", "lower", "MACs x MAC cost + ACs x AC cost (+ neuron updates "
-          "when the profile prices them): an estimate, not a measurement", headline=True, summary=True,
+          "when the profile prices them): compute only, an estimate, not a measurement", headline=True, summary=True,
           tolerance=_EXACT_ENERGY),
-    Field("ann_energy_mj", "ANN-equivalent energy / sample", "", "mj", description="dense MACs x MAC cost",
-          headline=True, tolerance=_EXACT_ENERGY),
-    Field("ann_over_snn", "ANN / SNN energy", "", "fixed2", "higher", "above 1 the SNN's estimate is lower",
-          headline=True, trained_only=True),
+    Field("ann_energy_mj", "ANN-equivalent energy / sample", "", "mj", description="dense MACs of ONE inference of a "
+          "same-shape ANN x MAC cost (compute only)", headline=True, tolerance=_EXACT_ENERGY),
+    Field("ann_over_snn", "ANN / SNN energy", "", "fixed2", "higher", "compute only; above 1 the SNN's estimate is "
+          "lower", headline=True, trained_only=True),
     Field("mac_energy_mj", "MAC energy", "", "mj", description="MACs x MAC cost"),
     Field("ac_energy_mj", "AC energy", "", "mj", description="ACs x AC cost"),
     Field("neuron_energy_mj", "neuron-update energy", "", "mj", description="neuron updates x their cost"),
     Field("literature_energy_mj", "literature estimate", "", "mj",
-          description="MACs x MAC cost + approx. SOPs x AC cost (the papers' formula)"),
+          description="MACs x MAC cost + approx. SOPs x AC cost (the papers' compute-only formula)"),
     Field("profile", "energy profile", fmt="text", description="per-operation costs used"),
     Field("profile_source", "profile source", fmt="text", description="where the costs come from"),
     Field("profile_notes", "profile notes", fmt="text"),
@@ -197,6 +215,28 @@ FIELDS = (
     Field("complete", "complete", fmt="text", description="the op counts had no uncounted module"),
     Field("per", "unit", fmt="text"),
     Field("convention", "convention", fmt="text", description="id of the counting conventions applied"),
+    Field("hw_profile", "hardware profile", fmt="text", description="primary profile of the data-movement model"),
+    Field("hw_energy_mj", "energy with data movement / sample", "", "mj", "lower", "SNN compute + weight, membrane, "
+          "spike and activation traffic on the primary hardware profile (an estimate)", headline=True,
+          tolerance=_EXACT_ENERGY),
+    Field("hw_ann_energy_mj", "ANN-equivalent energy with data movement", "", "mj", description="one inference of "
+          "the same-shape ANN: compute + weight and activation traffic on the primary profile",
+          tolerance=_EXACT_ENERGY),
+    Field("hw_ann_over_snn", "ANN / SNN energy with data movement", "", "fixed2", "higher", "above 1 the SNN's "
+          "estimate is lower once memory traffic is counted", headline=True, trained_only=True),
+    Field("hw_compute_mj", "SNN compute", "", "mj", description="MACs, ACs and neuron updates", tolerance=_EXACT_ENERGY),
+    Field("hw_weight_mj", "SNN weight reads", "", "mj", description="one read per SOP; dense layers per output tile",
+          tolerance=_EXACT_ENERGY),
+    Field("hw_membrane_mj", "SNN membrane traffic", "", "mj", description="one read and one write per neuron per step",
+          tolerance=_EXACT_ENERGY),
+    Field("hw_spike_mj", "SNN spike traffic", "", "mj", description="spike writes and reads (address events or "
+          "bitmap)", tolerance=_EXACT_ENERGY),
+    Field("hw_activation_mj", "SNN analog-activation traffic", "", "mj", description="real-valued inputs read, "
+          "analog neuron outputs written", tolerance=_EXACT_ENERGY),
+    Field("break_even_rate", "break-even firing rate", "%", "percent", "higher", "mean firing rate at which the "
+          "SNN's estimate equals the ANN's on the primary profile (event counts scaled with the rate; a property "
+          "of the cost structure, so shown for untrained nets too)", headline=True),
+    Field("mean_rate", "measured firing rate", "%", "percent", description="network mean firing rate of this pass"),
     Field("sj_simple_energy_mj", "spikingjelly memory-aware energy", "", "mj",
           description="spikingjelly 2.0 SimpleEnergyProfiler, compute + memory (memory_aware = true)"),
     Field("sj_simple_compute_mj", "spikingjelly compute energy", "", "mj"),
@@ -204,31 +244,104 @@ FIELDS = (
     Field("sj_simple_model", "spikingjelly energy model", fmt="text"),
 )
 
+PRIMARY_HARDWARE = "45nm-sram"
+
+
+def _bit_widths(options: dict[str, Any], T: int) -> BitWidths:
+    ann = ann_bits_for_T(T) if options.get("ann_bits_from_T", False) else options.get("activation_bits", 8)
+    return BitWidths(weight=options.get("weight_bits", 8), membrane=options.get("membrane_bits", 16),
+                     activation=options.get("activation_bits", 8), ann_activation=ann,
+                     spike_format=options.get("spike_format", "address"),
+                     address_bits=options.get("spike_address_bits", 16),
+                     dense_reuse=options.get("dense_weight_reuse", 16))
+
+
+def hardware_record(ops: OpsReport, firing: FiringReport | None, options: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The energy record's data-movement part: ``hardware`` (every evaluated profile), ``hw_layers`` and the
+    primary profile's scalars (``hw_*``, ``break_even_rate``, ``mean_rate``), from ``[metrics.energy]``
+    options (validated at suite load)."""
+    options = options or {}
+    chosen, table = resolve_hardware_profiles(options.get("hardware_profiles"), options.get("hw_evaluate") or ())
+    primary = options.get("hw_primary", PRIMARY_HARDWARE)
+    bits = _bit_widths(options, ops.T)
+    estimates = {name: estimate_hardware_energy(ops, firing, p, table, bits) for name, p in chosen.items()}
+    if primary not in estimates:
+        estimates[primary] = estimate_hardware_energy(ops, firing, table[primary], table, bits)
+    main = estimates[primary]
+    rate, why = main.break_even()
+    out: dict[str, Any] = {
+        "hardware": {name: est.to_dict() for name, est in estimates.items()},
+        "hw_profile": primary, "hw_layers": main.layers,
+        "hw_bits": {"weight": bits.weight, "membrane": bits.membrane, "activation": bits.activation,
+                    "ann_activation": bits.ann_activation, "spike_format": bits.spike_format,
+                    "spike_address_bits": bits.address_bits, "dense_weight_reuse": bits.dense_reuse},
+        "hw_energy_mj": main.snn["total"] / PJ_PER_MJ, "hw_ann_energy_mj": main.ann["total"] / PJ_PER_MJ,
+        "hw_ann_over_snn": main.ann_over_snn,
+        "hw_compute_mj": main.snn["compute"] / PJ_PER_MJ, "hw_weight_mj": main.snn["weights"] / PJ_PER_MJ,
+        "hw_membrane_mj": main.snn["membrane"] / PJ_PER_MJ, "hw_spike_mj": main.snn["spikes"] / PJ_PER_MJ,
+        "hw_activation_mj": main.snn["activations"] / PJ_PER_MJ,
+        "break_even_rate": rate, "mean_rate": main.rate,
+    }
+    if why is not None:
+        out["break_even_rate_why"] = why
+    if main.rate is None:
+        out["mean_rate_why"] = "no spiking layer"
+    if out["hw_ann_over_snn"] is None:
+        out["hw_ann_over_snn_why"] = "SNN energy is 0"
+    return out
+
 
 def _check_profile(options: dict[str, Any]) -> None:
-    """The named profile must exist and every user profile must be well formed."""
+    """The named profiles must exist and every user profile (compute-only or hardware) must be well formed."""
     try:
         get_profile(options["profile"], options["profiles"])
     except ValueError as exc:
         raise OptionError("profile", str(exc), "name a built-in profile or define it under profiles") from exc
+    try:
+        _, table = resolve_hardware_profiles(options["hardware_profiles"], options["hw_evaluate"])
+    except ValueError as exc:
+        raise OptionError("hardware_profiles", str(exc), "give every hardware profile a kind, a source and the "
+                          "fields its kind needs (README: Energy with data movement)") from exc
+    if options["hw_primary"] not in table:
+        raise OptionError("hw_primary", f"unknown hardware profile {options['hw_primary']!r}",
+                          f"choose one of {sorted(table)}")
 
 
 OPTIONS = (
     Option("profile", str, "45nm-fp32", "energy profile name (built-in or defined under profiles)"),
     Option("profiles", dict, {}, "user profiles: { name = { mac_pj, ac_pj, source, ... } }"),
     Option("memory_aware", bool, False, "add spikingjelly's memory-aware SimpleEnergyProfiler figure"),
+    Option("hardware_profiles", dict, {}, "user hardware profiles: { name = { kind, source, ... } }"),
+    Option("hw_evaluate", list, [], "hardware profiles to evaluate (empty: every built-in and user one)",
+           item_type=str),
+    Option("hw_primary", str, PRIMARY_HARDWARE, "hardware profile of the headline hw_* fields"),
+    Option("weight_bits", int, 8, "weight width of both networks (bits)", minimum=1, maximum=64),
+    Option("membrane_bits", int, 16, "membrane-potential and accumulator width (bits)", minimum=1, maximum=64),
+    Option("activation_bits", int, 8, "width of real-valued activations (SNN inputs, ANN activations)",
+           minimum=1, maximum=64),
+    Option("ann_bits_from_T", bool, False, "ANN activations at ceil(log2(T+1)) bits (Yan et al.) instead of "
+           "activation_bits"),
+    Option("spike_format", str, "address", "spike traffic: one address event per spike, or a bitmap "
+           "(1 bit per neuron and step)", choices=("address", "bitmap")),
+    Option("spike_address_bits", int, 16, "bits of one address event", minimum=1, maximum=64),
+    Option("dense_weight_reuse", int, 16, "output positions one weight read serves in dense (analog-input) layers",
+           minimum=1),
 )
 
 
-@register_metric("energy", "energy per sample from op counts x per-operation costs (profile with its source)",
+@register_metric("energy", "energy per sample from op counts x per-operation costs (profile with its source), and "
+                 "with data movement on hardware profiles",
                  fields=FIELDS, options=OPTIONS, check_options=_check_profile, cost=probe_cost("energy"))
 def energy_metric(ctx: CaseContext) -> dict[str, Any]:
-    """Energy of the case's op counts (shared pass with ``ops``/``firing``), ANN-equivalent and ratio."""
-    _, ops = case_reports(ctx)
+    """Energy of the case's op counts (shared pass with ``ops``/``firing``), ANN-equivalent and ratio, compute
+    only and with data movement."""
+    firing, ops = case_reports(ctx)
     est = estimate_energy(ops, ctx.option("energy", "profile", "45nm-fp32"), ctx.option("energy", "profiles"))
     out = est.to_dict()
     out["profile_notes"] = est.profile.notes
     out["convention"] = ops.convention
+    out.update(hardware_record(ops, firing, ctx.options.get("energy", {})))
     if ctx.option("energy", "memory_aware", False):
         out.update(spikingjelly_simple_energy(ctx.model, ctx.sample_batch()[0]))
     return out

@@ -3,7 +3,8 @@
 The conventions these rules apply are written once, as data, in :mod:`bench.metrics.conventions`
 (``OPS_RULES``). Every rule sees one call of its module through a forward hook (``module, args, output``)
 and returns a :class:`Counts` of that call, totals over the whole batch and all T steps (the report divides
-by the number of samples).
+by the number of samples); the ``ann_*`` data-movement counts are instead one inference of the same-shape ANN
+(the call's counts divided by the time steps it covers, :func:`call_steps`).
 
 On the device path nothing here reads a tensor on the host: an input's kind (:mod:`bench.metrics.kinds`)
 is a 0-dim tensor on the model's device, so a rule computes the count each kind would give and selects

@@ -14,14 +14,15 @@ from bench.report.declared import Declared
 from bench.results import RunData, metric_value
 
 CONVENTION_FIELD = "convention"  # the declared field name by which a record states its conventions id
-TITLES = {"input_kinds": "Input kinds", "ops": "Operation counts", "firing": "Firing rates", "energy": "Energy"}
+TITLES = {"input_kinds": "Input kinds", "ops": "Operation counts", "firing": "Firing rates", "energy": "Energy",
+          "energy_model": "Energy with data movement"}
 
 
 def conventions_markdown(conventions: dict[str, Any]) -> str:
     """One stored conventions table (``bench.metrics.conventions.conventions_dict()``) as Markdown."""
     lines = [f"## Counting conventions ({conventions.get('id', '?')})", ""]
     for key, rules in conventions.items():
-        if key in ("id", "profiles") or not isinstance(rules, dict):
+        if key in ("id", "profiles", "hardware_profiles") or not isinstance(rules, dict):
             continue
         lines += [f"### {TITLES.get(key, key.replace('_', ' ').capitalize())}", ""]
         lines += [f"- **{topic}**: {text}" for topic, text in rules.items()] + [""]
@@ -32,6 +33,13 @@ def conventions_markdown(conventions: dict[str, Any]) -> str:
             upd = "not priced" if p.get("neuron_update_pj") is None else f"{p['neuron_update_pj']:g}"
             lines.append(f"| {p.get('name')} | {p.get('mac_pj'):g} | {p.get('ac_pj'):g} | {upd} | "
                          f"{p.get('source')}; {p.get('notes', '')} |")
+    hardware = conventions.get("hardware_profiles") or {}
+    if hardware:
+        lines += ["", "| hardware profile | kind | costs | source |", "|---|---|---|---|"]
+        for name, p in hardware.items():
+            costs = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in p.items()
+                              if k not in ("name", "kind", "source", "notes"))
+            lines.append(f"| {name} | {p.get('kind')} | {costs} | {p.get('source')}; {p.get('notes', '')} |")
     return "\n".join(lines) + "\n"
 
 

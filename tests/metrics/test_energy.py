@@ -23,10 +23,12 @@ def test_builtin_profiles_numbers_and_source():
 
 
 def _report(macs: float, acs: float, dense: float, approx: float, updates: float) -> OpsReport:
+    """Two convs run every step of T = 4: one ANN inference has a quarter of their dense MACs."""
     rows = [
-        LayerOps("conv1", "Conv2d", ("analog",), macs, 0.0, 0.0, macs, None, 0.0, 0.0, 1),
-        LayerOps("conv2", "Conv2d", ("binary",), 0.0, acs, acs, dense - macs, approx, 0.0, 0.0, 1),
-        LayerOps("sn", "IFNode", (), 0.0, 0.0, 0.0, 0.0, None, updates, 0.0, 1),
+        LayerOps("conv1", "Conv2d", ("analog",), macs, 0.0, 0.0, macs, None, 0.0, 0.0, 1, ann_macs=macs / 4),
+        LayerOps("conv2", "Conv2d", ("binary",), 0.0, acs, acs, dense - macs, approx, 0.0, 0.0, 1,
+                 ann_macs=(dense - macs) / 4),
+        LayerOps("sn", "IFNode", (), 0.0, 0.0, 0.0, 0.0, None, updates, 0.0, 1, ann_macs=0.0),
     ]
     return OpsReport(rows, samples=1, T=4, fold_bn=True)
 
@@ -35,8 +37,8 @@ def test_hand_computed_estimate_and_ratio():
     ops = _report(macs=1e6, acs=2e6, dense=1e8, approx=2.5e6, updates=3e5)
     est = estimate_energy(ops, "45nm-fp32")
     assert est.energy_pj == pytest.approx(1e6 * 4.6 + 2e6 * 0.9)  # 6.4e6 pJ
-    assert est.ann_energy_pj == pytest.approx(1e8 * 4.6)
-    assert est.ann_over_snn == pytest.approx(4.6e8 / 6.4e6)
+    assert est.ann_energy_pj == pytest.approx(1e8 / 4 * 4.6)  # one inference, not T = 4 of them
+    assert est.ann_over_snn == pytest.approx(1.15e8 / 6.4e6)
     assert est.literature_energy_pj == pytest.approx(1e6 * 4.6 + 2.5e6 * 0.9)
     assert est.neuron_energy_pj is None
     d = est.to_dict()
@@ -93,7 +95,9 @@ def test_plugins_share_one_forward_and_return_json(fired_net):
     assert ops["convention"] == OPS_CONVENTION_ID and ops["complete"] and ops["acs"] > 0 and ops["macs"] > 0
     assert energy["profile"] == "45nm-fp16"
     assert energy["energy_mj"] == pytest.approx((ops["macs"] * 1.5 + ops["acs"] * 0.4) / 1e9)
-    assert energy["ann_energy_mj"] == pytest.approx(ops["dense_macs"] * 1.5 / 1e9)
+    # tiny_snn runs every layer at each of its T steps: one ANN inference is dense MACs / T
+    assert energy["ann_energy_mj"] == pytest.approx(ops["dense_macs"] / x.shape[0] * 1.5 / 1e9)
+    assert energy["hw_profile"] == "45nm-sram" and set(energy["hardware"]) >= {"45nm-sram", "loihi"}
 
 
 def test_plugin_options_fold_bn_and_batches(fired_net):

@@ -129,7 +129,7 @@ def test_report_prints_the_conventions_each_run_used(run_dir, tmp_path):
     conventions = section(md, "Conventions")
     assert "### Counting conventions (snnbench-ops-v0)\n\nUsed by run(s): old-rules." in conventions
     assert "counted the old way (a test's text)" in conventions
-    assert "### Counting conventions (snnbench-ops-v2)\n\nUsed by run(s): " in conventions
+    assert "### Counting conventions (snnbench-ops-v3)\n\nUsed by run(s): " in conventions
 
 
 def test_fallback_note_comes_first(run_dir, tmp_path):
@@ -164,7 +164,7 @@ def test_old_run_renders_with_the_installed_declarations_only_through_bench_repo
     assert main(["report", str(old), "--out", str(tmp_path / "cli")]) == 0
     cli = (tmp_path / "cli" / "report.md").read_text()
     assert "rendered with the declarations and conventions of the installed version" in cli
-    assert "| top-1 (%)" in cli and "### Counting conventions (snnbench-ops-v2)" in cli
+    assert "| top-1 (%)" in cli and "### Counting conventions (snnbench-ops-v3)" in cli
 
 
 def test_csv_header_follows_the_declarations(run_dir):

@@ -78,7 +78,7 @@ def test_untrained_models_show_untrained_instead_of_figures_of_merit(cpu):
     assert tiny["top-1 (%)"] == "untrained" and tiny["ANN / SNN energy"] == "untrained"
     assert tiny["MACs"] == "1.02 k" and tiny["firing rate (%)"] != "untrained"
     assert notes[0].startswith("untrained: no trained weights (tiny: no checkpoint; SEW w/16: no checkpoint). "
-                               "top-1 (%), ANN / SNN energy: shown as 'untrained'")
+                               "top-1 (%), ANN / SNN energy, ANN / SNN energy with data movement: shown as 'untrained'")
     tables = {t.metric: t for t in tb.case_tables(cpu.records, declarations([cpu]))}
     assert set(tables["accuracy"].frame["top-1 (%)"]) == {"untrained"}
     assert set(tables["accuracy"].frame["top-5 (%)"]) == {"untrained"}
@@ -193,7 +193,7 @@ def test_case_tables_hold_every_reported_scalar_field(cpu):
     # tiny at T=2: dense MACs = 2 x (64 x 16 + 16 x 10) = 2368.
     row = ops.frame[(ops.frame["model"] == "tiny") & (ops.frame["T"] == 2)].iloc[0]
     assert row["dense MACs"] == "2.37 k"
-    assert any(c.startswith("convention = snnbench-ops-v2") for c in ops.constants)
+    assert any(c.startswith("convention = snnbench-ops-v3") for c in ops.constants)
     # firing's own "T" field does not overwrite the case's T column
     assert "firing.T" in tables["firing"].frame.columns
 

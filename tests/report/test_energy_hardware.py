@@ -301,3 +301,10 @@ def test_tables_fit_the_screen_in_a_browser(runs, tmp_path, width):
         assert fits(table["wrap"]) and fits(table["table"]), table
         assert {r["display"] for r in table["rows"]} == {"table-row" if width > 640 else "block"}
         assert all(fits(r) for r in table["rows"]), table
+
+
+def test_stored_hardware_profiles_print_as_pairs_in_the_conventions():
+    from bench.report.conventions import conventions_markdown
+
+    md = conventions_markdown({"id": "c1", "hardware_profiles": {"gpu": {"kind": "digital", "source": "HBM paper"}}})
+    assert "### Hardware profiles" in md and "- **gpu**: kind = digital; source = HBM paper" in md

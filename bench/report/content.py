@@ -2,7 +2,8 @@
 
 Order: notes that change how to read the numbers (data fallback first), what was run and on what,
 the headline (efficiency and speed tables), published numbers beside ours, the reproductions of published
-numbers (official checkpoints; only when there are some), plots, every case (one table per metric),
+numbers (official checkpoints; only when there are some), energy with data movement (when the runs priced
+hardware profiles), plots, every case (one table per metric),
 conventions and the metric declarations, failures. Everything is read from the run folders (records,
 env.json, run.json with the declarations and conventions): rendering never imports torch or the metric
 plug-ins.
@@ -285,7 +286,8 @@ def energy_section_of(records: list[dict[str, Any]], declared: Declared) -> Sect
     if not tables:
         return None
     return Section(energy_section.TITLE, [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else "")),
-                                          *[TableBlock(t.frame, t.caption, t.notes, cards=True) for t in tables],
+                                          *[TableBlock(t.frame, t.caption, t.notes, cards=True, ident=f"energy-hw-{i}")
+                                            for i, t in enumerate(tables, 1)],
                                           MarkdownBlock(energy_section.profiles_markdown(tables, declared))])
 
 

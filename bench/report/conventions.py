@@ -18,6 +18,13 @@ TITLES = {"input_kinds": "Input kinds", "ops": "Operation counts", "firing": "Fi
           "energy_model": "Energy with data movement"}
 
 
+def _entry(value: Any) -> str:
+    """A rule's text; a table (e.g. one of the ``hardware_profiles``) as ``key = value`` pairs, not a Python repr."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k} = {v}" for k, v in value.items())
+    return str(value)
+
+
 def conventions_markdown(conventions: dict[str, Any]) -> str:
     """One stored conventions table (``bench.metrics.conventions.conventions_dict()``) as Markdown."""
     lines = [f"## Counting conventions ({conventions.get('id', '?')})", ""]
@@ -25,7 +32,7 @@ def conventions_markdown(conventions: dict[str, Any]) -> str:
         if key in ("id", "profiles", "hardware_profiles") or not isinstance(rules, dict):
             continue
         lines += [f"### {TITLES.get(key, key.replace('_', ' ').capitalize())}", ""]
-        lines += [f"- **{topic}**: {text}" for topic, text in rules.items()] + [""]
+        lines += [f"- **{topic}**: {_entry(text)}" for topic, text in rules.items()] + [""]
     profiles = conventions.get("profiles") or {}
     if profiles:
         lines += ["| profile | MAC (pJ) | AC (pJ) | neuron update (pJ) | source |", "|---|---|---|---|---|"]

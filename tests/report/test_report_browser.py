@@ -163,37 +163,47 @@ def report_html(tmp_path_factory) -> Path:
     return render_report([trained, gpu_like(trained, root / "gpu"), official], root / "report")[1]
 
 
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory) -> int:
+    """1 when the real run's energy records hold hardware profiles (newer plug-in): the report then has the
+    "Energy with data movement" tables (one per model) and the energy-vs-rate plot."""
+    return int(any(((r.get("metrics") or {}).get("energy") or {}).get("hardware")
+                   for r in read_jsonl(real_run(tmp_path_factory) / "results.jsonl")))
+
+
 def fits(box: dict[str, int]) -> bool:
     return box["scroll"] <= box["client"]
 
 
 @pytest.mark.slow
-def test_report_html_at_1400_px(report_html, tmp_path):
+def test_report_html_at_1400_px(report_html, priced, tmp_path):
     page = inspect_page(report_html, tmp_path / "profile", width=1400, height=900)
     assert page["errors"] == []
-    assert len(page["images"]) == 9  # accuracy vs T, vs energy, 3 heatmaps, 3 ops charts, throughput
+    assert len(page["images"]) == 9 + priced  # accuracy vs T, vs energy, 3 heatmaps, 3 ops charts, throughput
     assert all(img["width"] > 0 for img in page["images"]), page["images"]
     assert page["headlineRows"] == 3
     assert page["headlineModels"] == ["tiny", "SEW w/16", "SEW-18 (authors' weights)"]
     assert page["external"] == [] and page["details"] == 6  # the per-layer tables, folded
     assert page["pageWidth"] <= page["viewportWidth"]
     ids = [t["id"] for t in page["compact"]]
-    assert ids == ["model", "headline", "speed", "model", "reproduction"], ids  # models, headline, published
+    assert [i for i in ids if not i.startswith("energy-hw-")] == ["model", "headline", "speed", "model",
+                                                                  "reproduction"], ids  # models, headline, published
+    assert [i for i in ids if i.startswith("energy-hw-")] == [f"energy-hw-{n}" for n in range(1, 4)] * priced
     for table in page["compact"]:  # tables, not cards, and no sideways scrolling inside their box either
         assert {r["display"] for r in table["rows"]} == {"table-row"}, table["id"]
         assert fits(table["wrap"]), table
 
 
 @pytest.mark.slow
-def test_report_html_on_a_phone_turns_compact_tables_into_cards(report_html, tmp_path):
+def test_report_html_on_a_phone_turns_compact_tables_into_cards(report_html, priced, tmp_path):
     page = inspect_page(report_html, tmp_path / "profile", width=390, height=844)
-    assert page["errors"] == [] and len(page["images"]) == 9
+    assert page["errors"] == [] and len(page["images"]) == 9 + priced
     assert page["pageWidth"] <= page["viewportWidth"]
     for table in page["compact"]:
         assert fits(table["wrap"]) and fits(table["table"]), table
         for row in table["rows"]:
             assert row["display"] == "block" and fits(row), (table["id"], row)
-            assert row["label"].strip('"') in ("model", "case"), row  # each cell names its column
+            assert row["label"].strip('"') in ("model", "case", "profile"), row  # each cell names its column
 
 
 @pytest.mark.slow

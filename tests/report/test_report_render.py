@@ -18,7 +18,13 @@ from bench.report import render_report
 
 SECTIONS = ["What was run", "Headline", "Published numbers", "Plots", "All cases", "Conventions", "Failures"]
 ROOT = Path(__file__).parents[2]
-N_FIGURES = 7  # accuracy vs T, vs energy, 2 firing heatmaps, 2 ops charts, throughput
+N_FIGURES = 7  # accuracy vs T, vs energy, 2 firing heatmaps, 2 ops charts, throughput (+ energy vs rate, below)
+ENERGY_HW = "Energy with data movement"  # section (and energy-vs-rate plot) of runs whose energy priced hardware
+
+
+def priced_hardware(run: Path) -> bool:
+    """Whether the run's energy records hold hardware profiles (``energy.hardware``, newer plug-in)."""
+    return any(((r.get("metrics") or {}).get("energy") or {}).get("hardware") for r in read_jsonl(run / "results.jsonl"))
 
 
 @pytest.fixture(scope="module")
@@ -48,25 +54,26 @@ def section(md: str, title: str) -> str:
     return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_sections_in_order(merged):
+def test_sections_in_order(merged, trained_dir):
     _, md, html = merged
+    expected = SECTIONS[:3] + [ENERGY_HW] * priced_hardware(trained_dir) + SECTIONS[3:]
     md_titles = re.findall(r"^## (.+)$", md, flags=re.M)
-    assert [t for t in md_titles if t in SECTIONS] == SECTIONS
+    assert [t for t in md_titles if t in expected] == expected
     html_titles = re.findall(r'<h2 id="[^"]+">([^<]+)</h2>', html)
-    assert html_titles == SECTIONS
+    assert html_titles == expected
 
 
-def test_markdown_figures_are_files_beside_it(merged):
+def test_markdown_figures_are_files_beside_it(merged, trained_dir):
     out, md, _ = merged
     links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
-    assert len(links) == N_FIGURES
+    assert len(links) == N_FIGURES + priced_hardware(trained_dir)
     for link in links:
         assert (out / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_html_is_self_contained(merged):
+def test_html_is_self_contained(merged, trained_dir):
     _, _, html = merged
-    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == N_FIGURES
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == N_FIGURES + priced_hardware(trained_dir)
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "<script" not in html
     assert '<meta name="viewport"' in html and "@media print" in html

@@ -486,7 +486,11 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
         raise CheckpointError(f"cannot export {name!r} as {args.format}: {exc}") from exc
     if args.format == "snnbench":
         state["meta"] = {**loaded.meta, "model": name, "kwargs": kwargs}
-    save_atomic(state, args.out)
+    try:
+        save_atomic(state, args.out)
+    except OSError as exc:  # a read-only folder, a file where a folder belongs, --out naming a folder
+        raise CheckpointError(f"cannot write --out {str(args.out)!r}: {exc.strerror or exc}. Fix: name a file in a "
+                              f"folder you can write (nothing was written there)") from exc
     console.print(f"{escape(str(path))} ({loaded.format}, {loaded.tensors} tensors) -> {escape(str(args.out))} "
                   f"({args.format})")
     return EXIT_OK

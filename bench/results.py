@@ -368,12 +368,61 @@ def read_json_object(path: Path, fix: str, error: type[Exception] = RunFileError
     return data
 
 
+# The shapes of the run.json / env.json values readers use (bench run writes them): a type (or tuple of types),
+# [spec] for a list of such values, {key: spec} for an object (``"*"``: any other key). Absent keys are fine.
+_TEXT, _NUMBER, _OPT_TEXT = str, (int, float), (str, type(None))
+_SHAPES: dict[str, dict[str, Any]] = {
+    RUN_FILE: {
+        "run_id": str, "suite": str, "suite_file": _OPT_TEXT, "description": _OPT_TEXT, "seed": (int, type(None)),
+        "time_steps": [int], "devices": [str], "metrics": [str], "metric_options": {"*": dict},
+        "data": {"description": _OPT_TEXT, "fallback_note": _OPT_TEXT}, "notes": [str], "segment": int,
+        "segments": [{"settings": (dict, type(None))}],
+        "conventions": {"id": str, "profiles": {"*": {"name": _OPT_TEXT, "mac_pj": _NUMBER, "ac_pj": _NUMBER,
+                                                       "neuron_update_pj": (int, float, type(None)),
+                                                       "source": _OPT_TEXT, "notes": _OPT_TEXT}},
+                        "*": (dict, str, type(None))},
+    },
+    ENV_FILE: {
+        "created": _OPT_TEXT, "python": _OPT_TEXT, "hostname": _OPT_TEXT, "packages": {"*": _OPT_TEXT},
+        "cpu": {"name": _OPT_TEXT}, "gpus": [dict], "git": (dict, type(None)), "cuda_version": _OPT_TEXT,
+    },
+}
+
+
+def _shape_problem(value: Any, spec: Any, where: str) -> str | None:
+    """``"<where> must be <kind>, got <value>"`` for the first value not of its spec's shape, else None."""
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} must be a list, got {value!r:.60}"
+        return next((p for i, v in enumerate(value) if (p := _shape_problem(v, spec[0], f"{where}[{i}]"))), None)
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{where} must be an object, got {value!r:.60}"
+        for key, v in value.items():
+            if (sub := spec.get(key, spec.get("*"))) is not None:
+                if problem := _shape_problem(v, sub, f"{where}.{key}" if where else str(key)):
+                    return problem
+        return None
+    kinds = spec if isinstance(spec, tuple) else (spec,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join("null" if k is type(None) else {"str": "a string", "int": "an integer", "float": "a number",
+                                                             "dict": "an object"}.get(k.__name__, k.__name__)
+                            for k in kinds)
+        return f"{where} must be {names}, got {value!r:.60}"
+    return None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
-    """A run's JSON object file, {} when absent; RunFileError naming the file when unreadable or not an object."""
+    """A run's JSON object file, {} when absent; RunFileError naming the file and the field when unreadable, not
+    an object, or holding a value of the wrong type where a reader needs one (``_SHAPES``)."""
     if not path.exists():
         return {}
-    return read_json_object(path, f"restore it from the run, or move it aside (the report then lacks "
-                                  f"{_LOSS.get(path.name, 'its content')}; the results are unaffected)")
+    fix = (f"restore it from the run, or move it aside (the report then lacks {_LOSS.get(path.name, 'its content')}; "
+           f"the results are unaffected)")
+    data = read_json_object(path, fix)
+    if problem := _shape_problem(data, _SHAPES.get(path.name, {}), ""):
+        raise RunFileError(f"{path}: {problem}: not what bench run writes. Fix: {fix}")
+    return data
 
 
 def read_contracts(path: Path, run: Mapping[str, Any]) -> dict[str, MetricContract] | None:

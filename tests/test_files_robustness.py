@@ -8,6 +8,7 @@ filling up in the middle of an append, corrupt lines silently skipped, baseline 
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -344,6 +345,31 @@ def test_report_and_compare_on_corrupt_run_files_exit_2(tmp_path, run, capsys, n
     assert main(["compare", str(baseline), str(run)]) == 2
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err
+
+
+WRONG_TYPES = [  # (file, key, value, the path the message names): each printed a traceback before
+    ("run.json", "suite", 5, "suite"), ("run.json", "run_id", [1], "run_id"),
+    ("run.json", "suite_file", 5, "suite_file"), ("run.json", "time_steps", 5, "time_steps"),
+    ("run.json", "time_steps", ["a"], "time_steps[0]"), ("run.json", "metrics", 5, "metrics"),
+    ("run.json", "data", 5, "data"), ("run.json", "data", {"description": 5}, "data.description"),
+    ("run.json", "notes", 5, "notes"), ("run.json", "notes", [None], "notes[0]"),
+    ("run.json", "conventions", 5, "conventions"),
+    ("run.json", "conventions", {"id": "c", "profiles": {"p": {"mac_pj": "x"}}}, "conventions.profiles.p.mac_pj"),
+    ("env.json", "packages", 5, "packages"), ("env.json", "cpu", 5, "cpu"), ("env.json", "git", "abc", "git"),
+    ("env.json", "created", 5, "created"),
+]
+
+
+@pytest.mark.parametrize("name, key, value, where", WRONG_TYPES)
+def test_run_files_with_wrong_types_exit_2_naming_the_field(run, capsys, name, key, value, where):
+    data = json.loads((run / name).read_text())
+    data[key] = value
+    (run / name).write_text(json.dumps(data))
+    with pytest.raises(RunFileError, match=re.escape(f"{name}: {where} must be")):
+        load_run(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and where in err and "Fix:" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- env.json on odd machines

@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             distributed.shutdown()
         if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
             return EXIT_OK
-        _report(outcome, console)
+        reported = _report(outcome, console)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.write_error:
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if outcome.failed:
         console.print(f"[red]{len(outcome.failed)} case(s) failed[/red]: see the report's Failures section")
         return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_OK if reported else EXIT_FAILED
 
 
 def _to_run(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> list[Case]:
@@ -178,18 +178,21 @@ def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: l
     return EXIT_OK
 
 
-def _report(outcome: RunOutcome, console: Console) -> None:
-    """Render the report, append the run to the history and print the summary (rank 0)."""
+def _report(outcome: RunOutcome, console: Console) -> bool:
+    """Render the report, append the run to the history and print the summary (rank 0); False when the report
+    could not be written (the run then exits 1)."""
     from bench.report import render_report
+    from bench.results import ResultsWriteError
 
     try:
         md, html = render_report([outcome.out_dir])
-    except OSError as exc:  # a full disk: the results file is what counts, and it is intact
+    except (OSError, ResultsWriteError) as exc:  # a full disk: the results file is what counts, and it is intact
         console.print(f"[red]report not written:[/red] {escape(str(exc))}")
-        return
+        return False
     _record_history(outcome.out_dir, console)
     _print_summary(outcome.out_dir, outcome.records, console)
     console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
+    return True
 
 
 def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:

@@ -48,7 +48,15 @@ from typing import Any
 
 from bench.contract import MetricContract, Tolerance, ToleranceError, parse_tolerance, parse_tolerances
 from bench.published import GAP_KEY, published_gaps
-from bench.results import RunData, case_key, device_name, load_run, numeric_fields, read_json_object
+from bench.results import (
+    RunData,
+    case_key,
+    device_name,
+    load_run,
+    numeric_fields,
+    read_json_object,
+    write_file,
+)
 
 try:
     import tomllib
@@ -177,9 +185,14 @@ def baseline_path(name_or_path: str | Path, directory: str | Path = BASELINE_DIR
 
 
 def save_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
+    """Write a baseline file whole (bench.results.write_file); ResultsWriteError when it cannot be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(baseline, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BaselineError(f"cannot create {path.parent} for the baseline: {exc.strerror or exc}. Fix: name "
+                            f"another --file") from exc
+    write_file(path, json.dumps(baseline, indent=1, sort_keys=False) + "\n")
     return path
 
 

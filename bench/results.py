@@ -9,8 +9,10 @@ torn tail: bytes after the last newline. Reading skips it with a :class:`TornTai
 reruns; the writer refuses to append after a torn tail rather than merge a record into it. Anything
 else that is not a record (bad JSON on a whole line, a JSON value that is not an object, a record
 without its identifying fields) is corruption: :class:`RunFileError` names the file and the line.
-Derived files (``results.csv``, ``env.json``, ``run.json``) are written to a ``.tmp`` file and moved
-into place; a failed write removes the ``.tmp`` and leaves the previous file as it was.
+Derived files (``results.csv``, ``env.json``, ``run.json``, the reports and their figures, baselines) are
+written whole by :func:`write_file`: to a ``.tmp`` file in the same folder, fsync'd, then moved into place with
+``os.replace``; a failed write removes the ``.tmp``, leaves the previous file as it was and raises
+:class:`ResultsWriteError` (exit 1).
 
 Reading: :func:`load_run` is the one reader of a run folder (records, ``env.json``, ``run.json`` with the
 metric declarations), shared by the report, ``bench compare``, ``bench baseline`` and ``bench history``.
@@ -19,6 +21,7 @@ The CSV's columns follow the declarations stored in ``run.json``. This module ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -288,21 +291,48 @@ def write_csv(records: list[dict[str, Any]], path: str | Path,
     path = Path(path)
     if contracts is None:
         contracts = read_contracts(path.parent / RUN_FILE, _read_json(path.parent / RUN_FILE))
-    replace_file(path, lambda tmp: records_frame(records, contracts).to_csv(tmp, index=False))
+    write_file(path, records_frame(records, contracts).to_csv(index=False))
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
-    text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
-    replace_file(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_file(Path(path), json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_file(path: str | Path, data: str | bytes) -> None:
+    """Write a whole file atomically (text as UTF-8): reports, figures, the CSV, env.json, run.json, baselines.
+    ResultsWriteError (the previous file left whole) when it cannot be written; see :func:`replace_file`."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+
+    def write(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, payload)
+        finally:
+            os.close(fd)
+
+    replace_file(Path(path), write)
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def replace_file(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` to ``<path>.tmp``, then move it onto ``path``; on failure the ``.tmp`` is removed, ``path`` is
-    left as it was and an OSError becomes ResultsWriteError (the records in results.jsonl are untouched)."""
+    """``write`` to ``<path>.tmp`` in the same folder, fsync it, then move it onto ``path`` (``os.replace``) and
+    fsync the folder: a reader, a crash or a full disk sees the old file or the new one, never a part. On failure
+    the ``.tmp`` is removed, ``path`` is left as it was and an OSError becomes ResultsWriteError (the records in
+    results.jsonl are untouched)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # the rename on disk too (some file systems refuse a folder fsync)
+            _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):

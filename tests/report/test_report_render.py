@@ -187,6 +187,15 @@ def test_bench_report_cli_merges_runs(run_dir, gpu_dir, tmp_path):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+def test_merging_runs_needs_out_so_no_runs_own_report_is_replaced(run_dir, tmp_path, capsys):
+    a, b = copy_run(run_dir, tmp_path / "a", ok_only=True), copy_run(run_dir, tmp_path / "b", ok_only=True)
+    (a / "report.md").write_text("a's own report")
+    assert main(["report", str(a), str(b)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out" in err and "2 run folders" in err and "Traceback" not in err
+    assert (a / "report.md").read_text() == "a's own report" and not (b / "report.md").exists()
+
+
 def test_old_run_renders_with_the_installed_declarations_only_through_bench_report(run_dir, tmp_path):
     old = copy_run(run_dir, tmp_path / "old")
     meta = json.loads((old / "run.json").read_text())
@@ -219,7 +228,7 @@ from bench.history import append_run
 run, out = sys.argv[1], sys.argv[2]
 render_report([run], out)
 path = save_baseline(make_baseline(run, "b"), out + "/b.json")
-changes, _ = compare_run(path, run)
+changes, _, _ = compare_run(path, run)
 append_run(run, out + "/h.sqlite")
 loaded = sorted(m for m in sys.modules if m.startswith("bench"))
 assert not any(m.startswith(("bench.metrics", "bench.runner", "bench.suite")) for m in loaded), loaded

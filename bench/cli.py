@@ -15,7 +15,7 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -348,7 +348,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_changes(changes: list[Any], source: str, title: str, sides: tuple[str, str], show_all: bool,
-                   console: Console, notes: list[str] = ()) -> int:  # type: ignore[assignment]
+                   console: Console, notes: Sequence[str] = ()) -> int:
     """The changes of ``bench compare`` / ``bench diff`` as a table (unchanged values only with ``--all``), the
     count line and one line per regression and per case not comparable; exit 1 on a regression, else 3 when
     cases were not comparable."""

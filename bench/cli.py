@@ -1,7 +1,9 @@
 """Command line: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 all cases ok; 1 some case failed (or a comparison found a regression);
-2 bad input (suite, model, dataset, checkpoint, path): nothing ran; 130 interrupted.
+Exit codes: 0 all cases ok; 1 some case failed (or a comparison found a regression, or a report or derived
+file could not be written); 2 bad input (suite, model, dataset, checkpoint, path): nothing ran; 3 (``bench
+compare`` / ``bench diff``) no regression, but some cases were not comparable (another configuration);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from bench.report.declared import Installed
     from bench.suite import Case, Suite
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_COMPARABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 if TYPE_CHECKING:
     from bench.runner import RunOutcome
@@ -77,7 +79,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             distributed.shutdown()
         if not main:  # rank 0's exit code is the run's; a rank exiting 1 first would make torchrun stop rank 0
             return EXIT_OK
-        _report(outcome, console)
+        reported = _report(outcome, console)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.write_error:
@@ -86,7 +88,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if outcome.failed:
         console.print(f"[red]{len(outcome.failed)} case(s) failed[/red]: see the report's Failures section")
         return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_OK if reported else EXIT_FAILED
 
 
 def _to_run(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> list[Case]:
@@ -176,18 +178,21 @@ def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: l
     return EXIT_OK
 
 
-def _report(outcome: RunOutcome, console: Console) -> None:
-    """Render the report, append the run to the history and print the summary (rank 0)."""
+def _report(outcome: RunOutcome, console: Console) -> bool:
+    """Render the report, append the run to the history and print the summary (rank 0); False when the report
+    could not be written (the run then exits 1)."""
     from bench.report import render_report
+    from bench.results import ResultsWriteError
 
     try:
         md, html = render_report([outcome.out_dir])
-    except OSError as exc:  # a full disk: the results file is what counts, and it is intact
+    except (OSError, ResultsWriteError) as exc:  # a full disk: the results file is what counts, and it is intact
         console.print(f"[red]report not written:[/red] {escape(str(exc))}")
-        return
+        return False
     _record_history(outcome.out_dir, console)
     _print_summary(outcome.out_dir, outcome.records, console)
     console.print(f"results: {outcome.out_dir}/results.jsonl\nreport:  {md}\n         {html}")
+    return True
 
 
 def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None:
@@ -335,33 +340,40 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from bench.compare import baseline_path, compare_run
 
-    changes, source = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
+    changes, source, notes = compare_run(baseline_path(args.baseline), args.run_dir, args.suite)
     title = f"{args.run_dir} against {args.baseline} (tolerances: {source})"
-    return _print_changes(changes, source, title, ("baseline", "current"), args.all, console)
+    return _print_changes(changes, source, title, ("baseline", "current"), args.all, console, notes)
 
 
 def _print_changes(changes: list[Any], source: str, title: str, sides: tuple[str, str], show_all: bool,
-                   console: Console) -> int:
+                   console: Console, notes: Sequence[str] = ()) -> int:
     """The changes of ``bench compare`` / ``bench diff`` as a table (unchanged values only with ``--all``), the
-    count line and one line per regression; exit 1 on a regression."""
-    from bench.compare import regressions
+    count line and one line per regression and per case not comparable; exit 1 on a regression, else 3 when
+    cases were not comparable."""
+    from bench.compare import not_comparable, regressions
 
-    bad = regressions(changes)
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    bad, odd = regressions(changes), not_comparable(changes)
     table = Table(title=escape(title))
     for col in ("case", "field", *sides, "change", "tolerance", "verdict", "note"):
         table.add_column(col, justify="right" if col in (*sides, "change") else "left", overflow="fold")
     for c in changes:
         if c.verdict == "ok" and not show_all and not c.delta:
             continue
-        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim"}.get(c.verdict)
+        style = {"regression": "red", "improved": "green", "fixed": "green", "skipped": "dim",
+                 "not comparable": "yellow"}.get(c.verdict)
         table.add_row(*(escape(v) for v in c.cells()), style=style)
     if table.row_count:
         console.print(table)
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
-    console.print(f"{compared} value(s) compared, {len(bad)} regression(s); tolerances: {escape(source)}")
+    console.print(f"{compared} value(s) compared, {len(bad)} regression(s), {len(odd)} case(s) not comparable; "
+                  f"tolerances: {escape(source)}")
     for c in bad:
         console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
-    return EXIT_FAILED if bad else EXIT_OK
+    for c in odd:
+        console.print(f"[yellow]NOT COMPARABLE[/yellow] {escape(c.summary())}", soft_wrap=True)
+    return EXIT_FAILED if bad else EXIT_NOT_COMPARABLE if odd else EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> int:
@@ -391,7 +403,11 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from bench.report import LATEX_FILE, ReportOptions, render_report
     from bench.results import load_run
+    from bench.rundir import RunFolderError
 
+    if len(args.run_dirs) > 1 and args.out is None:  # the default, the first run's folder, holds its own report
+        raise RunFolderError(f"{len(args.run_dirs)} run folders merge into one report: name its folder with --out DIR "
+                             f"(without it the merged report would replace the report of {args.run_dirs[0]})")
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
     chosen = {"unstable_rel_iqr": args.unstable_rel_iqr, "max_layers": args.max_layers}
     options = ReportOptions(**{k: v for k, v in chosen.items() if v is not None})
@@ -409,9 +425,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     from bench.compare import diff_runs
 
-    changes, source = diff_runs(args.run_a, args.run_b, args.suite)
+    changes, source, notes = diff_runs(args.run_a, args.run_b, args.suite)
     return _print_changes(changes, source, f"B = {args.run_b} against A = {args.run_a}", ("A", "B"), args.all,
-                          console)
+                          console, notes)
 
 
 def _installed_declarations() -> Installed:
@@ -484,7 +500,11 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
         raise CheckpointError(f"cannot export {name!r} as {args.format}: {exc}") from exc
     if args.format == "snnbench":
         state["meta"] = {**loaded.meta, "model": name, "kwargs": kwargs}
-    save_atomic(state, args.out)
+    try:
+        save_atomic(state, args.out)
+    except OSError as exc:  # a read-only folder, a file where a folder belongs, --out naming a folder
+        raise CheckpointError(f"cannot write --out {str(args.out)!r}: {exc.strerror or exc}. Fix: name a file in a "
+                              f"folder you can write (nothing was written there)") from exc
     console.print(f"{escape(str(path))} ({loaded.format}, {loaded.tensors} tensors) -> {escape(str(args.out))} "
                   f"({args.format})")
     return EXIT_OK
@@ -555,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render a report from one or more run folders (merged)")
     report.add_argument("run_dirs", nargs="+", type=Path)
-    report.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    report.add_argument("--out", type=Path, help="output folder (default, for one run: its own folder, replacing "
+                        "its report; required when several runs are merged)")
     report.add_argument("--latex", action="store_true",
                         help="also write the headline tables as report.tex (booktabs) beside report.md")
     report.add_argument("--unstable-rel-iqr", type=_non_negative, metavar="X",
@@ -564,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-layer charts of more than N layers show stages (default 40)")
     report.set_defaults(func=cmd_report)
 
-    diff = sub.add_parser("diff", help="compare two run folders side by side; exit 1 on a regression")
+    diff = sub.add_parser("diff", help="compare two run folders side by side; exit 1 on a regression, 3 when "
+                          "cases are not comparable (another configuration)")
     diff.add_argument("run_a", type=Path, help="the reference run folder")
     diff.add_argument("run_b", type=Path, help="the run folder checked against it")
     diff.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: run B's)")
@@ -592,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--file", type=Path, help="write here instead of suites/baselines/NAME.json")
     save.set_defaults(func=cmd_baseline)
 
-    compare = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a regression")
+    compare = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a regression, 3 when "
+                             "cases are not comparable (another configuration)")
     compare.add_argument("baseline", help="baseline name (suites/baselines/NAME.json) or file")
     compare.add_argument("run_dir", type=Path)
     compare.add_argument("--suite", type=Path, help="suite whose [tolerances] apply (default: the run's)")

@@ -1,10 +1,22 @@
 """Baselines and regression verdicts: ``bench baseline save`` and ``bench compare``.
 
 A baseline is a small JSON file (``suites/baselines/<name>.json``) holding, per case (model label,
-T, device, batch size), the values of the tracked metric fields of one run, and the tolerances it was
-made with. ``compare`` checks a new run against it field by field and calls a change a **regression**
-when it moves beyond the field's tolerance in the bad direction, and a case that failed (in the baseline or
-not) or is missing from the run is one; any regression makes ``bench compare`` exit 1.
+T, device, batch size), the values of the tracked metric fields of one run, the case's configuration, and
+the tolerances it was made with. ``compare`` checks a new run against it field by field and calls a change a
+**regression** when it moves beyond the field's tolerance in the bad direction, and a case that failed (in the
+baseline or not) or is missing from the run is one; any regression makes ``bench compare`` exit 1.
+
+**Only like with like.** A case is compared only when its configuration is the baseline's (:func:`case_config`:
+the suite's name, the model entry (name, kwargs, checkpoint, checkpoint format, trained T), the data settings,
+the seed, the ``[train]`` table of a model trained by the run, and the options of the metrics both measured).
+The record's ``config_key`` hashes nearly the same settings, but also the path of a checkpoint ``[train]`` wrote
+inside each run's own folder (so two runs of a training suite never share it) and the list of metrics; the
+settings are read instead from ``run.json["segments"]`` (the segment each record names). A case whose
+configuration differs is **not comparable**, listed with what differs (``model.kwargs.width: 0.125 -> 0.25``),
+never a regression; a failed case is still a regression. ``bench compare`` / ``bench diff`` exit 3 when cases are
+not comparable and nothing regressed. Where one side stores no settings (a run made before ``run.json`` kept
+them) the ``config_key`` values decide. A baseline saved before configurations were stored (formats 1 and 2)
+still loads: its cases are matched by label, T, device and batch size only, and the comparison says so.
 
 Tolerances are per field (``<metric>.<field>``, shell-style patterns allowed). The defaults are the
 metric plug-ins' declarations (``Field.tolerance``, read from the run's ``run.json``); the suite's
@@ -48,15 +60,26 @@ from typing import Any
 
 from bench.contract import MetricContract, Tolerance, ToleranceError, parse_tolerance, parse_tolerances
 from bench.published import GAP_KEY, published_gaps
-from bench.results import RunData, case_key, device_name, load_run, numeric_fields, read_json_object
+from bench.results import (
+    RunData,
+    case_key,
+    device_name,
+    load_run,
+    numeric_fields,
+    read_json_object,
+    write_file,
+)
+from bench.rundir import settings_changes
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-BASELINE_FORMAT = "snnbench-baseline-2"
-FORMATS_READ = ("snnbench-baseline-1", BASELINE_FORMAT)  # format 1 stored no tolerances
+BASELINE_FORMAT = "snnbench-baseline-3"
+# format 1 stored no tolerances, format 2 no configurations (their cases are matched by label, T, device, batch)
+FORMATS_READ = ("snnbench-baseline-1", "snnbench-baseline-2", BASELINE_FORMAT)
+NOT_COMPARABLE = "not comparable"
 BASELINE_DIR = Path("suites") / "baselines"
 
 Tolerances = dict[str, Tolerance]
@@ -97,7 +120,7 @@ def tracked_values(record: dict[str, Any], tolerances: Mapping[str, Tolerance]) 
 
 def suite_tolerances(suite_file: str | Path | None) -> tuple[Tolerances, str]:
     """A suite file's ``[tolerances]`` table (read alone: no suite validation, no torch) and a description;
-    empty when the file is absent."""
+    both empty when the file is absent or has no (or an empty) ``[tolerances]`` table."""
     if not suite_file or not Path(suite_file).is_file():
         return {}, ""
     try:
@@ -107,10 +130,62 @@ def suite_tolerances(suite_file: str | Path | None) -> tuple[Tolerances, str]:
         raise BaselineError(f"{suite_file}: not valid TOML ({exc}); fix the file or pass another --suite") from exc
     if not isinstance(table, dict):
         raise BaselineError(f'{suite_file}: tolerances must be a table (fix: [tolerances] "accuracy.top1" = ...)')
-    try:
-        return parse_tolerances(table), f"[tolerances] of {suite_file}"
+    try:  # a suite without entries is not a source of tolerances: the description names only what applied
+        return parse_tolerances(table), f"[tolerances] of {suite_file}" if table else ""
     except ToleranceError as exc:
         raise BaselineError(f"{suite_file}: tolerances.{exc}") from exc
+
+
+# ---------------------------------------------------------------- configurations
+
+
+def case_config(record: Mapping[str, Any], run_json: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The settings that define a case's result (see the module docstring), from the ``run.json`` segment the
+    record names; None when the run stores none (made before ``run.json`` kept settings). The case's own T,
+    device and batch size are its key; the lists of T and batch sizes, ``data.num_workers`` and the model's
+    display label change no result and are left out; ``metrics`` is kept only to compare the options of the
+    metrics both sides measured."""
+    segments, index = run_json.get("segments"), record.get("segment")
+    if not isinstance(segments, list) or not isinstance(index, int) or not 0 <= index < len(segments):
+        return None
+    settings = segments[index].get("settings") if isinstance(segments[index], dict) else None
+    models = settings.get("models") if isinstance(settings, dict) else None
+    model = models.get(record["model"]["label"]) if isinstance(models, dict) else None
+    if not isinstance(model, dict):
+        return None
+    data = settings.get("data") if isinstance(settings.get("data"), dict) else {}
+    entry = {k: v for k, v in model.items() if k not in ("label", "time_steps")}
+    return {"suite": record.get("suite", settings.get("name")), "model": entry, "seed": settings.get("seed"),
+            "data": {k: v for k, v in data.items() if k not in ("batch_sizes", "num_workers")},
+            "train": settings.get("train") if entry.get("checkpoint") is None else None,
+            "metric_options": settings.get("metric_options") or {}, "metrics": settings.get("metrics") or []}
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between two :func:`case_config` values (``model.kwargs.width: 0.125 -> 0.25``); empty when
+    the cases are comparable. Options of a metric only one side measured do not count."""
+    both = set(old.get("metrics") or ()) & set(new.get("metrics") or ())
+
+    def compared(config: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in config.items() if k != "metrics"}
+        out["metric_options"] = {m: o for m, o in (config.get("metric_options") or {}).items() if m in both}
+        return out
+
+    return settings_changes(compared(old), compared(new))
+
+
+def _config_problem(case: Mapping[str, Any], config: dict[str, Any] | None, record: Mapping[str, Any]
+                    ) -> list[str] | None:
+    """What makes a baseline case and a record not comparable ([] when comparable); None when the baseline
+    stores nothing to check (formats 1 and 2)."""
+    stored, key = case.get("config"), case.get("config_key")
+    if isinstance(stored, dict) and config is not None:
+        return config_changes(stored, config)
+    if key is None:
+        return None
+    if key == record.get("config_key"):
+        return []
+    return [f"config_key: {key} -> {record.get('config_key')} (a run.json holds no settings to say what differs)"]
 
 
 # ---------------------------------------------------------------- baselines
@@ -149,6 +224,7 @@ def make_baseline(run_dir: str | Path, name: str, suite_file: str | Path | None 
     for r in run.records:
         cases[case_key(r)] = {"model": r["model"]["label"], "T": r["T"], "device": r.get("device"),
                               "device_name": device_name(r), "batch_size": r.get("batch_size"),
+                              "config_key": r["config_key"], "config": case_config(r, run.run),
                               "values": dict(sorted(tracked_values(r, tolerances).items()))}
     git = run.env.get("git") or {}
     return {
@@ -177,9 +253,14 @@ def baseline_path(name_or_path: str | Path, directory: str | Path = BASELINE_DIR
 
 
 def save_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
+    """Write a baseline file whole (bench.results.write_file); ResultsWriteError when it cannot be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(baseline, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BaselineError(f"cannot create {path.parent} for the baseline: {exc.strerror or exc}. Fix: name "
+                            f"another --file") from exc
+    write_file(path, json.dumps(baseline, indent=1, sort_keys=False) + "\n")
     return path
 
 
@@ -225,6 +306,9 @@ def _check_case(path: Path, key: str, case: Any, fix: str) -> None:
     device_name = case.get("device_name")
     if device_name is not None and not isinstance(device_name, str):
         raise BaselineError(f"{path}: case {key!r}: device_name {device_name!r} is not a string. Fix: {fix}")
+    for name, kind, words in (("config", dict, "an object"), ("config_key", str, "a string")):
+        if case.get(name) is not None and not isinstance(case[name], kind):
+            raise BaselineError(f"{path}: case {key!r}: {name} {case[name]!r:.60} is not {words}. Fix: {fix}")
 
 
 def baseline_tolerances(baseline: dict[str, Any], path: str | Path, run: RunData) -> tuple[Tolerances, str]:
@@ -248,7 +332,7 @@ class Change:
     baseline: float | None
     current: float | None
     tolerance: str
-    verdict: str  # ok | regression | improved | skipped | new | fixed
+    verdict: str  # ok | regression | improved | skipped | new | fixed | not comparable
     note: str = ""
 
     @property
@@ -321,8 +405,13 @@ def published_changes(records: list[dict[str, Any]], tolerances: Mapping[str, To
 
 
 def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
-                    tolerances: Mapping[str, Tolerance], reference: str = "the baseline") -> list[Change]:
-    """Every tracked field of every baseline case against the run's records, then the published gaps."""
+                    tolerances: Mapping[str, Tolerance], reference: str = "the baseline",
+                    configs: Mapping[str, dict[str, Any] | None] | None = None) -> list[Change]:
+    """Every tracked field of every baseline case against the run's records, then the published gaps.
+
+    ``configs``: each record's :func:`case_config` by case key (None: the records' ``config_key`` alone); a case
+    whose configuration differs from the baseline's is ``not comparable`` (a failed one is still a regression).
+    """
     current = {case_key(r): r for r in records}
     changes: list[Change] = []
     for key, case in baseline["cases"].items():
@@ -333,6 +422,9 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
         if record.get("status") != "ok":
             message = (record.get("error") or {}).get("message", "?")
             changes.append(Change(key, "(case)", None, None, "-", "regression", f"case failed: {message}"))
+            continue
+        if differs := _config_problem(case, (configs or {}).get(key), record):
+            changes.append(Change(key, "(case)", None, None, "-", NOT_COMPARABLE, "; ".join(differs)))
             continue
         if case.get("failed"):
             changes.append(Change(key, "(case)", None, None, "-", "fixed", f"failed in {reference}: {case['failed']}"))
@@ -352,20 +444,30 @@ def compare_records(baseline: dict[str, Any], records: list[dict[str, Any]],
 
 
 def compare_run(baseline_file: str | Path, run_dir: str | Path,
-                suite_file: str | Path | None = None) -> tuple[list[Change], str]:
+                suite_file: str | Path | None = None) -> tuple[list[Change], str, list[str]]:
     """Compare a run folder with a baseline file: the baseline's tolerances under the suite's
-    ``[tolerances]`` (``suite_file``, else the run's suite file when it exists). Returns the changes and a
-    description of where the tolerances came from."""
+    ``[tolerances]`` (``suite_file``, else the run's suite file when it exists). Returns the changes, a
+    description of where the tolerances came from, and notes (a baseline storing no configurations)."""
     baseline = load_baseline(baseline_file)
     run = load_run(run_dir)
     stored, stored_source = baseline_tolerances(baseline, baseline_file, run)
     suite, suite_source = suite_tolerances(suite_file or run.run.get("suite_file"))
     source = " over ".join(s for s in (suite_source, stored_source) if s)
-    return compare_records(baseline, run.records, layered(suite, stored)), source
+    unchecked = [k for k, c in baseline["cases"].items() if c.get("config") is None and c.get("config_key") is None]
+    notes = [f"{baseline_file} stores no configurations (saved before format {BASELINE_FORMAT}): its "
+             f"{len(unchecked)} case(s) are matched by model label, T, device and batch size only, whatever their "
+             f"settings. Fix: save it again with `bench baseline save RUN_DIR NAME`"] if unchecked else []
+    configs = {case_key(r): case_config(r, run.run) for r in run.records}
+    return compare_records(baseline, run.records, layered(suite, stored), configs=configs), source, notes
 
 
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.verdict == "regression"]
+
+
+def not_comparable(changes: list[Change]) -> list[Change]:
+    """The cases left out because their configuration differs (see :func:`case_config`)."""
+    return [c for c in changes if c.verdict == NOT_COMPARABLE]
 
 
 def reference_cases(run: RunData, tolerances: Mapping[str, Tolerance]) -> dict[str, dict[str, Any]]:
@@ -373,15 +475,16 @@ def reference_cases(run: RunData, tolerances: Mapping[str, Tolerance]) -> dict[s
     cases = {}
     for r in run.records:
         failed = "" if r.get("status") == "ok" else str((r.get("error") or {}).get("message", "?"))
-        cases[case_key(r)] = {"device_name": device_name(r), "failed": failed,
+        cases[case_key(r)] = {"device_name": device_name(r), "failed": failed, "config_key": r["config_key"],
+                              "config": case_config(r, run.run),
                               "values": {} if failed else tracked_values(r, tolerances)}
     return cases
 
 
 def diff_runs(run_a: str | Path, run_b: str | Path,
-              suite_file: str | Path | None = None) -> tuple[list[Change], str]:
-    """Run B against run A, field by field (see the module docstring); the changes and where the tolerances
-    came from."""
+              suite_file: str | Path | None = None) -> tuple[list[Change], str, list[str]]:
+    """Run B against run A, field by field (see the module docstring); the changes, where the tolerances
+    came from, and notes (none yet: both runs' configurations are read from their run.json)."""
     a, b = load_run(run_a), load_run(run_b)
     if a.contracts is None and b.contracts is None:
         raise BaselineError(f"neither {run_a}/run.json nor {run_b}/run.json holds metric declarations (made by an "
@@ -391,4 +494,6 @@ def diff_runs(run_a: str | Path, run_b: str | Path,
     tolerances = layered(suite, declared)
     source = " over ".join(s for s in (suite_source, "the metrics' declared defaults") if s)
     baseline = {"cases": reference_cases(a, tolerances)}
-    return compare_records(baseline, b.records, tolerances, reference=f"run A ({a.run_id})"), source
+    configs = {case_key(r): case_config(r, b.run) for r in b.records}
+    return compare_records(baseline, b.records, tolerances, reference=f"run A ({a.run_id})", configs=configs), \
+        source, []

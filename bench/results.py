@@ -9,8 +9,10 @@ torn tail: bytes after the last newline. Reading skips it with a :class:`TornTai
 reruns; the writer refuses to append after a torn tail rather than merge a record into it. Anything
 else that is not a record (bad JSON on a whole line, a JSON value that is not an object, a record
 without its identifying fields) is corruption: :class:`RunFileError` names the file and the line.
-Derived files (``results.csv``, ``env.json``, ``run.json``) are written to a ``.tmp`` file and moved
-into place; a failed write removes the ``.tmp`` and leaves the previous file as it was.
+Derived files (``results.csv``, ``env.json``, ``run.json``, the reports and their figures, baselines) are
+written whole by :func:`write_file`: to a ``.tmp`` file in the same folder, fsync'd, then moved into place with
+``os.replace``; a failed write removes the ``.tmp``, leaves the previous file as it was and raises
+:class:`ResultsWriteError` (exit 1).
 
 Reading: :func:`load_run` is the one reader of a run folder (records, ``env.json``, ``run.json`` with the
 metric declarations), shared by the report, ``bench compare``, ``bench baseline`` and ``bench history``.
@@ -19,6 +21,7 @@ The CSV's columns follow the declarations stored in ``run.json``. This module ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -288,21 +291,48 @@ def write_csv(records: list[dict[str, Any]], path: str | Path,
     path = Path(path)
     if contracts is None:
         contracts = read_contracts(path.parent / RUN_FILE, _read_json(path.parent / RUN_FILE))
-    replace_file(path, lambda tmp: records_frame(records, contracts).to_csv(tmp, index=False))
+    write_file(path, records_frame(records, contracts).to_csv(index=False))
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> None:
-    text = json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n"
-    replace_file(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_file(Path(path), json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_file(path: str | Path, data: str | bytes) -> None:
+    """Write a whole file atomically (text as UTF-8): reports, figures, the CSV, env.json, run.json, baselines.
+    ResultsWriteError (the previous file left whole) when it cannot be written; see :func:`replace_file`."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+
+    def write(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, payload)
+        finally:
+            os.close(fd)
+
+    replace_file(Path(path), write)
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def replace_file(path: Path, write: Callable[[Path], object]) -> None:
-    """``write`` to ``<path>.tmp``, then move it onto ``path``; on failure the ``.tmp`` is removed, ``path`` is
-    left as it was and an OSError becomes ResultsWriteError (the records in results.jsonl are untouched)."""
+    """``write`` to ``<path>.tmp`` in the same folder, fsync it, then move it onto ``path`` (``os.replace``) and
+    fsync the folder: a reader, a crash or a full disk sees the old file or the new one, never a part. On failure
+    the ``.tmp`` is removed, ``path`` is left as it was and an OSError becomes ResultsWriteError (the records in
+    results.jsonl are untouched)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # the rename on disk too (some file systems refuse a folder fsync)
+            _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -368,12 +398,61 @@ def read_json_object(path: Path, fix: str, error: type[Exception] = RunFileError
     return data
 
 
+# The shapes of the run.json / env.json values readers use (bench run writes them): a type (or tuple of types),
+# [spec] for a list of such values, {key: spec} for an object (``"*"``: any other key). Absent keys are fine.
+_TEXT, _NUMBER, _OPT_TEXT = str, (int, float), (str, type(None))
+_SHAPES: dict[str, dict[str, Any]] = {
+    RUN_FILE: {
+        "run_id": str, "suite": str, "suite_file": _OPT_TEXT, "description": _OPT_TEXT, "seed": (int, type(None)),
+        "time_steps": [int], "devices": [str], "metrics": [str], "metric_options": {"*": dict},
+        "data": {"description": _OPT_TEXT, "fallback_note": _OPT_TEXT}, "notes": [str], "segment": int,
+        "segments": [{"settings": (dict, type(None))}],
+        "conventions": {"id": str, "profiles": {"*": {"name": _OPT_TEXT, "mac_pj": _NUMBER, "ac_pj": _NUMBER,
+                                                       "neuron_update_pj": (int, float, type(None)),
+                                                       "source": _OPT_TEXT, "notes": _OPT_TEXT}},
+                        "*": (dict, str, type(None))},
+    },
+    ENV_FILE: {
+        "created": _OPT_TEXT, "python": _OPT_TEXT, "hostname": _OPT_TEXT, "packages": {"*": _OPT_TEXT},
+        "cpu": {"name": _OPT_TEXT}, "gpus": [dict], "git": (dict, type(None)), "cuda_version": _OPT_TEXT,
+    },
+}
+
+
+def _shape_problem(value: Any, spec: Any, where: str) -> str | None:
+    """``"<where> must be <kind>, got <value>"`` for the first value not of its spec's shape, else None."""
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} must be a list, got {value!r:.60}"
+        return next((p for i, v in enumerate(value) if (p := _shape_problem(v, spec[0], f"{where}[{i}]"))), None)
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{where} must be an object, got {value!r:.60}"
+        for key, v in value.items():
+            if (sub := spec.get(key, spec.get("*"))) is not None:
+                if problem := _shape_problem(v, sub, f"{where}.{key}" if where else str(key)):
+                    return problem
+        return None
+    kinds = spec if isinstance(spec, tuple) else (spec,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join("null" if k is type(None) else {"str": "a string", "int": "an integer", "float": "a number",
+                                                             "dict": "an object"}.get(k.__name__, k.__name__)
+                            for k in kinds)
+        return f"{where} must be {names}, got {value!r:.60}"
+    return None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
-    """A run's JSON object file, {} when absent; RunFileError naming the file when unreadable or not an object."""
+    """A run's JSON object file, {} when absent; RunFileError naming the file and the field when unreadable, not
+    an object, or holding a value of the wrong type where a reader needs one (``_SHAPES``)."""
     if not path.exists():
         return {}
-    return read_json_object(path, f"restore it from the run, or move it aside (the report then lacks "
-                                  f"{_LOSS.get(path.name, 'its content')}; the results are unaffected)")
+    fix = (f"restore it from the run, or move it aside (the report then lacks {_LOSS.get(path.name, 'its content')}; "
+           f"the results are unaffected)")
+    data = read_json_object(path, fix)
+    if problem := _shape_problem(data, _SHAPES.get(path.name, {}), ""):
+        raise RunFileError(f"{path}: {problem}: not what bench run writes. Fix: {fix}")
+    return data
 
 
 def read_contracts(path: Path, run: Mapping[str, Any]) -> dict[str, MetricContract] | None:

@@ -122,7 +122,7 @@ def test_baseline_keeps_tracked_fields_and_stores_its_tolerances(run):
 
 def test_unchanged_run_has_no_regression(run):
     baseline = make_baseline(run, "b")
-    changes, _ = compare_run(save_baseline(baseline, run / "b.json"), run)
+    changes, _, _ = compare_run(save_baseline(baseline, run / "b.json"), run)
     assert regressions(changes) == []
     assert {c.verdict for c in changes} == {"ok"}
 
@@ -184,7 +184,7 @@ def test_cli_compare_fails_and_names_injected_regressions(run, tmp_path, capsys)
     path = tmp_path / "base.json"
     assert main(["baseline", "save", str(run), "base", "--file", str(path)]) == 0
     assert main(["compare", str(path), str(run)]) == 0
-    assert "0 regression(s); tolerances: [tolerances] of " in capsys.readouterr().err  # markup escaped
+    assert "0 regression(s), 0 case(s) not comparable; tolerances: [tolerances] of " in capsys.readouterr().err  # markup escaped
     edit(run, TINY2, "ops", "macs", 2049)  # one MAC more than the baseline's 2 x 64 x 16
     top1 = json.loads(path.read_text())["cases"]["SEW w/16|T=2|cpu|bs=8"]["values"]["accuracy.top1"]
     edit(run, "SEW w/16|T=2|cpu|bs=8", "accuracy", "top1", top1 - 10)
@@ -202,11 +202,11 @@ def test_compare_works_without_the_suite_and_a_suite_overrides(run, tmp_path):
     edit(run, TINY2, "accuracy", "top5", base - 4)  # within the suite's 5 points, stored in the baseline
     meta = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps(meta | {"suite_file": str(tmp_path / "gone.toml")}))
-    changes, source = compare_run(path, run)
+    changes, source, _ = compare_run(path, run)
     assert source == "the baseline's stored tolerances" and regressions(changes) == []
     strict = tmp_path / "strict.toml"
     strict.write_text('[tolerances]\n"accuracy.top5" = { abs = 1.0, better = "higher" }\n')
-    changes, source = compare_run(path, run, strict)
+    changes, source, _ = compare_run(path, run, strict)
     assert source == f"[tolerances] of {strict} over the baseline's stored tolerances"
     assert [c.field for c in regressions(changes)] == ["accuracy.top5"]
     assert suite_file.is_file()
@@ -226,7 +226,7 @@ def test_format_1_baseline_uses_the_runs_declarations(run, tmp_path):
     del baseline["tolerances"], baseline["tolerances_source"]
     baseline["format"] = "snnbench-baseline-1"
     path = save_baseline(baseline, tmp_path / "old.json")
-    changes, source = compare_run(path, run)
+    changes, source, _ = compare_run(path, run)
     assert source.endswith("the run's declared defaults (the baseline stores no tolerances)")
     assert regressions(changes) == [] and changes
 
@@ -243,6 +243,139 @@ def test_committed_regression_baseline_is_valid():
     baseline = load_baseline(Path(__file__).parents[1] / "suites" / "baselines" / "regression.json")
     assert baseline["suite"] == "regression" and baseline["cases"]
     assert all(case["values"].get("params.params") for case in baseline["cases"].values())
+
+
+# ---------------------------------------------------------------- configurations: only like with like
+
+SEW = "SEW w/16"
+
+
+def reconfigure(folder: Path, label: str, width: float | None = None, suite: str | None = None,
+                checkpoint: str | None = None, train: dict | None = None) -> Path:
+    """The run as if ``label`` had been measured with other settings: its records and run.json's settings say so,
+    as bench run writes them (a new config_key; the metric values are left as they were)."""
+    records = read_jsonl(folder / "results.jsonl")
+    meta = json.loads((folder / "run.json").read_text())
+    settings = meta["segments"][0]["settings"]
+    for r in records:
+        if r["model"]["label"] == label:
+            r["config_key"] = "0" * 16
+            if width is not None:
+                r["model"]["kwargs"]["width"] = width
+            if checkpoint is not None:
+                r["model"]["checkpoint"] = checkpoint
+        if suite is not None:
+            r["suite"] = suite
+    if width is not None:
+        settings["models"][label]["kwargs"]["width"] = width
+    if suite is not None:
+        settings["name"] = meta["suite"] = suite
+    if train is not None:
+        settings["train"] = train
+    write_jsonl(folder / "results.jsonl", records)
+    (folder / "run.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_another_width_is_not_comparable_never_a_regression(run, tmp_path, capsys):
+    path = save_baseline(make_baseline(run, "b"), tmp_path / "b.json")
+    reconfigure(run, SEW, width=0.125)
+    for case in ("SEW w/16|T=1|cpu|bs=8", "SEW w/16|T=2|cpu|bs=8"):
+        edit(run, case, "params", "params", 99)  # what a wider net changes: would be a regression
+    changes, _, _ = compare_run(path, run)
+    assert regressions(changes) == []
+    odd = {c.case: c.note for c in changes if c.verdict == "not comparable"}
+    assert odd == {f"{SEW}|T=1|cpu|bs=8": "model.kwargs.width: 0.0625 -> 0.125",
+                   f"{SEW}|T=2|cpu|bs=8": "model.kwargs.width: 0.0625 -> 0.125"}
+    assert {c.case for c in changes if c.verdict == "ok"} == {"tiny|T=1|cpu|bs=8", TINY2}  # still compared
+    assert main(["compare", str(path), str(run)]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert "0 regression(s), 2 case(s) not comparable" in err
+    assert f"NOT COMPARABLE {SEW}|T=1|cpu|bs=8 (case): model.kwargs.width: 0.0625 -> 0.125" in err
+
+
+def test_a_regression_beside_incomparable_cases_still_exits_1(run, tmp_path):
+    path = save_baseline(make_baseline(run, "b"), tmp_path / "b.json")
+    reconfigure(run, SEW, width=0.125)
+    edit(run, TINY2, "ops", "macs", 2049)
+    assert main(["compare", str(path), str(run)]) == 1
+
+
+def test_diff_of_another_suite_is_not_comparable(run, tmp_path, capsys):
+    from bench.compare import diff_runs
+
+    b = reconfigure(copy_run(run, tmp_path / "b"), SEW, suite="other")
+    changes, _, _ = diff_runs(run, b)
+    assert {c.verdict for c in changes} == {"not comparable"}
+    assert {c.note for c in changes} == {'suite: "realrun" -> "other"'}
+    assert main(["diff", str(run), str(b)]) == 3
+
+
+def test_a_checkpoint_trained_in_each_run_is_comparable_unless_training_changed(run, tmp_path):
+    """[train] writes each run's checkpoint inside its own folder: the path differs, the settings do not."""
+    from bench.compare import diff_runs
+
+    b = reconfigure(copy_run(run, tmp_path / "b"), SEW, checkpoint=str(tmp_path / "b/checkpoints/SEW.pt"))
+    changes, _, _ = diff_runs(run, b)
+    assert "not comparable" not in {c.verdict for c in changes} and regressions(changes) == []
+    c = reconfigure(copy_run(run, tmp_path / "c"), SEW, train={"epochs": 3})
+    changes, _, _ = diff_runs(run, c)
+    assert {c.note for c in changes if c.verdict == "not comparable"} == {
+        "train: null -> (absent); train.epochs: (absent) -> 3"}
+
+
+def test_metric_options_of_metrics_one_run_lacks_do_not_matter(run, tmp_path):
+    from bench.compare import diff_runs
+
+    b = copy_run(run, tmp_path / "b")
+    meta = json.loads((b / "run.json").read_text())
+    meta["segments"][0]["settings"]["metric_options"]["latency"]["min_runs"] = 7
+    (b / "run.json").write_text(json.dumps(meta))
+    changes, _, _ = diff_runs(run, b)
+    assert {c.note for c in changes if c.verdict == "not comparable"} == {"metric_options.latency.min_runs: 2 -> 7"}
+    meta["segments"][0]["settings"]["metrics"].remove("latency")
+    (b / "run.json").write_text(json.dumps(meta))
+    changes, _, _ = diff_runs(run, b)
+    assert "not comparable" not in {c.verdict for c in changes}
+
+
+def test_a_baseline_without_configurations_still_compares_and_says_so(run, tmp_path):
+    baseline = make_baseline(run, "b")
+    baseline["format"] = "snnbench-baseline-2"
+    for case in baseline["cases"].values():
+        del case["config"], case["config_key"]
+    path = save_baseline(baseline, tmp_path / "old.json")
+    reconfigure(run, SEW, width=0.125)
+    changes, _, notes = compare_run(path, run)
+    assert "not comparable" not in {c.verdict for c in changes} and regressions(changes) == []
+    assert notes == [f"{path} stores no configurations (saved before format snnbench-baseline-3): its 4 case(s) "
+                     "are matched by model label, T, device and batch size only, whatever their settings. Fix: save "
+                     "it again with `bench baseline save RUN_DIR NAME`"]
+
+
+def test_baseline_stores_each_cases_configuration(run):
+    case = make_baseline(run, "b")["cases"][f"{SEW}|T=2|cpu|bs=8"]
+    record = next(r for r in read_jsonl(run / "results.jsonl") if r["case_id"] == f"{SEW}|T=2|cpu|bs=8")
+    assert case["config_key"] == record["config_key"]
+    assert case["config"]["model"]["kwargs"] == {"width": 0.0625, "input_size": "cifar"}
+    assert case["config"]["suite"] == "realrun" and case["config"]["seed"] == 0
+
+
+# ---------------------------------------------------------------- where tolerances came from
+
+
+def test_tolerance_source_names_only_a_table_that_exists(run, tmp_path, capsys):
+    from bench.compare import diff_runs
+
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[suite]\nname = "x"\n')
+    _, source, _ = diff_runs(run, run, bare)
+    assert source == "the metrics' declared defaults"
+    assert main(["baseline", "save", str(run), "b", "--suite", str(bare), "--file", str(tmp_path / "b.json")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "fields and tolerances chosen by the metrics' declared defaults" in err and "[tolerances] of" not in err
+    _, source, _ = compare_run(tmp_path / "b.json", run, bare)
+    assert source == "the baseline's stored tolerances"
 
 
 # ---------------------------------------------------------------- published gaps
@@ -275,7 +408,7 @@ def test_published_gap_of_a_reproduction_is_checked_against_the_suite(run, tmp_p
     """62.90 against 63.18: gap -0.28 points, within 0.5, beyond 0.1 (the tolerance applies to |gap|)."""
     as_reproduction(run, 62.90)
     path = save_baseline(make_baseline(run, "b"), tmp_path / "b.json")
-    changes, _ = compare_run(path, run, gap_suite(tmp_path, allowed))
+    changes, _, _ = compare_run(path, run, gap_suite(tmp_path, allowed))
     (gap,) = [c for c in changes if c.field == "published_gap.top1"]
     assert (gap.case, gap.baseline, gap.current, gap.verdict) == (SEW_OFFICIAL, 63.18, 62.90, verdict)
     assert gap.delta == pytest.approx(-0.28) and gap.tolerance == f"|gap| ≤ {allowed:g}"
@@ -297,7 +430,7 @@ def test_published_gap_needs_official_weights_and_a_tolerance(run, tmp_path):
 def test_diff_of_a_run_with_itself_is_clean(run, capsys):
     from bench.compare import diff_runs
 
-    changes, source = diff_runs(run, run)
+    changes, source, _ = diff_runs(run, run)
     assert regressions(changes) == [] and {c.verdict for c in changes} == {"ok"}
     assert source.startswith("[tolerances] of ") and source.endswith("over the metrics' declared defaults")
     assert main(["diff", str(run), str(run)]) == 0
@@ -323,10 +456,10 @@ def test_diff_names_failed_fixed_and_missing_cases(run, tmp_path, tmp_path_facto
     from bench.compare import diff_runs
 
     with_failures = real_run(tmp_path_factory)  # the same cases plus the failing model's two
-    changes, _ = diff_runs(with_failures, run)
+    changes, _, _ = diff_runs(with_failures, run)
     verdicts = {c.case: (c.verdict, c.note) for c in changes if c.field == "(case)"}
     assert verdicts["broken|T=1|cpu|bs=8"][0] == "regression"  # in A (failed), missing from B
-    changes, _ = diff_runs(run, with_failures)
+    changes, _, _ = diff_runs(run, with_failures)
     verdicts = {c.case: (c.verdict, c.note) for c in changes if c.field == "(case)"}
     assert verdicts["broken|T=1|cpu|bs=8"] == ("regression", "case failed: metric 'accuracy' failed: RuntimeError: "
                                                            "deliberate failure inside forward")
@@ -337,7 +470,7 @@ def test_diff_names_failed_fixed_and_missing_cases(run, tmp_path, tmp_path_facto
         if r["status"] != "ok":
             r.update(status="ok", error=None, metrics=ok["metrics"])
     write_jsonl(fixed / "results.jsonl", records)
-    changes, _ = diff_runs(with_failures, fixed)
+    changes, _, _ = diff_runs(with_failures, fixed)
     assert {c.case: c.verdict for c in changes if c.field == "(case)"} == {
         "broken|T=1|cpu|bs=8": "fixed", "broken|T=2|cpu|bs=8": "fixed"}
 
@@ -348,6 +481,6 @@ def test_diff_checks_the_published_gap_of_run_b(run, tmp_path):
     b = copy_run(run, tmp_path / "b")
     as_reproduction(run, 63.0)
     as_reproduction(b, 60.0)
-    changes, _ = diff_runs(run, b, gap_suite(tmp_path, 0.5))
+    changes, _, _ = diff_runs(run, b, gap_suite(tmp_path, 0.5))
     (gap,) = [c for c in changes if c.field == "published_gap.top1"]
     assert gap.verdict == "regression" and gap.current == 60.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,21 +201,6 @@ def test_file_size_limit_while_appending(tmp_path):
     _check_full_disk_outcome(done.stdout, "File too large")
 
 
-def test_failed_csv_write_removes_its_tmp_and_keeps_the_old_csv(tmp_path, monkeypatch):
-    csv = tmp_path / "results.csv"
-    write_csv([rec("a")], csv)
-    before = csv.read_bytes()
-
-    def full_disk(self, path, **kwargs):
-        Path(path).write_text("half a csv")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("pandas.DataFrame.to_csv", full_disk)
-    with pytest.raises(ResultsWriteError, match=r"could not write .*results.csv: No space left.*keeps every record"):
-        write_csv([rec("a"), rec("b")], csv)
-    assert csv.read_bytes() == before and not (tmp_path / "results.csv.tmp").exists()
-
-
 def test_rewrite_records_is_all_or_nothing(tmp_path, monkeypatch):
     path = tmp_path / "results.jsonl"
     rewrite_records(path, [rec("a"), rec("b")])
@@ -344,6 +330,129 @@ def test_report_and_compare_on_corrupt_run_files_exit_2(tmp_path, run, capsys, n
     assert main(["compare", str(baseline), str(run)]) == 2
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err
+
+
+WRONG_TYPES = [  # (file, key, value, the path the message names): each printed a traceback before
+    ("run.json", "suite", 5, "suite"), ("run.json", "run_id", [1], "run_id"),
+    ("run.json", "suite_file", 5, "suite_file"), ("run.json", "time_steps", 5, "time_steps"),
+    ("run.json", "time_steps", ["a"], "time_steps[0]"), ("run.json", "metrics", 5, "metrics"),
+    ("run.json", "data", 5, "data"), ("run.json", "data", {"description": 5}, "data.description"),
+    ("run.json", "notes", 5, "notes"), ("run.json", "notes", [None], "notes[0]"),
+    ("run.json", "conventions", 5, "conventions"),
+    ("run.json", "conventions", {"id": "c", "profiles": {"p": {"mac_pj": "x"}}}, "conventions.profiles.p.mac_pj"),
+    ("env.json", "packages", 5, "packages"), ("env.json", "cpu", 5, "cpu"), ("env.json", "git", "abc", "git"),
+    ("env.json", "created", 5, "created"),
+]
+
+
+@pytest.mark.parametrize("name, key, value, where", WRONG_TYPES)
+def test_run_files_with_wrong_types_exit_2_naming_the_field(run, capsys, name, key, value, where):
+    data = json.loads((run / name).read_text())
+    data[key] = value
+    (run / name).write_text(json.dumps(data))
+    with pytest.raises(RunFileError, match=re.escape(f"{name}: {where} must be")):
+        load_run(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and where in err and "Fix:" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- reports and derived files written atomically
+
+
+def _params_only(folder: Path) -> Path:
+    """The run with only its params values (no figures to draw: a fast render)."""
+    lines = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    for r in lines:
+        r["metrics"] = {k: v for k, v in r["metrics"].items() if k == "params"}
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return folder
+
+
+def _fail_midway(monkeypatch, name: str) -> None:
+    """Writes of files called ``name`` (their .tmp) write half their bytes, then fail as a full disk does."""
+    real = results_mod._write_all
+
+    def half_then_full(fd: int, data: bytes) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(f"/{name}.tmp"):
+            real(fd, data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(results_mod, "_write_all", half_then_full)
+
+
+@pytest.mark.parametrize("name", ["report.md", "report.html", "report.tex"])
+def test_a_report_write_failing_midway_keeps_the_old_file_and_exits_1(run, monkeypatch, capsys, name):
+    _params_only(run)
+    assert main(["report", str(run), "--latex"]) == 0
+    before = {n: (run / n).read_bytes() for n in ("report.md", "report.html", "report.tex")}
+    (run / "run.json").write_text((run / "run.json").read_text().replace('"description": "', '"description": "NEW '))
+    _fail_midway(monkeypatch, name)
+    capsys.readouterr()
+    assert main(["report", str(run), "--latex"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"could not write {run / name}" in err and "No space left on device" in err and "Traceback" not in err
+    assert (run / name).read_bytes() == before[name], "the old file is whole"
+    assert not list(run.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("name", ["results.csv", "run.json", "env.json"])
+def test_derived_files_failing_midway_keep_the_old_file(run, monkeypatch, name):
+    path = run / name
+    before = path.read_bytes()
+    _fail_midway(monkeypatch, name)
+    with pytest.raises(ResultsWriteError, match=rf"could not write .*{name}: No space left.*keeps every record"):
+        if name == "results.csv":
+            write_csv(read_records(run / "results.jsonl") * 2, path)
+        else:
+            results_mod.write_json({"other": 1}, path)
+    assert path.read_bytes() == before and not list(run.glob("*.tmp"))
+
+
+def test_bench_run_exits_1_when_its_report_cannot_be_written(write_suite, tiny_suite_text, tmp_path, monkeypatch,
+                                                             capsys):
+    _fail_midway(monkeypatch, "report.html")
+    out = tmp_path / "r"
+    assert main(["run", str(write_suite(tiny_suite_text)), "--out", str(out), "-q"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "report not written" in err and f"could not write {out / 'report.html'}" in err
+    assert not (out / "report.html").exists() and len(read_records(out / "results.jsonl")) == 2
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -rm and tmpfs mounts (Linux user namespaces)")
+def test_full_tmpfs_disk_while_writing_the_report(run, tmp_path):
+    """A real full disk: the report of a copy of the run in a 1 MiB tmpfs filled up to a few KiB."""
+    _params_only(run)
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent('''
+        import os, shutil, sys
+        from pathlib import Path
+        from bench.cli import main
+        src, folder = Path(sys.argv[1]), Path(sys.argv[2])
+        shutil.copytree(src, folder / "run")
+        run = folder / "run"
+        assert main(["report", str(run)]) == 0
+        before = (run / "report.html").read_bytes()
+        meta = (run / "run.json").read_text()  # a longer description: the new report needs more room
+        (run / "run.json").write_text(meta.replace('"description": "', '"description": "' + "longer " * 3000, 1))
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\\0" * 4096)
+        except OSError:
+            os.close(fd)
+        os.truncate(folder / "filler", os.path.getsize(folder / "filler") - 4096)  # room for a part of report.md
+        code = main(["report", str(run)])
+        print("RESULT", code, (run / "report.html").read_bytes() == before, sorted(p.name for p in run.glob("*.tmp")))
+    '''))
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = f"mount -t tmpfs -o size=1m tmpfs {folder} && {sys.executable} {script} {run} {folder}"
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", mount], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"PYTHONPATH": str(REPO), "BENCH_HISTORY": "off"})
+    assert "RESULT 1 True []" in done.stdout, done.stdout + done.stderr
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
 
 
 # ---------------------------------------------------------------- env.json on odd machines

@@ -6,6 +6,7 @@ stored them (:class:`~bench.report.declared.Installed`)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from bench.report.content import ReportOptions, build_content
@@ -13,7 +14,7 @@ from bench.report.declared import Installed
 from bench.report.html import render_html
 from bench.report.latex import render_latex
 from bench.report.markdown import FIGURES_DIR, render_markdown
-from bench.results import load_run
+from bench.results import ResultsWriteError, load_run, write_file
 
 LATEX_FILE = "report.tex"
 
@@ -22,23 +23,30 @@ def render_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
                   installed: Installed | None = None, options: ReportOptions | None = None,
                   latex: bool = False) -> tuple[Path, Path]:
     """Write report.md (+ figures/*.png) and report.html for one or more run folders (merged), and with
-    ``latex`` the headline tables as report.tex beside them; returns the Markdown and HTML paths."""
+    ``latex`` the headline tables as report.tex beside them; returns the Markdown and HTML paths. Each file is
+    written whole or not at all (a full disk leaves the previous file): ResultsWriteError names the file."""
     runs = [load_run(d) for d in run_dirs]
     out = Path(out_dir) if out_dir else runs[0].path
-    out.mkdir(parents=True, exist_ok=True)
     content = build_content(runs, installed, options)
     figures = out / FIGURES_DIR
-    if content.figures:
-        figures.mkdir(exist_ok=True)
-        for old in figures.glob("*.png"):
-            old.unlink()
-        for fig in content.figures:
-            (figures / f"{fig.name}.png").write_bytes(fig.png)
+    try:
+        (figures if content.figures else out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsWriteError(f"cannot create the report folder {figures if content.figures else out}: "
+                                f"{exc.strerror or exc}. Fix: choose a writable --out", exc.errno) from exc
+    # Each file is replaced whole (bench.results.write_file); figures of an earlier render are removed last.
+    for fig in content.figures:
+        write_file(figures / f"{fig.name}.png", fig.png)
     md, html = out / "report.md", out / "report.html"
-    md.write_text(render_markdown(content), encoding="utf-8")
-    html.write_text(render_html(content), encoding="utf-8")
+    write_file(md, render_markdown(content))
+    write_file(html, render_html(content))
     if latex:
-        (out / LATEX_FILE).write_text(render_latex(content), encoding="utf-8")
+        write_file(out / LATEX_FILE, render_latex(content))
+    current = {f"{fig.name}.png" for fig in content.figures}
+    for stale in figures.glob("*.png") if figures.is_dir() else ():
+        if stale.name not in current:
+            with contextlib.suppress(OSError):  # a stale figure left behind is named by no report
+                stale.unlink()
     return md, html
 
 

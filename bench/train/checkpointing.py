@@ -16,6 +16,7 @@ with code) stops the training with its name and the fix (delete it): nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -45,11 +46,20 @@ def checkpoint_paths(run_dir: str | Path, label: str) -> tuple[Path, Path]:
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
+    """``torch.save`` to a temporary file (fsync'd), then rename over ``path``; on failure the temporary file is removed
+    and ``path`` is left as it was (the OSError propagates)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:  # opened here, so a folder that refuses the file raises OSError
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class UnreadableCheckpointError(ValueError):

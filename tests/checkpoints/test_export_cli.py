@@ -107,3 +107,26 @@ def test_help_lists_every_format():
     text = build_parser()._subparsers._group_actions[0].choices["export"].format_help()  # noqa: SLF001
     for name in FORMAT_NAMES:
         assert name in text.replace("\n", "").replace(" ", ""), name
+
+
+def _unwritable(tmp_path):
+    """A folder this process cannot create files in: a 0o500 folder, or as root (who writes anyway) /sys/kernel."""
+    import os
+
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o500)
+        return folder
+    return "/sys/kernel"
+
+
+@pytest.mark.parametrize("where", ["read-only", "under a file", "a folder"])
+def test_an_out_that_cannot_be_written_is_exit_2_in_one_line(tmp_path, capsys, where):
+    run, _ = trained_run(tmp_path)
+    (tmp_path / "file").write_text("")
+    out = {"read-only": f"{_unwritable(tmp_path)}/x.pth", "under a file": str(tmp_path / "file" / "x.pth"),
+           "a folder": str(tmp_path)}[where]
+    assert main(["export", str(run), "--format", "sew-official", "--out", out]) == EXIT_BAD_INPUT
+    line = error_line(capsys)
+    assert f"cannot write --out {out!r}" in line and "Fix:" in line and "Traceback" not in line
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "file").read_text()

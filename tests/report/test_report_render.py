@@ -91,6 +91,37 @@ def test_error_messages_are_escaped(run_dir, tmp_path):
     assert "&lt;script&gt;" in md.read_text() and "<script>" not in md.read_text()
 
 
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_text_from_a_run_is_escaped_in_markdown_too(run_dir, tmp_path):
+    """Labels, kwargs, notes, messages and stored declarations are text in report.md as in report.html: a
+    Markdown viewer that renders raw HTML must not see a tag from a run."""
+    run = copy_run(run_dir, tmp_path / "run")
+    records = read_jsonl(run / "results.jsonl")
+    for r in records:
+        if r["model"]["label"] == "tiny":
+            r["model"]["label"] = HOSTILE  # also in the UNTRAINED note and the figures' captions
+            r["model"]["kwargs"] = {"note": "<iframe src=x>"}
+        if r["status"] == "failed":
+            r["error"]["message"] = "boom <b onmouseover=alert(2)>x</b>"
+    write_jsonl(run / "results.jsonl", records)
+    meta = json.loads((run / "run.json").read_text())
+    meta["notes"] = ["a note <svg onload=alert(3)>"]
+    meta["description"] = "<a href=javascript:alert(4)>suite</a>"
+    meta["metric_contracts"]["params"]["fields"][0]["title"] = "params <video src=x onerror=alert(5)>"
+    (run / "run.json").write_text(json.dumps(meta))
+    md, html = render_report([run])
+    text = md.read_text()
+    for tag in ("<img", "<iframe", "<b ", "<svg", "<a ", "<video"):
+        assert tag not in text, (tag, text[max(0, text.find(tag) - 200):text.find(tag) + 80])
+    page = html.read_text()
+    for raw in (HOSTILE, "<iframe src=x>", "<b onmouseover", "<svg onload", "<a href=javascript", "<video src"):
+        assert raw not in page, raw
+    assert "&lt;img src=x onerror=alert(1)" in text and "&lt;svg onload=alert(3)" in text
+    assert "<details><summary>" in text  # the report's own markup stays
+
+
 def test_merged_runs_grouped_by_device(merged, run_dir):
     _, md, _ = merged
     speed = section(md, "Headline").split("_Speed:", 1)[1]
@@ -109,11 +140,13 @@ def test_failures_rendered(merged):
 def test_conventions_are_the_stored_ones(merged):
     """The text printed is run.json's copy, rendered the same as the installed module renders it."""
     from bench.metrics.conventions import conventions_markdown
+    from bench.report.markdown import md_text
 
     _, md, _ = merged
     conventions = section(md, "Conventions")
     expected = "\n".join("#" + line if line.startswith("#") else line
-                         for line in conventions_markdown().splitlines())
+                         for line in md_text(conventions_markdown()).splitlines())  # 'folded into &lt;layer>'
+    assert "folded into &lt;layer>" in expected
     assert expected in conventions
     assert "#### top-1 (%)" not in conventions and "- **top-1 (%)** (`top1`" in conventions
     assert "Vary from run to run (measurements of the machine): latency, memory, measured_energy" in conventions
@@ -161,6 +194,15 @@ def test_bench_report_cli_merges_runs(run_dir, gpu_dir, tmp_path):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+def test_merging_runs_needs_out_so_no_runs_own_report_is_replaced(run_dir, tmp_path, capsys):
+    a, b = copy_run(run_dir, tmp_path / "a", ok_only=True), copy_run(run_dir, tmp_path / "b", ok_only=True)
+    (a / "report.md").write_text("a's own report")
+    assert main(["report", str(a), str(b)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out" in err and "2 run folders" in err and "Traceback" not in err
+    assert (a / "report.md").read_text() == "a's own report" and not (b / "report.md").exists()
+
+
 def test_old_run_renders_with_the_installed_declarations_only_through_bench_report(run_dir, tmp_path):
     old = copy_run(run_dir, tmp_path / "old")
     meta = json.loads((old / "run.json").read_text())
@@ -193,7 +235,7 @@ from bench.history import append_run
 run, out = sys.argv[1], sys.argv[2]
 render_report([run], out)
 path = save_baseline(make_baseline(run, "b"), out + "/b.json")
-changes, _ = compare_run(path, run)
+changes, _, _ = compare_run(path, run)
 append_run(run, out + "/h.sqlite")
 loaded = sorted(m for m in sys.modules if m.startswith("bench"))
 assert not any(m.startswith(("bench.metrics", "bench.runner", "bench.suite")) for m in loaded), loaded
@@ -311,3 +353,17 @@ def test_bench_report_options(trained_dir, tmp_path):
         with pytest.raises(SystemExit) as stop:
             main(["report", str(trained_dir), "--out", str(tmp_path), *bad])
         assert stop.value.code == 2
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a <b> & c", "a &lt;b> &amp; c"),
+    ("keep `x < y` as code", "keep `x < y` as code"),
+    ("``a ` <b>`` then <i>", "``a ` <b>`` then &lt;i>"),
+    ("\\`<img src=x>`", "\\`&lt;img src=x>`"),  # an escaped backtick opens no code span
+    ("`open <img src=x>", "`open &lt;img src=x>"),  # an unclosed span is text
+    ("`a\n<img>`", "`a\n&lt;img>`"),  # per line: a span across lines is escaped (safe)
+])
+def test_md_text_escapes_html_outside_code_spans(text, expected):
+    from bench.report.markdown import md_text
+
+    assert md_text(text) == expected

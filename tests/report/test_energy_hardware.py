@@ -258,7 +258,7 @@ def test_report_shows_the_section_and_the_plot(runs, tmp_path):
     assert f"| {8 * base / unit[1]:.3g} {unit[0]} | {12 * base / unit[1]:.3g} " in row
     assert row.endswith("| 1.50 | 15.00 | 35.00 | SNN cheaper |")
     assert "literature's compute-only estimate (Horowitz 2014 arithmetic)" in section
-    assert "- **loihi** (neuromorphic): source of the neuromorphic profile" in section
+    assert "- **loihi** (neuromorphic): " in section  # the source: run.json's stored profile, else the record's
     assert "![" in md and "figures/energy_vs_rate.png" in md and (tmp_path / "figures/energy_vs_rate.png").exists()
     assert '<h2 id="energy-with-data-movement">Energy with data movement</h2>' in html
     assert 'id="fig-energy_vs_rate"' in html

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 __all__ = ["HARDWARE_PROFILES", "HOROWITZ_45NM", "HardwareProfile", "hardware_profile_from_dict",
@@ -102,17 +102,17 @@ NEUROMORPHIC_FIELDS = ("sop_pj", "neuron_update_pj", "spike_pj", "reference")
 _BITS = {"ref_bits", "weight_access_bits", "membrane_access_bits", "act_access_bits"}
 _OPTIONAL = {"digital": ("neuron_update_pj",), "neuromorphic": ()}
 
+_SRAM_45NM = HardwareProfile(
+    "45nm-sram", "digital", HOROWITZ, add_pj=0.03, mult_pj=0.2, ref_bits=8,
+    weight_read_pj=100.0, weight_access_bits=64, membrane_read_pj=20.0, membrane_write_pj=20.0,
+    membrane_access_bits=64, act_read_pj=20.0, act_write_pj=20.0, act_access_bits=64,
+    notes="int8 datapath; weights in a 1 MB SRAM, membrane potentials and activations in 32 KB SRAMs; "
+          "writes priced as reads (the table gives reads only)")
+
 HARDWARE_PROFILES: dict[str, HardwareProfile] = {
-    "45nm-sram": HardwareProfile(
-        "45nm-sram", "digital", HOROWITZ, add_pj=0.03, mult_pj=0.2, ref_bits=8,
-        weight_read_pj=100.0, weight_access_bits=64, membrane_read_pj=20.0, membrane_write_pj=20.0,
-        membrane_access_bits=64, act_read_pj=20.0, act_write_pj=20.0, act_access_bits=64,
-        notes="int8 datapath; weights in a 1 MB SRAM, membrane potentials and activations in 32 KB SRAMs; "
-              "writes priced as reads (the table gives reads only)"),
-    "45nm-dram": HardwareProfile(
-        "45nm-dram", "digital", HOROWITZ, add_pj=0.03, mult_pj=0.2, ref_bits=8,
-        weight_read_pj=1300.0, weight_access_bits=64, membrane_read_pj=20.0, membrane_write_pj=20.0,
-        membrane_access_bits=64, act_read_pj=20.0, act_write_pj=20.0, act_access_bits=64,
+    "45nm-sram": _SRAM_45NM,
+    "45nm-dram": replace(
+        _SRAM_45NM, name="45nm-dram", weight_read_pj=1300.0,
         notes="as 45nm-sram but every weight read from DRAM at the low end of 1.3-2.6 nJ per 64 bits (no on-chip "
               "weight buffer)"),
     "28nm-sata": HardwareProfile(

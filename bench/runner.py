@@ -521,9 +521,8 @@ class SuiteRunner:
             interrupted = True
             self.console.print("[red]interrupted:[/red] stopping after the cases already measured")
         records = read_records(writer.path) if writer else []  # the file is the source of truth
-        if writer:
-            with contextlib.suppress(OSError):  # a full disk: the JSONL file is what counts
-                write_csv(records, self.out_dir / CSV_FILE)
+        if writer and (csv_error := self._write_csv(records)) and not write_error:
+            write_error = csv_error  # results.jsonl is whole, but a stale results.csv must not pass as the run's
         if not interrupted:  # an interrupt may stop the ranks at different points: no collective then
             records = distributed.broadcast_object(records)  # every rank returns rank 0's records
         return RunOutcome(self.out_dir, records, notes, interrupted, write_error)
@@ -572,8 +571,17 @@ class SuiteRunner:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return (f"could not append the record of {record['case_id']} to {writer.path} ({reason}); "
                     f"the records before it are intact. Fix: free space, then --resume {self.out_dir}")
-        with contextlib.suppress(OSError):  # the CSV is derived from the JSONL file and rewritten at the end
-            write_csv(read_records(writer.path), self.out_dir / CSV_FILE)
+        self._write_csv(read_records(writer.path))  # derived from the JSONL file; a failure here is retried at the end
+        return None
+
+    def _write_csv(self, records: list[dict[str, Any]]) -> str | None:
+        """Rewrite results.csv from the records; on a write error (disk full, ...), why and how to redo it."""
+        try:
+            write_csv(records, self.out_dir / CSV_FILE)
+        except (OSError, ResultsWriteError) as exc:
+            reason = os.strerror(exc.errno) if exc.errno else exc
+            return (f"could not write {self.out_dir / CSV_FILE} ({reason}); {RESULTS_FILE} keeps every record. "
+                    f"Fix: free space, then --resume {self.out_dir} (it rewrites the CSV and reruns nothing done)")
         return None
 
     def _build(self, case: Case, bundle: DataBundle) -> tuple[nn.Module, ModelInfo, dict[str, Any]]:

@@ -305,3 +305,27 @@ def test_resume_refuses_lines_that_are_no_record_naming_them(write_suite, tmp_pa
     err = " ".join(capsys.readouterr().err.split())
     assert "results.jsonl, line 3" in err and "Traceback" not in err
     assert (out / "results.jsonl").read_text() == text
+
+
+def test_a_csv_that_cannot_be_written_fails_the_run_and_resume_rewrites_it(write_suite, tmp_path, monkeypatch,
+                                                                            capsys):
+    """results.csv is derived, but a stale one must not pass as the run's: exit 1 naming it, then a resume
+    that reruns nothing writes it whole."""
+    import bench.runner as runner_mod
+    from bench.results import ResultsWriteError
+
+    suite, out = str(write_suite(SUITE)), tmp_path / "r"
+    real_write_csv = runner_mod.write_csv
+
+    def no_space(records, path):
+        raise ResultsWriteError(f"could not write {path}: No space left on device", 28)
+
+    monkeypatch.setattr(runner_mod, "write_csv", no_space)
+    assert run(suite, "--out", str(out)) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "results.csv (No space left on device)" in err and "--resume" in err
+    assert sorted(r["T"] for r in records(out)) == [1, 2, 3, 4], "every record kept"
+    assert not (out / "results.csv").exists()
+    monkeypatch.setattr(runner_mod, "write_csv", real_write_csv)
+    assert run(suite, "--resume", str(out)) == 0
+    assert len((out / "results.csv").read_text().splitlines()) == 5, "a header and the four records"

@@ -32,7 +32,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.results import RUN_FILE, case_key, device_name, load_run, numeric_fields
+from bench.results import (
+    RUN_FILE,
+    ResultsWriteError,
+    case_key,
+    device_name,
+    load_run,
+    numeric_fields,
+    write_file,
+)
 
 STORE_NAME = "history.sqlite"
 DEFAULT_PATH = Path("reports") / STORE_NAME
@@ -214,12 +222,22 @@ def series_figure(points: list[Point], metric: str) -> Any:
 
 
 def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
-    """A PNG of ``metric`` over time (:func:`series_figure`)."""
+    """A PNG of ``metric`` over time (:func:`series_figure`), written whole or not at all
+    (:func:`bench.results.write_file`: ResultsWriteError when it cannot be written)."""
+    import io
+
     import matplotlib.pyplot as plt
 
     fig = series_figure(points, metric)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_file(out, buf.getvalue())
+    except (OSError, ResultsWriteError) as exc:
+        reason = os.strerror(exc.errno) if exc.errno else exc
+        raise ResultsWriteError(f"could not write the plot {out} ({reason}); any earlier file there is unchanged. "
+                                "Fix: free space or give --plot a path in a writable folder", exc.errno) from exc
     return out

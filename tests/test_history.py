@@ -179,3 +179,27 @@ def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, w
     assert len(metric_series(db, "params.params", ["SEW w/16"])) == 2
     summary = capsys.readouterr().err
     assert "params (M)" in summary and "0.045" in summary  # SEW w/16: 44,550 parameters
+
+
+def test_history_plot_that_cannot_be_written_leaves_the_old_file_and_exits_1(tmp_path, runs, capsys, monkeypatch):
+    """The plot is written whole or not at all: a full disk mid-write keeps the earlier PNG and exits 1."""
+    import bench.results as results_mod
+
+    db = tmp_path / "h.sqlite"
+    for run in runs:
+        append_run(run, db)
+    plot = tmp_path / "p.png"
+    plot.write_bytes(b"earlier plot")
+    real_write_all = results_mod._write_all
+
+    def half_then_full(fd, payload):
+        real_write_all(fd, payload[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results_mod, "_write_all", half_then_full)
+    assert main(["history", "--db", str(db), "--metric", "accuracy.top1", "--model", "tiny", "--T", "1",
+                 "--plot", str(plot)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "No space left on device" in err and "Traceback" not in err
+    assert plot.read_bytes() == b"earlier plot"
+    assert list(tmp_path.glob("p.png*")) == [plot], "no temporary file left behind"

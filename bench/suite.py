@@ -39,7 +39,8 @@ Checked at load, before anything runs: ``suite.name`` is a folder name (letters,
 model ``kwargs`` names against the factory's signature and their values against the declared ranges
 (``bench.models.registry.check_kwargs``: registered models are built on the meta device, which reaches
 the family builders and neuron constructors). ``load_suite(path, allow_import=False)`` (``--no-import``)
-refuses every import path before importing anything.
+refuses every import path before importing anything; ``import_code=False`` (``--dry-run``) checks them
+without importing.
 
 Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
 """
@@ -153,12 +154,14 @@ _TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
 # ---------------------------------------------------------------- loading
 
 
-def load_suite(path: str | Path, *, allow_import: bool = True) -> Suite:
+def load_suite(path: str | Path, *, allow_import: bool = True, import_code: bool = True) -> Suite:
     """Read and validate a suite file; raise SuiteError with file, field and fix.
 
     ``allow_import=False`` (``--no-import``) refuses every value that would import Python code
     (a model named ``package.module:factory``, an import path in a metric's options) before any
     import happens: only registered models, datasets and neuron kinds can then run.
+    ``import_code=False`` (``bench run --dry-run``): a model's import path is checked without importing
+    it (:mod:`bench.static_imports`); the kwargs of such a model are then not checked.
     """
     path = Path(path)
     check = Checker(path)
@@ -181,7 +184,12 @@ def load_suite(path: str | Path, *, allow_import: bool = True) -> Suite:
         raise SuiteError(path, "(syntax)", "nested too deeply", "flatten the suite's tables") from exc
     if not allow_import:
         _refuse_imports(raw, check)
-    return _parse(raw, path, check)
+    if import_code:
+        return _parse(raw, path, check)
+    from bench.models.registry import import_paths_unrun
+
+    with import_paths_unrun():
+        return _parse(raw, path, check)
 
 
 def _refuse_imports(raw: dict[str, Any], check: Checker) -> None:
@@ -190,7 +198,7 @@ def _refuse_imports(raw: dict[str, Any], check: Checker) -> None:
     names = [(f"models[{i}].name", m.get("name")) for i, m in enumerate(models) if isinstance(m, dict)] \
         if isinstance(models, list) else []
     found = [f for f, name in names if isinstance(name, str) and ":" in name]
-    found += import_paths(raw.get("metrics", {}), "metrics")
+    found += [f for f, _ in import_paths(raw.get("metrics", {}), "metrics")]
     if found:
         raise check.fail(found[0], "names Python code to import, which --no-import refuses",
                          "use registered models and options only (`bench models`), or drop --no-import "

@@ -441,6 +441,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if len(args.run_dirs) > 1 and args.out is None:  # the default, the first run's folder, holds its own report
         raise RunFolderError(f"{len(args.run_dirs)} run folders merge into one report: name its folder with --out DIR "
                              f"(without it the merged report would replace the report of {args.run_dirs[0]})")
+    target = args.out or args.run_dirs[0]
+    replacing = (target / "report.md").is_file()  # said, so no report is replaced silently
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
     chosen = {"unstable_rel_iqr": args.unstable_rel_iqr, "max_layers": args.max_layers}
     options = ReportOptions(**{k: v for k, v in chosen.items() if v is not None})
@@ -449,6 +451,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if old:
         console.print("[yellow]note:[/yellow] run.json of " + escape(", ".join(map(str, old)))
                       + " has no metric declarations: rendered with the declarations of the installed version")
+    if replacing:
+        whose = "the run's own report" if args.out is None else "the report that was there"
+        console.print(f"replaced {whose} in {escape(str(target))}"
+                      + (" (--out DIR writes elsewhere)" if args.out is None else ""), highlight=False)
     console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if args.latex:
         console.print(f"        {escape(str(md.parent / LATEX_FILE))}")

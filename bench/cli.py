@@ -592,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this batch size (repeatable; one of data.batch_size)")
     run.add_argument("--dry-run", action="store_true",
                      help="check the suite and the selection as a run would, list the cases with a time estimate, "
-                     "run and write nothing")
+                     "run and write nothing (import paths are checked without importing them)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 

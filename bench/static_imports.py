@@ -4,7 +4,7 @@ A dry run runs nothing, so it must not import user code either: importing a modu
 packages' ``__init__``). Here the module is found the way ``import`` would find it, without executing it:
 ``importlib.util.find_spec`` for the top-level name only (a dotted name would import its parents), then
 ``importlib.machinery.PathFinder.find_spec`` for each further part in its parent's
-``submodule_search_locations``. The module's file must exist. Its source is then parsed with ``ast``
+``submodule_search_locations``. The module's source file, when it has one, is then parsed with ``ast``
 (never executed) to look for the attribute as a definition at module level (``def``, ``class``, an
 assignment or an import binding the name, also inside top-level ``if``/``try``/``with``); a dotted
 attribute is followed through class bodies. A name made at import time (``globals()``, a module
@@ -28,9 +28,9 @@ IMPORTED = "bound by an import"
 class ImportPathError(ValueError):
     """An import path that would not import: ``problem`` says why, ``fix`` what to change."""
 
-    def __init__(self, path: str, problem: str, fix: str):
+    def __init__(self, problem: str, fix: str):
         super().__init__(f"{problem} (fix: {fix})")
-        self.path, self.problem, self.fix = path, problem, fix
+        self.problem, self.fix = problem, fix
 
 
 @dataclass(frozen=True)
@@ -47,25 +47,25 @@ class StaticCheck:
         return f"{self.path}: {self.module}, {self.note}"
 
 
-def _find_module(path: str, module_name: str) -> importlib.machinery.ModuleSpec:
+def _find_module(module_name: str) -> importlib.machinery.ModuleSpec:
     """The module's spec, found part by part without importing a parent package."""
     parts = module_name.split(".")
     fix = "correct the module path, or install the package in the environment that runs bench"
     try:
         spec = importlib.util.find_spec(parts[0])  # a top-level name imports nothing
     except (ImportError, ValueError) as exc:
-        raise ImportPathError(path, f"cannot find module {parts[0]!r}: {exc}", fix) from exc
+        raise ImportPathError(f"cannot find module {parts[0]!r}: {exc}", fix) from exc
     if spec is None:
-        raise ImportPathError(path, f"no module named {parts[0]!r} on the Python path", fix)
+        raise ImportPathError(f"no module named {parts[0]!r} on the Python path", fix)
     for i in range(1, len(parts)):
         parent = ".".join(parts[:i])
         locations = spec.submodule_search_locations
         if locations is None:
-            raise ImportPathError(path, f"{parent!r} is a module, not a package: it has no submodule "
+            raise ImportPathError(f"{parent!r} is a module, not a package: it has no submodule "
                                   f"{parts[i]!r}", fix)
         found = importlib.machinery.PathFinder.find_spec(".".join(parts[:i + 1]), list(locations))
         if found is None:
-            raise ImportPathError(path, f"package {parent!r} has no module {parts[i]!r}", fix)
+            raise ImportPathError(f"package {parent!r} has no module {parts[i]!r}", fix)
         spec = found
     return spec
 
@@ -120,9 +120,9 @@ def check_import_path(path: str) -> StaticCheck:
     would not import."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise ImportPathError(path, f"import path {path!r} must look like 'package.module:attr'",
+        raise ImportPathError(f"import path {path!r} must look like 'package.module:attr'",
                               "write the module, a colon and the name in it, e.g. 'mypkg.models:my_net'")
-    spec = _find_module(path, module_name)
+    spec = _find_module(module_name)
     origin = spec.origin if spec.has_location else None
     if origin is None or not Path(origin).is_file():  # frozen, built-in or a namespace package: no source
         kind = spec.origin or "namespace package"
@@ -135,9 +135,9 @@ def check_import_path(path: str) -> StaticCheck:
     try:
         tree = ast.parse(importlib.util.decode_source(module_file.read_bytes()), str(module_file))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ImportPathError(path, f"cannot read {str(module_file)!r}: {exc}", "check the file") from exc
+        raise ImportPathError(f"cannot read {str(module_file)!r}: {exc}", "check the file") from exc
     except SyntaxError as exc:
-        raise ImportPathError(path, f"{str(module_file)!r} has a syntax error at line {exc.lineno}: {exc.msg}",
+        raise ImportPathError(f"{str(module_file)!r} has a syntax error at line {exc.lineno}: {exc.msg}",
                               "fix the module's source") from exc
     body = tree.body
     *outer, last = attr.split(".")

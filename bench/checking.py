@@ -166,10 +166,11 @@ def expand_env(value: str) -> tuple[str | None, list[str]]:
 IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
-def import_paths(value: Any, field: str) -> list[str]:
-    """The fields (dotted, indexed) under ``value`` whose string looks like an import path."""
+def import_paths(value: Any, field: str) -> list[tuple[str, str]]:
+    """(field, import path) for each string under ``value`` that looks like an import path (fields dotted and
+    indexed)."""
     if isinstance(value, str):
-        return [field] if IMPORT_PATH.fullmatch(value) else []
+        return [(field, value)] if IMPORT_PATH.fullmatch(value) else []
     if isinstance(value, dict):
         return [f for k, v in value.items() for f in import_paths(v, f"{field}.{k}")]
     if isinstance(value, list):

@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.runner import run_suite
     from bench.suite import Selection, expand_cases, load_suite, select_cases
 
-    suite = load_suite(args.suite, allow_import=not args.no_import)
+    suite = load_suite(args.suite, allow_import=not args.no_import, import_code=not args.dry_run)
     selection = Selection(tuple(args.models or ()), tuple(args.T or ()), tuple(args.batch_size or ()))
     cases, notes = expand_cases(suite)
     cases = select_cases(suite, cases, selection)  # bad flags are bad input before anything runs
@@ -127,7 +127,35 @@ def _print_estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], c
 
 
 def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str], console: Console) -> int:
-    """Validate what a run validates before anything runs, print the cases and the estimate; write nothing."""
+    """Validate what a run validates before anything runs, print the cases and the estimate; write nothing and
+    import no import path (each is checked without importing, bench.static_imports)."""
+    from bench.models.registry import import_paths_unrun
+
+    with import_paths_unrun():
+        return _check_and_list(args, suite, cases, notes, console)
+
+
+def _unrun_import_paths(suite: Suite) -> list[str]:
+    """The suite's import paths (models by import path, import paths in ``[metrics.*]`` options) checked without
+    importing: one line each; SuiteError naming the field when one does not resolve."""
+    from bench.checking import import_paths
+    from bench.models.registry import is_import_path
+    from bench.static_imports import ImportPathError, check_import_path
+    from bench.suite import SuiteError
+
+    found = [(f"models[{i}].name", m.name) for i, m in enumerate(suite.models) if is_import_path(m.name)]
+    lines = []
+    for field, path in found + import_paths(suite.metric_options, "metrics"):
+        try:
+            lines.append(f"{field} = {check_import_path(path).describe()}")
+        except ImportPathError as exc:
+            raise SuiteError(suite.path, field, f"{exc.problem} (checked without importing)", exc.fix) from exc
+    return lines
+
+
+def _check_and_list(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str],
+                    console: Console) -> int:
+    """The dry run's checks and listing (under import_paths_unrun)."""
     from bench import distributed
     from bench.data import estimate_bytes
     from bench.estimate import duration
@@ -145,6 +173,7 @@ def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: l
         from bench.train import train_plan
 
         train_plan(suite)
+    unrun = _unrun_import_paths(suite)
     if problem := check_before_loading(suite, cases):
         raise problem
     estimate_bytes(suite.data).check(f"the {suite.data.dataset} data", "lower data.image_size or data.max_samples")
@@ -156,6 +185,10 @@ def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: l
             plan_run(out, suite, True, args.allow_changes)  # reads the folder only; a changed suite is refused
     for note in notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    if unrun:
+        console.print("import paths checked without importing (none of their code ran; the kwargs of models by "
+                      "import path are checked when a run imports them):\n  " + escape("\n  ".join(unrun)),
+                      highlight=False, soft_wrap=True)
     todo = _to_run(args, suite, cases, console)
     estimate = _estimate(args, suite, todo, measure=True)
     table = Table(title=escape(f"{suite.name}: {len(todo)} case(s) (dry run: nothing runs, nothing is written)"))
@@ -408,6 +441,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if len(args.run_dirs) > 1 and args.out is None:  # the default, the first run's folder, holds its own report
         raise RunFolderError(f"{len(args.run_dirs)} run folders merge into one report: name its folder with --out DIR "
                              f"(without it the merged report would replace the report of {args.run_dirs[0]})")
+    target = args.out or args.run_dirs[0]
+    replacing = (target / "report.md").is_file()  # said, so no report is replaced silently
     old = [d for d in args.run_dirs if load_run(d).contracts is None]
     chosen = {"unstable_rel_iqr": args.unstable_rel_iqr, "max_layers": args.max_layers}
     options = ReportOptions(**{k: v for k, v in chosen.items() if v is not None})
@@ -416,6 +451,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if old:
         console.print("[yellow]note:[/yellow] run.json of " + escape(", ".join(map(str, old)))
                       + " has no metric declarations: rendered with the declarations of the installed version")
+    if replacing:
+        whose = "the run's own report" if args.out is None else "the report that was there"
+        console.print(f"replaced {whose} in {escape(str(target))}"
+                      + (" (--out DIR writes elsewhere)" if args.out is None else ""), highlight=False)
     console.print(f"report: {escape(str(md))}\n        {escape(str(html))}")
     if args.latex:
         console.print(f"        {escape(str(md.parent / LATEX_FILE))}")
@@ -553,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this batch size (repeatable; one of data.batch_size)")
     run.add_argument("--dry-run", action="store_true",
                      help="check the suite and the selection as a run would, list the cases with a time estimate, "
-                     "run and write nothing")
+                     "run and write nothing (import paths are checked without importing them)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 

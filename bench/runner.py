@@ -71,7 +71,7 @@ from bench.rundir import (
     settings_changes,
     suite_settings,
 )
-from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, expand_cases
+from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, expand_cases, workers_problem
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -429,12 +429,18 @@ def sample_shape_before_loading(data: DataSpec) -> tuple[int, ...] | None:
 
 
 def check_before_loading(suite: Suite, cases: list[Case]) -> SuiteError | None:
-    """The memory check on declared shapes, for the evaluation data and the training data of [train]."""
+    """The DataLoader workers against this machine's CPUs (:func:`bench.suite.workers_problem`) and the memory
+    check on declared shapes, for the evaluation data and the training data of [train]."""
+    if problem := workers_problem(suite.path, "data.num_workers", suite.data.num_workers):
+        return problem
     resident = resident_data_bytes(suite.data)
     if suite.train is not None:
         from bench.train.config import train_plan
 
-        resident = max(resident, resident_data_bytes(train_plan(suite).data_spec(suite.data)))
+        plan = train_plan(suite)
+        if problem := workers_problem(suite.path, "train.num_workers", plan.default.num_workers):
+            return problem
+        resident = max(resident, resident_data_bytes(plan.data_spec(suite.data)))
     return memory_problem(suite, cases, sample_shape_before_loading(suite.data), resident)
 
 

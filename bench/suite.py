@@ -39,7 +39,8 @@ Checked at load, before anything runs: ``suite.name`` is a folder name (letters,
 model ``kwargs`` names against the factory's signature and their values against the declared ranges
 (``bench.models.registry.check_kwargs``: registered models are built on the meta device, which reaches
 the family builders and neuron constructors). ``load_suite(path, allow_import=False)`` (``--no-import``)
-refuses every import path before importing anything.
+refuses every import path before importing anything; ``import_code=False`` (``--dry-run``) checks them
+without importing.
 
 Every error names the file, the field and the fix; ``SuiteError`` maps to exit code 2.
 """
@@ -63,7 +64,7 @@ from bench.checking import MAX_TIME_STEP, SAFE_NAME, Checker, SuiteError, expand
 from bench.devices import DEVICE_PATTERN, expand_devices
 
 __all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Selection", "Suite", "SuiteError", "declared_shape",
-           "expand_cases", "expand_env", "load_suite", "select_cases"]
+           "expand_cases", "expand_env", "load_suite", "select_cases", "workers_problem"]
 
 MAX_SUITE_BYTES = 1_000_000
 MAX_MODELS = 1000
@@ -72,6 +73,9 @@ ON_MISSING = ("error", "synthetic")
 # platform's timer (setitimer); memory_limit_gib: below 1 MiB no case runs, above 1 PiB rlimit overflows.
 CASE_TIMEOUT_RANGE = (1e-3, 1e7)
 MEMORY_LIMIT_RANGE = (2.0**-10, 2.0**20)
+# data.num_workers (and [train] num_workers) at load: a type and sanity range only, since a suite may be written
+# for a larger machine than the one reading it; a run refuses more workers than its CPUs (workers_problem).
+MAX_NUM_WORKERS = 1024
 
 
 @dataclass(frozen=True)
@@ -153,12 +157,14 @@ _TOP_KEYS = {"suite", "data", "models", "metrics", "train", "tolerances"}
 # ---------------------------------------------------------------- loading
 
 
-def load_suite(path: str | Path, *, allow_import: bool = True) -> Suite:
+def load_suite(path: str | Path, *, allow_import: bool = True, import_code: bool = True) -> Suite:
     """Read and validate a suite file; raise SuiteError with file, field and fix.
 
     ``allow_import=False`` (``--no-import``) refuses every value that would import Python code
     (a model named ``package.module:factory``, an import path in a metric's options) before any
     import happens: only registered models, datasets and neuron kinds can then run.
+    ``import_code=False`` (``bench run --dry-run``): a model's import path is checked without importing
+    it (:mod:`bench.static_imports`); the kwargs of such a model are then not checked.
     """
     path = Path(path)
     check = Checker(path)
@@ -181,7 +187,12 @@ def load_suite(path: str | Path, *, allow_import: bool = True) -> Suite:
         raise SuiteError(path, "(syntax)", "nested too deeply", "flatten the suite's tables") from exc
     if not allow_import:
         _refuse_imports(raw, check)
-    return _parse(raw, path, check)
+    if import_code:
+        return _parse(raw, path, check)
+    from bench.models.registry import import_paths_unrun
+
+    with import_paths_unrun():
+        return _parse(raw, path, check)
 
 
 def _refuse_imports(raw: dict[str, Any], check: Checker) -> None:
@@ -190,7 +201,7 @@ def _refuse_imports(raw: dict[str, Any], check: Checker) -> None:
     names = [(f"models[{i}].name", m.get("name")) for i, m in enumerate(models) if isinstance(m, dict)] \
         if isinstance(models, list) else []
     found = [f for f, name in names if isinstance(name, str) and ":" in name]
-    found += import_paths(raw.get("metrics", {}), "metrics")
+    found += [f for f, _ in import_paths(raw.get("metrics", {}), "metrics")]
     if found:
         raise check.fail(found[0], "names Python code to import, which --no-import refuses",
                          "use registered models and options only (`bench models`), or drop --no-import "
@@ -286,9 +297,24 @@ def _parse_data(raw: dict[str, Any], check: Checker) -> DataSpec:
         fallback_samples=check.integer(data, "fallback_samples", "data", default=16, minimum=1, maximum=100_000),
         bn_calibration_samples=check.integer(data, "bn_calibration_samples", "data", default=64, maximum=100_000),
         image_size=check.integer(data, "image_size", "data", default=None, minimum=1, maximum=4096),
-        num_workers=check.integer(data, "num_workers", "data", default=0, maximum=64),
+        num_workers=check.integer(data, "num_workers", "data", default=0, maximum=MAX_NUM_WORKERS),
         options=options,
     )
+
+
+def workers_problem(suite_path: str | Path, field: str, num_workers: int) -> SuiteError | None:
+    """More DataLoader workers than the CPUs this process may use here (affinity mask, else os.cpu_count();
+    bench.devices.usable_cpus), or None: each worker is a process loading batches, and more of them than CPUs
+    only compete for the same cores. Checked before a run on the machine that runs it (not at load: a suite
+    may be written for a larger machine); unknown CPU counts are not checked."""
+    from bench.devices import usable_cpus
+
+    cpus = usable_cpus()
+    if cpus is None or num_workers <= cpus:
+        return None
+    return SuiteError(suite_path, field, f"{num_workers} DataLoader workers, more than the {cpus} CPU(s) this "
+                      "process may use on this machine", f"set {field} to at most {cpus} (0 loads in the main "
+                      "process), or run the suite on a machine with more CPUs")
 
 
 def _dataset_options(dataset: str) -> tuple[str, ...] | None:

@@ -4,7 +4,9 @@ Every registered factory carries a :class:`ModelInfo` with the facts ``bench mod
 reports print (family, paper, provenance, default T, neuron, what is not spike-driven) and what
 the harness needs to build it: whether it is built for a fixed T (``fixed_T``), the kind of its
 provenance, and the declared ranges of its keyword arguments (:class:`KwargRule`).
-User models are reached by import path ``package.module:factory`` and get a minimal info.
+User models are reached by import path ``package.module:factory`` and get a minimal info. Within
+:func:`import_paths_unrun` (``bench run --dry-run``) an import path is checked without importing
+(:mod:`bench.static_imports`) and its info has no factory: nothing of the user's code runs.
 
 ``create_model`` is the one way a model is built (runner, trainer, ``bench models``);
 ``check_kwargs`` validates a suite's kwargs before anything runs: names against the factory's
@@ -15,13 +17,15 @@ device (no memory is allocated), which reaches every place that takes the argume
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import fnmatch
 import importlib
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +35,7 @@ import torch.nn as nn
 from bench.checking import MAX_TIME_STEP, nearest
 from bench.models.common import INPUT_SIZES
 from bench.models.neurons import NEURON_KINDS
+from bench.static_imports import ImportPathError, check_import_path
 
 OFFICIAL = "official code"
 RECONSTRUCTED = "reconstructed from paper"
@@ -244,6 +249,19 @@ def suggest(name: str) -> str:
     return f"did you mean {', '.join(repr(c) for c in close)}?" if close else "run `bench models` to list names"
 
 
+_IMPORTS_RUN = contextvars.ContextVar("import paths are imported", default=True)
+
+
+@contextlib.contextmanager
+def import_paths_unrun() -> Iterator[None]:
+    """Within the block, :func:`model_info` checks an import path without importing it (a dry run)."""
+    token = _IMPORTS_RUN.set(False)
+    try:
+        yield
+    finally:
+        _IMPORTS_RUN.reset(token)
+
+
 def resolve_import_path(path: str) -> Callable[..., nn.Module]:
     """Import ``package.module:factory``; raise UnknownModelError with the reason on failure."""
     module_name, _, attr = path.partition(":")
@@ -269,8 +287,16 @@ def model_info(name: str) -> ModelInfo:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if is_import_path(name):
-        fn = resolve_import_path(name)
-        named, _ = _parameters(fn)
+        if _IMPORTS_RUN.get():
+            fn: Callable[..., nn.Module] | None = resolve_import_path(name)
+            named, _ = _parameters(fn)
+        else:  # not imported: a record without factory, and T per case unknown until the run imports it
+            try:
+                check_import_path(name)
+            except ImportPathError as exc:
+                raise UnknownModelError(name, f"import path {name!r} does not resolve (checked without "
+                                        f"importing): {exc.problem}") from exc
+            fn, named = None, set()
         return ModelInfo(
             name=name,
             family="user",
@@ -289,7 +315,8 @@ def model_info(name: str) -> ModelInfo:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model (or ``package.module:factory``) with keyword arguments."""
     info = model_info(name)
-    assert info.factory is not None
+    if info.factory is None:
+        raise RuntimeError(f"{name!r} is not imported within import_paths_unrun(): it cannot be built there")
     model = info.factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"factory of {name!r} returned {type(model).__name__}, not an nn.Module")
@@ -314,9 +341,11 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any], defaults: dict[str, An
     to a model built for a fixed T (each case passes its own). Values: the declared :class:`KwargRule`
     ranges. Registered models are then built on the meta device with ``defaults | kwargs`` (the data's
     class and channel counts), which checks every name and value their builders and neurons take.
-    User factories are not called here: their code runs only when the cases run.
+    User factories are not called here: their code runs only when the cases run; a user model not imported
+    (:func:`import_paths_unrun`) has no factory, and its kwargs are checked when the run imports it.
     """
-    assert info.factory is not None
+    if info.factory is None:
+        return
     named, var_kw = _parameters(info.factory)
     known = named | {r.name for r in info.kwarg_rules}
     for key in kwargs:

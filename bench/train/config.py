@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.checking import MAX_TIME_STEP, Checker, SuiteError
-from bench.suite import DataSpec, Suite
+from bench.suite import MAX_NUM_WORKERS, DataSpec, Suite
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -133,7 +133,8 @@ def _parse_table(table: dict[str, Any], field: str, base: TrainConfig, check: _T
         method=check.choice(table, "method", field, base.method, METHODS),
         split=check.string(table, "split", field, default=base.split),
         max_samples=check.integer(table, "max_samples", field, default=base.max_samples),
-        num_workers=check.integer(table, "num_workers", field, default=base.num_workers, maximum=64),
+        num_workers=check.integer(table, "num_workers", field, default=base.num_workers,
+                                  maximum=MAX_NUM_WORKERS),
         num_threads=check.integer(table, "num_threads", field, default=base.num_threads, maximum=1024),
         seed=check.seed(table, "seed", field, default=base.seed),
         device=device,

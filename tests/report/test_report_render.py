@@ -203,6 +203,20 @@ def test_merging_runs_needs_out_so_no_runs_own_report_is_replaced(run_dir, tmp_p
     assert (a / "report.md").read_text() == "a's own report" and not (b / "report.md").exists()
 
 
+def test_bench_report_says_where_it_writes_and_what_it_replaces(run_dir, tmp_path, capsys):
+    a = copy_run(run_dir, tmp_path / "a", ok_only=True)
+    (a / "report.md").write_text("a's own report")
+    assert main(["report", str(a)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"replaced the run's own report in {a} (--out DIR writes elsewhere) report: {a / 'report.md'}" in err
+    out = tmp_path / "elsewhere"
+    assert main(["report", str(a), "--out", str(out)]) == 0  # a new folder: nothing replaced
+    err = " ".join(capsys.readouterr().err.split())
+    assert "replaced" not in err and f"report: {out / 'report.md'}" in err
+    assert main(["report", str(a), "--out", str(out)]) == 0
+    assert f"replaced the report that was there in {out} report:" in " ".join(capsys.readouterr().err.split())
+
+
 def test_old_run_renders_with_the_installed_declarations_only_through_bench_report(run_dir, tmp_path):
     old = copy_run(run_dir, tmp_path / "old")
     meta = json.loads((old / "run.json").read_text())

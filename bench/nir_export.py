@@ -224,7 +224,14 @@ def to_nir(model: nn.Module, name: str, image_size: tuple[int, int]) -> nir.NIRG
 
 
 def write_nir(model: nn.Module, name: str, image_size: tuple[int, int], out: Path) -> nir.NIRGraph:
-    """Write ``to_nir(model, name, image_size)`` to ``out`` (HDF5, ``nir.write``) and return the graph."""
+    """Write ``to_nir(model, name, image_size)`` to ``out`` (HDF5, ``nir.write``) and return the graph.
+
+    Written to a temporary file beside ``out`` and renamed, so a failed write leaves no partial graph."""
     graph = to_nir(model, name, image_size)
-    nir.write(out, graph)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        nir.write(partial, graph)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     return graph

@@ -90,13 +90,13 @@ class _GraphBuilder:
         if len(parts) != 2 or not isinstance(parts[0], nn.Conv2d) or not isinstance(parts[1], nn.BatchNorm2d):
             raise _refuse(path, module, "expected a conv followed by BatchNorm", "export a Spiking/SEW ResNet")
         conv, bn = parts
-        if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise _refuse(f"{path}.0", conv, f"groups={conv.groups}, padding_mode={conv.padding_mode!r}: only "
-                          "ungrouped zero-padded convs are exported", "use a model with plain convolutions")
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise _refuse(f"{path}.0", conv, f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}: "
+                          "NIR convs pad with zeros by a fixed amount", "use zero-padded convolutions")
         weight, bias = fold_bn(conv, bn)
         in_shape = self.shapes[f"{path}.0:in"]
         node = nir.Conv2d(input_shape=in_shape[-2:], weight=weight, stride=conv.stride, padding=conv.padding,
-                          dilation=conv.dilation, groups=1, bias=bias)
+                          dilation=conv.dilation, groups=conv.groups, bias=bias)
         return self.add(path, node, source)
 
     def neuron(self, path: str, module: nn.Module, source: Value) -> Value:

@@ -225,3 +225,13 @@ def test_unwritable_out_is_bad_input(tmp_path, capsys):
     assert main(["export", str(source), "--format", "nir", "--out", str(tmp_path)]) == EXIT_BAD_INPUT  # a folder
     assert "cannot write --out" in error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nir", "model.pt"]  # no partial file left
+
+
+def test_a_conv_not_zero_padded_is_refused():
+    from bench.nir_export import NIRExportError, to_nir
+
+    model = create_model("sew_resnet18", **SMALL)
+    model.layers[0][1].branch[2][0].padding_mode = "reflect"
+    with pytest.raises(NIRExportError, match=r"cannot export 'x' as nir: layers\.0\.1\.branch\.2\.0 \(Conv2d\): "
+                       r"padding=\(1, 1\), padding_mode='reflect'"):
+        to_nir(model, "x", (SIZE, SIZE))

@@ -25,6 +25,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
     from bench.estimate import Estimate
     from bench.report.declared import Installed
@@ -518,10 +519,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from bench.models import create_model
     from bench.train.checkpointing import save_atomic
 
-    try:
-        get_format(args.format)
-    except FormatError as exc:
-        raise CheckpointError(f"--format: {exc}") from exc
+    if args.format != "nir":
+        try:
+            get_format(args.format)
+        except FormatError as exc:
+            raise CheckpointError(f"--format: {exc}; or nir") from exc
+    if args.image_size is not None and args.format != "nir":
+        raise CheckpointError(f"--image-size goes with --format nir, not {args.format}")
     path = _export_source(args.source, args.label)
     meta = checkpoint_meta(read_checkpoint(path))
     name = args.model or meta.get("model")
@@ -533,6 +537,11 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     except (ValueError, TypeError) as exc:  # bad JSON or kwargs the factory refuses
         raise CheckpointError(f"cannot build {name!r} from --kwargs {args.kwargs!r}: {exc}") from exc
     loaded = load_checkpoint(model, path, args.source_format, name)
+    if args.format == "nir":
+        _export_nir(model, name, kwargs, args.image_size, args.out)
+        console.print(f"{escape(str(path))} ({loaded.format}, {loaded.tensors} tensors) -> {escape(str(args.out))} "
+                      f"(nir)")
+        return EXIT_OK
     try:
         state = export_state(model, args.format)
     except FormatError as exc:
@@ -547,6 +556,34 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{escape(str(path))} ({loaded.format}, {loaded.tensors} tensors) -> {escape(str(args.out))} "
                   f"({args.format})")
     return EXIT_OK
+
+
+def _export_nir(model: torch.nn.Module, name: str, kwargs: dict[str, object], image_size: tuple[int, int] | None,
+                out: Path) -> None:
+    """``bench export --format nir``: the graph of :mod:`bench.nir_export` for ``image_size`` inputs (default: the
+    model's ``input_size`` preset, 32 px for cifar, 224 for imagenet), written to ``out`` (HDF5)."""
+    from bench.checkpoints import CheckpointError
+    from bench.nir_export import PRESET_IMAGE_SIZES, NIRExportError, write_nir
+
+    if image_size is None:
+        side = PRESET_IMAGE_SIZES.get(str(kwargs.get("input_size", "imagenet")), PRESET_IMAGE_SIZES["imagenet"])
+        image_size = (side, side)
+    try:
+        write_nir(model, name, image_size, out)
+    except NIRExportError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except OSError as exc:  # h5py: a missing or read-only folder, --out naming a folder
+        raise CheckpointError(f"cannot write --out {str(out)!r}: {exc.strerror or exc}. Fix: name a file in a "
+                              f"folder you can write") from exc
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``N`` (square) or ``H,W`` positive pixel counts."""
+    parts = text.split(",")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected N or H,W (positive integers), got {text!r}")
+    sides = [int(p) for p in parts]
+    return (sides[0], sides[-1])
 
 
 def _positive_int(text: str) -> int:
@@ -663,10 +700,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Format names written out so that `bench --help` does not import torch (a test keeps them in sync).
     formats = "snnbench, sew-official, spikingjelly-zoo, ms-resnet-official, spikeformer-official, dsr-official"
-    export = sub.add_parser("export", help="write a checkpoint's weights in an official code's layout")
+    export = sub.add_parser("export", help="write a checkpoint's weights in an official code's layout, or as a "
+                            "NIR graph")
     export.add_argument("source", type=Path, help="checkpoint file, or a run folder (with --label: its "
                         "checkpoints/<label>.pt; without: its only trained checkpoint)")
-    export.add_argument("--format", required=True, help=f"layout to write: {formats}")
+    export.add_argument("--format", required=True, help=f"layout to write: {formats}; or nir (a NIR graph, "
+                        "HDF5: Spiking ResNet and SEW-ADD ResNet with IF/LIF/PLIF hard reset, no max pool)")
+    export.add_argument("--image-size", type=_image_size, help="--format nir: input size N or H,W in pixels "
+                        "(default: 32 for input_size cifar, 224 for imagenet)")
     export.add_argument("--out", required=True, type=Path, help="file to write")
     export.add_argument("--label", help="model label in the run folder")
     export.add_argument("--model", help="registered model name (default: the one the checkpoint's meta names)")

@@ -218,9 +218,13 @@ def to_nir(model: nn.Module, name: str, image_size: tuple[int, int]) -> nir.NIRG
         builder.add("output", nir.Output(output_type={"output": np.array([model.head.fc.out_features])}), source)
     except NIRExportError as exc:
         raise NIRExportError(f"cannot export {name!r} as nir: {exc}") from exc
-    return nir.NIRGraph(nodes=builder.nodes, edges=builder.edges, type_check=False,
-                        metadata={"source": "snnbench", "model": name, "dt": DT,
-                                  "batchnorm": "folded into the preceding conv (running statistics)"})
+    graph = nir.NIRGraph(nodes=builder.nodes, edges=builder.edges, type_check=False,
+                         metadata={"source": "snnbench", "model": name, "dt": DT,
+                                   "batchnorm": "folded into the preceding conv (running statistics)"})
+    graph.infer_types()  # NIR's own shape propagation from the input, then its check of every edge
+    if not graph.check_types():  # a shape that does not chain is this exporter's bug, never the user's input
+        raise RuntimeError(f"the NIR graph of {name!r} fails NIR's type check: please report it")
+    return graph
 
 
 def write_nir(model: nn.Module, name: str, image_size: tuple[int, int], out: Path) -> nir.NIRGraph:

@@ -118,6 +118,8 @@ def test_read_back_graph_simulates_to_the_models_outputs(tmp_path, name, kwargs)
     code, model = export(tmp_path, name, SMALL | kwargs, "--image-size", str(SIZE))
     assert code == EXIT_OK
     graph = nir.read(tmp_path / "model.nir")
+    graph.infer_types()
+    assert graph.check_types(), "NIR's own shape check passes on the graph read back"
     x = 2.0 * torch.rand(4, 2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))  # changes every step
     simulated, spikes = simulate(graph, x)
     expected = model_outputs(model, x).double()

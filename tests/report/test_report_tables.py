@@ -102,8 +102,9 @@ def test_untrained_new_form_names_its_weights_once(cpu):
 def test_untrained_is_said_once_per_row_and_once_in_the_notes(cpu):
     """The word 'untrained' appears once per headline row (its weights column) and once in the headline's notes and
     in the reading notes, which name each untrained model once, grouped by how its weights were set."""
-    recs = [with_weights(copy.deepcopy(r), None, f"untrained, BN calibrated on {16 if r['model']['label'] == 'tiny'
-                                                   else 64} samples") for r in cpu.records]
+    samples = {"tiny": 16, "SEW w/16": 64}
+    recs = [with_weights(copy.deepcopy(r), None, f"untrained, BN calibrated on {samples.get(r['model']['label'], 64)} samples")
+            for r in cpu.records]
     frame, notes = tb.headline_table(recs, declarations([cpu]))
     for row in frame.to_dict("records"):
         assert " ".join(map(str, row.values())).count("untrained") == 1, row

@@ -35,7 +35,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator, NullFormatter  # n
 from bench.palette import STYLE, ModelStyle  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.energy_section import ProfileRow, hardware, profile_rows  # noqa: E402
-from bench.report.layout import finish, fit_legend  # noqa: E402
+from bench.report.layout import figure, finish, fit_legend  # noqa: E402
 
 NAME = "energy_vs_rate"
 RATE_ENDS = {0.1: 0.02, 0.2: 0.05, 0.25: 0.05, 0.5: 0.1, 1.0: 0.2}  # right ends of a rate axis: tick step
@@ -189,7 +189,7 @@ def energy_vs_rate(records: list[dict[str, Any]], styles: dict[str, ModelStyle])
     rows = math.ceil(len(profiles) / cols)
     width = max(6.4, PANEL_W * cols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(width, PANEL_H * rows), layout="constrained", squeeze=False)
+        fig, axes = figure(width, PANEL_H * rows, nrows=rows, ncols=cols, squeeze=False)
         flat = list(axes.flat)
         for ax, profile in zip(flat, profiles, strict=False):
             _panel(ax, profile, by_profile[profile], styles)

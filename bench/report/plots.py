@@ -40,7 +40,7 @@ from bench.report import energy_plot, energy_rate_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
 from bench.report.formats import joules, si  # noqa: E402
-from bench.report.layout import finish, fit_legend, freeze_layout, place_labels  # noqa: E402
+from bench.report.layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.results import metric_value  # noqa: E402
 
 # What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.
@@ -72,8 +72,7 @@ class FigureData:
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
-    return fig, ax
+        return figure(width, height)
 
 
 def _title(ax: Any, text: str, width_in: float) -> None:

@@ -158,7 +158,7 @@ def _panel(ax: Any, profile: str, panel: list[Curve], styles: dict[str, ModelSty
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{round(100 * v, 6):g}%"))
     _log_ticks(ax)
     kind = next((c.row.kind for c in panel), "?")
-    ax.set_title(f"{profile} ({kind})")
+    ax.set_title(f"{profile} ({kind})", y=1.0)  # pinned: a log axis has no offset text to avoid (plots._title)
     ax.set_xlabel("network mean firing rate")
     ax.set_ylabel(f"energy / sample ({unit}, log)")
     return unit

@@ -735,10 +735,10 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.results import ResultsWriteError
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bench.results import ResultsWriteError  # after parsing: ``bench --help`` imports no pandas
+
     if getattr(args, "allow_changes", False) and args.resume is None:
         parser.error("--allow-changes goes with --resume RUN_DIR")
     console = Console(stderr=True)

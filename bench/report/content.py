@@ -104,12 +104,13 @@ def reading_notes(runs: list[RunData], records: list[dict[str, Any]], extra: lis
     for run in runs:
         notes.extend(n for n in run.run.get("notes", []) if n not in notes and f"DATA FALLBACK: {n}" not in notes)
     notes.extend(n for n in extra if n not in notes)
-    untrained = _unique([f"{tb.model_label(r)} ({tb.weights_text(r)})" for r in tb.ok_records(records)
-                         if tb.untrained(r)])
+    untrained = tb.untrained_weights(records)
     if untrained:
-        notes.append("UNTRAINED: no trained weights for " + ", ".join(untrained) + "; the report shows "
-                     "'untrained' in place of their accuracy and ANN / SNN energy ratio, and their firing rates, "
-                     "operation counts and energy estimates are those of untrained nets")
+        notes.append("UNTRAINED (random weights): " + "; ".join(f"{', '.join(labels)} ({how})"
+                                                               for how, labels in untrained.items())
+                     + f". Their accuracy is chance level: the report shows {tb.UNTRAINED_MARK} in place of it and of "
+                     "the ANN / SNN energy ratio; their firing rates, operation counts and energy estimates are those "
+                     "of random weights")
     reconstructed = _unique([tb.model_label(r) for r in records
                              if "reconstructed" in str((r["model"].get("info") or {}).get("provenance", ""))])
     if reconstructed:

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from bench.palette import MARKERS, OKABE_ITO, STYLE  # noqa: E402
-from bench.report.layout import finish, fit_legend, freeze_layout, place_labels  # noqa: E402
+from bench.report.layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 
 ESTIMATED = ("energy", "energy_mj")
 MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
@@ -180,7 +180,7 @@ def estimated_vs_measured(records: list[dict[str, Any]], path: str | Path | None
     devices = list(dict.fromkeys(p.device for p in points))
     fits = {d: log_fit([p for p in points if p.device == d]) for d in devices}
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        fig, ax = figure(6.4, 4.4)
         for i, device in enumerate(devices):
             mine = [p for p in points if p.device == device]
             for p in mine:

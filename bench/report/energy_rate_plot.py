@@ -35,7 +35,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator, NullFormatter  # n
 from bench.palette import STYLE, ModelStyle  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.energy_section import ProfileRow, hardware, profile_rows  # noqa: E402
-from bench.report.layout import finish, fit_legend  # noqa: E402
+from bench.report.layout import figure, finish, fit_legend  # noqa: E402
 
 NAME = "energy_vs_rate"
 RATE_ENDS = {0.1: 0.02, 0.2: 0.05, 0.25: 0.05, 0.5: 0.1, 1.0: 0.2}  # right ends of a rate axis: tick step
@@ -158,7 +158,7 @@ def _panel(ax: Any, profile: str, panel: list[Curve], styles: dict[str, ModelSty
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{round(100 * v, 6):g}%"))
     _log_ticks(ax)
     kind = next((c.row.kind for c in panel), "?")
-    ax.set_title(f"{profile} ({kind})")
+    ax.set_title(f"{profile} ({kind})", y=1.0)  # pinned: a log axis has no offset text to avoid (plots._title)
     ax.set_xlabel("network mean firing rate")
     ax.set_ylabel(f"energy / sample ({unit}, log)")
     return unit
@@ -189,7 +189,7 @@ def energy_vs_rate(records: list[dict[str, Any]], styles: dict[str, ModelStyle])
     rows = math.ceil(len(profiles) / cols)
     width = max(6.4, PANEL_W * cols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(width, PANEL_H * rows), layout="constrained", squeeze=False)
+        fig, axes = figure(width, PANEL_H * rows, nrows=rows, ncols=cols, squeeze=False)
         flat = list(axes.flat)
         for ax, profile in zip(flat, profiles, strict=False):
             _panel(ax, profile, by_profile[profile], styles)

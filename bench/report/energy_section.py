@@ -13,9 +13,9 @@ where the line lies below the ANN's energy at the measured rate, ``ANN cheaper``
 
 Untrained nets (the README's "Untrained nets" rule): the ANN / SNN ratio is a figure of merit of trained
 weights (declared ``trained_only``), and the verdict says the same thing in words, so both read
-``untrained``; energies and the measured rate are shown as those of the untrained net, and the break-even
+``†`` (the caption says ``weights: untrained``); energies and the measured rate are shown as those of the untrained net, and the break-even
 rate (a property of the cost model and the architecture, not of the weights) is shown, with the untrained
-note once under the table.
+note once for the section (not under every model's table).
 
 Reads records and run.json conventions only: no torch, no ``bench.metrics``.
 """
@@ -153,11 +153,11 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
         cells |= {f"SNN {part}": _energy(energy, row.snn_pj[part]) for part in SNN_PARTS}
         cells["SNN total"] = _energy(energy, row.snn_pj["total"])
         cells["ANN-equivalent"] = _energy(energy, row.ann_pj)
-        cells[ratio.column] = tb.UNTRAINED if untrained and ratio.trained_only else format_value(ratio, row.ann_over_snn)
+        cells[ratio.column] = tb.UNTRAINED_MARK if untrained and ratio.trained_only else format_value(ratio, row.ann_over_snn)
         cells["measured firing rate (%)"] = format_value(rate, row.rate)
         cells["break-even rate (%)"] = format_value(even, row.break_even_rate)
         decided = verdict(row)
-        cells["verdict"] = tb.UNTRAINED if untrained and decided in (SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN) else decided
+        cells["verdict"] = tb.UNTRAINED_MARK if untrained and decided in (SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN) else decided
         table.append(cells)
         if row.ann_pj is None:
             notes.append(f"ANN-equivalent, {row.profile}: {NA} ({row.ann_why or 'no reason recorded'})")
@@ -166,16 +166,14 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
         profile = metric_value(record, "energy", "profile")
         notes.append(f"{compute_only_label(record)}: {format_value(declared.field(*COMPUTE_ONLY) or energy, compute_only)}"
                      f" per sample (energy.energy_mj, profile {profile}): arithmetic only, no memory traffic.")
-    if untrained:
-        notes.insert(0, tb.untrained_note([record], [ratio.column, "verdict"]) + " The break-even rate is a "
-                     "property of the cost model and the architecture, shown as it is.")
     caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
                "each hardware profile, SNN split into compute, weight, membrane and spike traffic.")
     return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes)
 
 
 def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[list[ModelTable], list[str]]:
-    """One table per model whose case at the main T holds hardware profiles; notes for models without one."""
+    """One table per model whose case at the main T holds hardware profiles; the section's notes: models without
+    one, and the untrained note once when some table is of an untrained net."""
     tables, notes = [], []
     for label, recs in tb.by_model(records).items():
         main = tb.main_T(recs)
@@ -184,6 +182,10 @@ def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[lis
             tables.append(model_table(label, case, main.basis, declared))
         elif any(hardware(r) for r in recs):
             notes.append(f"{label}: no hardware profiles recorded at its main T={main.T}")
+    if any(tb.untrained(t.record) for t in tables):
+        ratio = declared_field(declared, "hw_ann_over_snn")
+        notes.insert(0, tb.untrained_note([ratio.column, "verdict"]) + " The break-even rate is a property of the "
+                     "cost model and the architecture, shown as it is.")
     return tables, notes
 
 

@@ -4,7 +4,8 @@ The page is a Jinja2 template (``templates/report.html.j2`` with ``report.css`` 
 autoescaping on, so every label, error message and cell from a run is text, never markup; the package's own
 Markdown (conventions, declarations) is rendered by markdown-it-py with raw HTML off. Layout: compact tables
 (``TableBlock.cards``: the headline, published numbers, reproductions, models) fit a 1400 px window without
-sideways scrolling (headers and text cells wrap) and turn into one card per row below 640 px; wide per-case
+sideways scrolling (headers and text cells wrap at spaces, hyphens and the ``<wbr>`` of :func:`breakable`, never
+inside a word) and turn into one card per row below 640 px; wide per-case
 tables scroll inside their own box; figures scale to the screen; per-layer tables sit in ``<details>`` under
 their chart; printing unwraps everything.
 """
@@ -12,12 +13,13 @@ their chart; printing unwraps everything.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from bench.report.content import MarkdownBlock, ReportContent, TableBlock, TextBlock
 from bench.report.formats import numeric_column
@@ -32,6 +34,16 @@ _MARKDOWN.add_render_rule("table_open", lambda *_: '<div class="table-wrap"><tab
 _MARKDOWN.add_render_rule("table_close", lambda *_: "</table></div>\n")
 
 
+_BREAK_AFTER = re.compile(r"(?<=\w)([/_])(?=\w)")
+
+
+def breakable(text: str) -> Markup:
+    """A cell's text, escaped, with a line-break opportunity (``<wbr>``) after each ``/`` and ``_`` inside a word:
+    a long path or registered name (``sew_resnet18``, a log's URL) may wrap there, and nowhere else inside a word
+    (the stylesheet does not break words anywhere)."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(text))))
+
+
 def table_view(frame: pd.DataFrame, caption: str = "", notes: list[str] | None = None, cards: bool = False,
                ident: str = "") -> dict[str, Any]:
     """A table as the template reads it: columns with their alignment class, rows of cells."""
@@ -39,7 +51,7 @@ def table_view(frame: pd.DataFrame, caption: str = "", notes: list[str] | None =
     for j, c in enumerate(frame.columns):
         values = [str(v) for v in frame.iloc[:, j]]
         columns.append((str(c), "wrap" if str(c) in WRAP_COLUMNS else "num" if j and numeric_column(values) else ""))
-    rows = [[{"text": str(v), "cls": cls, "label": name} for (name, cls), v in zip(columns, row, strict=True)]
+    rows = [[{"text": breakable(str(v)), "cls": cls, "label": name} for (name, cls), v in zip(columns, row, strict=True)]
             for row in frame.itertuples(index=False)]
     return {"kind": "table", "caption": caption, "columns": columns, "rows": rows, "notes": notes or [],
             "cards": cards, "ident": ident}

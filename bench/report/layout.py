@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.image import imsave  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
@@ -79,13 +79,22 @@ def layout_problems(fig: Figure) -> list[str]:
 
 
 def finish(fig: Figure) -> tuple[bytes, int, list[str]]:
-    """The figure as PNG bytes, its width in pixels and its layout problems; closes it."""
+    """The figure as PNG bytes, its width in pixels and its layout problems; closes it. One draw: the problems are
+    measured on the very pixels saved (the figure is made at :data:`bench.palette.DPI`, see :func:`figure`), which
+    are then encoded as they are, not drawn again by ``savefig``."""
     problems = layout_problems(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # constrained layout: no tight bbox
-    width = int(fig.get_size_inches()[0] * DPI)
+    imsave(buf, fig.canvas.buffer_rgba(), format="png", origin="upper", dpi=fig.dpi, metadata={"Software": None})
+    width = int(fig.bbox.width)
     plt.close(fig)
     return buf.getvalue(), width, problems
+
+
+def figure(width: float, height: float, **subplots: Any) -> tuple[Figure, Any]:
+    """A constrained-layout figure of ``width`` x ``height`` inches at :data:`bench.palette.DPI` (the resolution it
+    is measured and saved at) and its axes (``plt.subplots`` keywords: rows, columns, ``squeeze``)."""
+    fig, axes = plt.subplots(figsize=(width, height), dpi=DPI, layout="constrained", **subplots)
+    return fig, axes
 
 
 def freeze_layout(fig: Figure) -> None:
@@ -130,12 +139,10 @@ def fit_legend(ax: Any, n: int, max_cols: int = 3, wrap: int = 48) -> None:
     fig = ax.figure
     handles, labels = ax.get_legend_handles_labels()
     labels = [textwrap.fill(label, wrap) for label in labels]
-    for ncol in range(min(max_cols, n), 0, -1):
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(max_cols, n), 0, -1):  # the legend's size needs no draw of the figure
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
-        with warnings.catch_warnings():  # a trial legend too wide for the figure may collapse the axes: retried
-            warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
-            fig.canvas.draw()
-        box = legend.get_window_extent(fig.canvas.get_renderer())
+        box = legend.get_window_extent(renderer)
         if ncol == 1 or box.width <= fig.bbox.width - 2 * SLACK_PX:
             break
         legend.remove()

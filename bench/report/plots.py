@@ -40,7 +40,7 @@ from bench.report import energy_plot, energy_rate_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
 from bench.report.formats import joules, si  # noqa: E402
-from bench.report.layout import finish, fit_legend, freeze_layout, place_labels  # noqa: E402
+from bench.report.layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.results import metric_value  # noqa: E402
 
 # What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.
@@ -72,13 +72,14 @@ class FigureData:
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
-    return fig, ax
+        return figure(width, height)
 
 
-def _title(ax: Any, text: str, width_in: float) -> None:
-    """A title wrapped to the figure's width (about 12 characters per inch at the title size)."""
-    ax.set_title(textwrap.fill(text, max(20, int(width_in * 12))))
+def _title(ax: Any, text: str, width_in: float, y: float | None = None) -> None:
+    """A title wrapped to the figure's width (about 12 characters per inch at the title size). ``y=1.0`` pins it
+    at the top of the axes, where matplotlib's automatic placement puts it anyway on axes with no ticks or
+    offset text at the top (categorical y axes), without measuring every tick label on each draw to find out."""
+    ax.set_title(textwrap.fill(text, max(20, int(width_in * 12))), y=y)
 
 
 def _safe(label: str) -> str:
@@ -337,7 +338,7 @@ def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle,
         ax.set_xlabel("time step t")
         ax.set_ylabel("stage (layers in it)" if len(shown.names) < len(full.names) else "layer (input to output)")
         _title(ax, f"Firing rate per {'stage' if L < len(full.names) else 'layer'}: {label} (T={record['T']})"
-               f"{untrained}", width)
+               f"{untrained}", width, y=1.0)
         fig.colorbar(im, ax=ax, label="firing rate (%)")
         png, width_px, problems = finish(fig)
     staged = len(shown.names) < len(full.names)
@@ -419,7 +420,7 @@ def ops_per_layer(label: str, record: dict[str, Any], style: ModelStyle,
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(f"operations per sample ({unit}ops, all T steps)" if unit else "operations per sample")
-        _title(ax, f"Operations per {'stage' if staged else 'layer'}: {label} (T={record['T']}){untrained}", 6.4)
+        _title(ax, f"Operations per {'stage' if staged else 'layer'}: {label} (T={record['T']}){untrained}", 6.4, y=1.0)
         fit_legend(ax, 2)
         png, width, problems = finish(fig)
     caption = (f"{label}{untrained}: ACs (solid) and MACs (hatched) per "

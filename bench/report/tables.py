@@ -16,8 +16,10 @@ The headline is two tables, so that each fits a laptop screen and turns into car
   produce (``device_kind``).
 
 Untrained nets (no checkpoint; ``model.untrained``): every field declared ``trained_only`` (a figure of merit
-of trained weights: accuracy, the ANN / SNN energy ratio) shows ``untrained`` instead of its value, with a footnote: such a value of random weights would read as a
-result. Their costs (operations, estimated energy, parameters) and firing rates are shown as measured.
+of trained weights: accuracy, the ANN / SNN energy ratio) shows the mark ``†`` instead of its value, with one footnote
+per table: such a value of random weights would read as a result. The word ``untrained`` appears once per row (the
+weights column), not in every withheld cell. Their costs (operations, estimated energy, parameters) and firing
+rates are shown as measured.
 
 Unstable measurements (:func:`unstable_cases`): a metric that declares a ``scatter`` field (the relative
 interquartile range of its timed runs, e.g. latency's ``latency_rel_iqr``) has its per-device cells
@@ -42,6 +44,7 @@ from bench.results import device_name, metric_value
 MAIN_T_RULE = ("main T = the T the model was trained at (when recorded and evaluated), else the largest T "
                "evaluated; the speed table uses, per device, the case at the main T with the largest batch size.")
 UNTRAINED = "untrained"
+UNTRAINED_MARK = "†"  # in place of a figure of merit of an untrained net; the table's footnote says why
 UNSTABLE = "⚠"
 UNSTABLE_REL_IQR = 0.10  # default threshold of the relative IQR above which a timed measurement is flagged
 NOT_PRODUCED = "-"  # a field the case's device cannot produce (declared device_kind)
@@ -224,14 +227,28 @@ def _cell(f: Field, metric: str, record: dict[str, Any] | None, column: str, who
     return format_value(f, raw)
 
 
-def untrained_note(records: list[dict[str, Any]], hidden: list[str]) -> str:
-    """The footnote of the ``untrained`` cells: which models, their weights, what is not shown and why."""
-    models = {model_label(r): weights_text(r) for r in records if untrained(r)}
-    listed = "; ".join(f"{label}: {text}" for label, text in models.items())
-    withheld = f" {', '.join(hidden)}: shown as 'untrained', not as values," if hidden else ""
-    return (f"untrained: no trained weights ({listed}).{withheld} since a figure of merit of random weights would "
-            "read as a result; firing rates, operation counts and estimated energy are those of the untrained net, "
-            "not representative of a trained one.")
+def untrained_note(hidden: list[str]) -> str:
+    """The footnote of a table's ``†`` cells: which fields are withheld and why (the reading notes name the models
+    and their weights, once for the report)."""
+    return (f"{UNTRAINED_MARK} untrained (random weights): {', '.join(hidden)} not shown, since a figure of merit of "
+            "random weights would read as a result (accuracy is chance level); firing rates, operation counts and "
+            "estimated energy are shown as measured, not representative of a trained net.")
+
+
+def untrained_weights(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """How untrained models got their weights -> the model labels sharing it, in suite order, so that the reading
+    notes name each status once. A model's status: its distinct :func:`weights_text` (less the leading
+    ``untrained, ``) joined with `` / `` (one BN calibration per T gives one text per T)."""
+    texts: dict[str, list[str]] = {}
+    for r in ok_records(records):
+        if untrained(r):
+            how = texts.setdefault(model_label(r), [])
+            if (text := weights_text(r).removeprefix(UNTRAINED + ", ")) not in how:
+                how.append(text)
+    out: dict[str, list[str]] = {}
+    for label, how in texts.items():
+        out.setdefault(" / ".join(how), []).append(label)
+    return out
 
 
 def unstable_cases(records: list[dict[str, Any]], declared: Declared, threshold: float) -> dict[str, dict[str, list[str]]]:
@@ -315,7 +332,7 @@ def headline_table(records: list[dict[str, Any]], declared: Declared) -> tuple[p
             column = f"{f.column} ({unit[0]})" if unit else f.column
             record = sources[label][f.name]
             if untrained(first) and result_of_training(f):
-                row[column] = UNTRAINED
+                row[column] = UNTRAINED_MARK
                 hidden.append(f.column)
             elif unit and record is not None and (v := value(record, m, f.name)) is not None:
                 row[column] = sig(v * JOULES_PER[f.fmt] / unit[1], 3)
@@ -325,7 +342,7 @@ def headline_table(records: list[dict[str, Any]], declared: Declared) -> tuple[p
     frame = _drop_empty(pd.DataFrame(rows), keep=3)
     notes = reasons.notes(frame)
     if any(untrained(r) for r in ok):
-        notes.insert(0, untrained_note(ok, list(dict.fromkeys(hidden))))
+        notes.insert(0, untrained_note(list(dict.fromkeys(hidden))))
     return frame, notes
 
 
@@ -388,7 +405,7 @@ class CaseTable:
 def case_table(records: list[dict[str, Any]], metric: str, declared: Declared,
                flags: dict[str, dict[str, list[str]]] | None = None, threshold: float = 0.0) -> CaseTable:
     """One row per ok case that ran ``metric``, one column per declared scalar field any case reported;
-    figures of merit of untrained nets show ``untrained``, unstable measurements are flagged."""
+    figures of merit of untrained nets show ``†``, unstable measurements are flagged."""
     recs = [r for r in ok_records(records) if metric in (r.get("metrics") or {})]
     fields = [f for _, f in declared.fields({metric}) if scalar(f, recs, metric)
               and any(produced_on(f, r) and reported(r, metric, f.name) for r in recs)]
@@ -408,7 +425,7 @@ def case_table(records: list[dict[str, Any]], metric: str, declared: Declared,
             if not produced_on(f, r):
                 row[title] = NOT_PRODUCED
             elif untrained(r) and result_of_training(f):
-                row[title] = UNTRAINED
+                row[title] = UNTRAINED_MARK
                 hidden.append(title)
             else:
                 text = _cell(f, metric, r, title, who, reasons)
@@ -424,7 +441,7 @@ def case_table(records: list[dict[str, Any]], metric: str, declared: Declared,
     notes = reasons.notes(frame) + unstable_note(flags, [r for r in recs if metric in flags.get(r["case_id"], {})],
                                                  threshold)
     if hidden:
-        notes.insert(0, untrained_note(recs, list(dict.fromkeys(hidden))))
+        notes.insert(0, untrained_note(list(dict.fromkeys(hidden))))
     return CaseTable(metric, frame, constants, notes)
 
 

@@ -97,13 +97,16 @@ def test_three_verdicts():
 def test_untrained_ratio_and_verdict_withheld_break_even_shown():
     t = table_of([record("U", untrained=True)], "U")
     rows = {r["profile"]: r for r in t.frame.to_dict("records")}
-    assert {r["ANN / SNN energy"] for r in rows.values()} == {"untrained"}
-    assert rows["gpu"]["verdict"] == rows["loihi"]["verdict"] == "untrained"
+    assert {r["ANN / SNN energy"] for r in rows.values()} == {"†"}
+    assert rows["gpu"]["verdict"] == rows["loihi"]["verdict"] == "†"
     assert rows["sram"]["verdict"].startswith("no break-even: ")  # a property of the cost model: shown
     assert (rows["gpu"]["break-even rate (%)"], rows["gpu"]["SNN total"], rows["gpu"]["measured firing rate (%)"]) == (
         "35.00", "8 nJ", "15.00")
-    untrained_notes = [n for n in t.notes if n.startswith("untrained:")]
-    assert len(untrained_notes) == 1 and "break-even rate is a property of the cost model" in untrained_notes[0]
+    assert not any("untrained" in n for n in t.notes)  # said once for the section, not under every table
+    _, section_notes = es.model_tables([record("U", untrained=True), record("V", untrained=True)], Declared({}))
+    untrained_notes = [n for n in section_notes if "untrained" in n]
+    assert len(untrained_notes) == 1 and untrained_notes[0].startswith("† untrained (random weights): ")
+    assert "break-even rate is a property of the cost model" in untrained_notes[0]
 
 
 def test_missing_ann_reads_na_with_its_reason():

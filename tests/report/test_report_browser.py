@@ -27,10 +27,24 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 
 CHECKS = """(async () => {
   const imgs = [...document.images];
+  const splitWords = [];  // a word (no space, no hyphen inside) whose glyphs lie on more than one line
+  for (const cell of document.querySelectorAll('td, th')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/[^\\s-]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) splitWords.push(m[0]);
+      }
+    }
+  }
   await Promise.all(imgs.map(i => i.decode().catch(() => null)));
   const overflow = e => ({scroll: e.scrollWidth, client: e.clientWidth});
   return {
     images: imgs.map(i => ({alt: i.alt, width: i.naturalWidth})),
+    splitWords,
     headlineRows: document.querySelectorAll('#headline tbody tr').length,
     headlineModels: [...document.querySelectorAll('#headline tbody tr td:first-child')].map(td => td.textContent),
     pageWidth: document.documentElement.scrollWidth,
@@ -185,6 +199,7 @@ def test_report_html_at_1400_px(report_html, priced, tmp_path):
     assert page["headlineModels"] == ["tiny", "SEW w/16", "SEW-18 (authors' weights)"]
     assert page["external"] == [] and page["details"] == 6  # the per-layer tables, folded
     assert page["pageWidth"] <= page["viewportWidth"]
+    assert page["splitWords"] == []  # text wraps at spaces (and hyphens) only, never inside a word
     ids = [t["id"] for t in page["compact"]]
     assert [i for i in ids if not i.startswith("energy-hw-")] == ["model", "headline", "speed", "model",
                                                                   "reproduction"], ids  # models, headline, published

@@ -6,18 +6,21 @@ estimated-vs-measured energy plot in the report, untrained models out of the acc
 from __future__ import annotations
 
 import copy
+import io
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib.figure import Figure
 from real_run import gpu_like, real_run
 from weights import relabelled
 
-from bench.palette import ModelStyle, model_styles
+from bench.palette import DPI, ModelStyle, model_styles
 from bench.report import plots
 from bench.report import tables as tb
 from bench.report.content import build_content
 from bench.report.declared import declarations
-from bench.report.layout import layout_problems
+from bench.report.layout import figure, finish, fit_legend, layout_problems
 from bench.results import load_run
 
 STYLE = ModelStyle("#0072B2", "o", "-")
@@ -60,6 +63,31 @@ def deep_record(blocks=(3, 4, 6, 3), T=4, rate=0.1, stem_macs=STEM_MACS, label="
                                                             "checkpoint": "x.pth", "checkpoint_format": "snnbench"},
             "T": T, "device": "cpu", "batch_size": 1, "status": "ok",
             "metrics": {"firing": {"layers": firing}, "ops": {"layers": ops}}}
+
+
+def test_a_figure_is_drawn_once_and_saved_as_savefig_would(monkeypatch):
+    """Sizing the legend draws nothing and finish() draws once: the PNG it encodes from the measured pixels is the
+    image savefig gives of the same figure at palette.DPI."""
+    def chart():
+        fig, ax = figure(4.0, 3.0)
+        ax.plot([1, 2, 3], [3, 1, 2], label="a line with a long name")
+        ax.plot([1, 2, 3], [1, 2, 3], label="another")
+        ax.set_title("a title")
+        fit_legend(ax, 2)
+        return fig
+
+    reference = chart()
+    buf = io.BytesIO()
+    reference.savefig(buf, format="png", dpi=DPI)
+    plt.close(reference)
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(self) or draw(self, renderer))
+    png, width, problems = finish(chart())
+    assert len(draws) == 1 and problems == []
+    pixels, expected = plt.imread(io.BytesIO(png)), plt.imread(io.BytesIO(buf.getvalue()))
+    assert pixels.shape == expected.shape and pixels.shape[1] == width == 4 * DPI
+    assert np.array_equal(pixels, expected)
 
 
 def test_layout_checker_sees_clipped_and_overlapping_texts():

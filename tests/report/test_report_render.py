@@ -15,6 +15,7 @@ from weights import relabelled
 
 from bench.cli import main
 from bench.report import render_report
+from bench.report.html import breakable
 
 SECTIONS = ["What was run", "Headline", "Published numbers", "Plots", "All cases", "Conventions", "Failures"]
 ROOT = Path(__file__).parents[2]
@@ -381,3 +382,11 @@ def test_md_text_escapes_html_outside_code_spans(text, expected):
     from bench.report.markdown import md_text
 
     assert md_text(text) == expected
+
+
+def test_table_cells_may_break_only_after_slashes_and_underscores_and_stay_escaped():
+    """Cells carry a <wbr> after each / and _ inside a word (the only places a word may wrap) and are still
+    escaped text."""
+    assert breakable("sew_resnet18 github.com/a/b") == "sew_<wbr>resnet18 github.com/<wbr>a/<wbr>b"
+    assert breakable(HOSTILE + " x_") == "&lt;img src=x onerror=alert(1)&gt; x_"
+    assert breakable("a/ _b") == "a/ _b"  # no break opportunity where a word does not continue

@@ -15,6 +15,7 @@ from bench.palette import OKABE_ITO, model_styles
 from bench.published import PUBLISHED, published_for
 from bench.report import plots
 from bench.report import tables as tb
+from bench.report.content import reading_notes
 from bench.report.declared import declarations
 from bench.report.formats import energy_text, format_value, si
 from bench.results import load_run
@@ -66,8 +67,8 @@ def test_headline_one_row_per_model_at_main_T(cpu, trained):
     assert not any(n.startswith("untrained") for n in notes)
 
 
-def test_untrained_models_show_untrained_instead_of_figures_of_merit(cpu):
-    """Old records (no ``weights``): accuracy and the ANN/SNN ratio read 'untrained'; costs and firing show."""
+def test_untrained_models_show_the_mark_instead_of_figures_of_merit(cpu):
+    """Old records (no ``weights``): accuracy and the ANN/SNN ratio read '†'; costs and firing show."""
     old = copy.deepcopy(cpu.records)
     for r in old:
         r["model"].pop("weights", None)
@@ -75,26 +76,45 @@ def test_untrained_models_show_untrained_instead_of_figures_of_merit(cpu):
     frame, notes = tb.headline_table(old, declarations([cpu]))
     tiny = rows(frame)["tiny"]
     assert tiny["weights"] == "untrained"
-    assert tiny["top-1 (%)"] == "untrained" and tiny["ANN / SNN energy"] == "untrained"
-    assert tiny["MACs"] == "1.02 k" and tiny["firing rate (%)"] != "untrained"
-    assert notes[0].startswith("untrained: no trained weights (tiny: no checkpoint; SEW w/16: no checkpoint). "
-                               "top-1 (%), ANN / SNN energy, ANN / SNN energy with data movement: shown as 'untrained'")
+    assert tiny["top-1 (%)"] == "†" and tiny["ANN / SNN energy"] == "†"
+    assert tiny["MACs"] == "1.02 k" and tiny["firing rate (%)"] != "†"
+    assert notes[0].startswith("† untrained (random weights): top-1 (%), ANN / SNN energy, ANN / SNN energy with "
+                               "data movement not shown")
     tables = {t.metric: t for t in tb.case_tables(cpu.records, declarations([cpu]))}
-    assert set(tables["accuracy"].frame["top-1 (%)"]) == {"untrained"}
-    assert set(tables["accuracy"].frame["top-5 (%)"]) == {"untrained"}
-    assert set(tables["energy"].frame["ANN / SNN energy"]) == {"untrained"}
-    assert "untrained" not in set(tables["ops"].frame["ACs"])
-    summary = tb.summary_table(cpu.records, declarations([cpu]))
+    assert set(tables["accuracy"].frame["top-1 (%)"]) == {"†"}
+    assert set(tables["accuracy"].frame["top-5 (%)"]) == {"†"}
+    assert set(tables["energy"].frame["ANN / SNN energy"]) == {"†"}
+    assert "†" not in set(tables["ops"].frame["ACs"])
+    summary = tb.summary_table(cpu.records, declarations([cpu]))  # the terminal has no footnotes: the word
     assert set(summary[summary["status"] == "ok"]["top-1 (%)"]) == {"untrained"}
 
 
-def test_untrained_new_form_names_its_weights(cpu):
-    """Records from the runner's BN calibration carry model.weights: the footnote quotes it."""
+def test_untrained_new_form_names_its_weights_once(cpu):
+    """Records from the runner's BN calibration carry model.weights: the reading note groups the models that share
+    it and quotes it once; the models table keeps it per model."""
     recs = [with_weights(copy.deepcopy(r), None) for r in cpu.records]
-    frame, notes = tb.headline_table(recs, declarations([cpu]))
-    assert rows(frame)["tiny"]["top-1 (%)"] == "untrained"
-    assert "tiny: untrained, BN calibrated on 64 samples" in notes[0]
+    frame, _ = tb.headline_table(recs, declarations([cpu]))
+    assert rows(frame)["tiny"]["top-1 (%)"] == "†"
+    assert tb.untrained_weights(recs) == {"BN calibrated on 64 samples": ["tiny", "SEW w/16"]}
     assert tb.models_table(recs)["weights"].tolist()[0] == "untrained, BN calibrated on 64 samples"
+
+
+def test_untrained_is_said_once_per_row_and_once_in_the_notes(cpu):
+    """The word 'untrained' appears once per headline row (its weights column) and once in the headline's notes and
+    in the reading notes, which name each untrained model once, grouped by how its weights were set."""
+    samples = {"tiny": 16, "SEW w/16": 64}
+    recs = [with_weights(copy.deepcopy(r), None, f"untrained, BN calibrated on {samples.get(r['model']['label'], 64)} samples")
+            for r in cpu.records]
+    frame, notes = tb.headline_table(recs, declarations([cpu]))
+    for row in frame.to_dict("records"):
+        assert " ".join(map(str, row.values())).count("untrained") == 1, row
+    assert " ".join(notes).count("untrained") == 1
+    reading = [n for n in reading_notes([cpu], recs, []) if "untrained" in n.lower()]
+    assert len(reading) == 1 and reading[0].lower().count("untrained") == 1
+    assert reading[0].startswith("UNTRAINED (random weights): tiny (BN calibrated on 16 samples); "
+                                 "SEW w/16 (BN calibrated on 64 samples). ")
+    for table in tb.case_tables(recs, declarations([cpu])):
+        assert " ".join(table.notes).count("untrained") <= 1
 
 
 def test_efficiency_and_speed_columns_are_the_declared_headline_fields(cpu):

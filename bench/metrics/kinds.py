@@ -12,7 +12,7 @@ with tensor operations on the tensor's device. Two evaluations of the one decisi
   decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
   look at the tensor's first block of 4096 elements and (from 2^21 elements) a strided 1/61 sample (a
   negative or a non-integer value other than 0 and the looked-at part's max proves a tensor analog; a
-  sample value outside {0, max} proves it is not two-level). Every shortcut is a proof, so both paths give
+  head value outside {0, max} proves it is not two-level, a fractional one that it is not multispike). Every shortcut is a proof, so both paths give
   the same kinds and events (tests compare them on every family).
 
 The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
@@ -330,7 +330,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
             return float(exact_sum(x.reshape(-1), 0, bound))
     if mx == 1:
         return InputInfo(BINARY, values(mx), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
-    xs = _sample(x) if x.dim() else x
+    xs = _head(x) if x.dim() else x  # witnesses that skip a full pass (a value outside {0, max}, a fraction)
     if bool(((xs == 0) | (xs == mx)).all()):
         count = nonzeros()
         if float(count_at(x, mx)) == count:

@@ -291,8 +291,11 @@ def _head(x: torch.Tensor) -> torch.Tensor:
 def _analog_witness(xs: torch.Tensor) -> bool:
     """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
     other than the sample's max (a two-level tensor has only 0 and its max; a multispike one only
-    integers). Reads one flag on the host."""
-    return bool(((xs < 0) | ((torch.frac(xs) != 0) & (xs != xs.amax()))).any())
+    integers). Reads the bounds, then (no negative seen) one flag on the host."""
+    mn, mx = torch.aminmax(xs)
+    if not mn >= 0:  # a negative or a NaN (one small operation decides most analog tensors)
+        return True
+    return xs.is_floating_point() and bool(((torch.frac(xs) != 0) & (xs != mx)).any())
 
 
 def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,

@@ -1,14 +1,16 @@
 """Cost of collecting firing rates + exact ACs + MACs in one pass, against the plain forward, on every device.
 
 - CPU (always): SEW-ResNet-18 and Spikeformer (``spikeformer_dvs_cifar10`` with 3 input channels), CIFAR
-  input size (32 x 32), T = 4, batch ``--batch`` (8), width ``--width`` (1.0), ``--threads`` (2).
+  input size (32 x 32), T = 4, batch ``--batch`` (16), width ``--width`` (1.0), once per thread count of
+  ``--threads`` (1 and 2, ``torch.set_num_threads``), beside spikingjelly 2.0's ``SynOpCounter`` (under its
+  ``DispatchCounterMode``, no_grad, after ``reset_net``) as a reference point for what counting costs.
 - CUDA (when available): SEW-ResNet-18 and Spikeformer in their ImageNet configurations
   (``spikeformer_imagenet``), 224 x 224, T = 4, batch ``--gpu-batch`` (32), width 1.0.
 
 BN is calibrated on random inputs first so the neurons fire (a silent net would make the counting look
 cheaper than it is). Same input, same threads for both sides.
 
-- Time: rounds alternate plain / probe / probe / plain (ABBA) so drift on a shared machine hits both alike;
+- Time: rounds alternate plain / probe / probe / plain (ABBA; SynOpCounter after them, once per round) so drift on a shared machine hits both alike;
   each side's figure is the median wall time per forward over the rounds (on CUDA: synchronised before
   and after each call, timed with CUDA events). The plain forward is ``reset_net`` + ``model(x)`` under
   ``torch.inference_mode()`` in eval mode; the probe side is a whole ``bench.metrics.ops.profile`` call
@@ -20,13 +22,13 @@ cheaper than it is). Same input, same threads for both sides.
   seen, both sides alike; tracemalloc would not see torch's allocations, RSS would include allocator
   caching). CUDA: ``torch.cuda.max_memory_allocated`` above the allocation before the call.
 
-    python benchmarks/metrics_overhead.py [--threads 2] [--batch 8] [--width 1.0] [--rounds 6]
+    python benchmarks/metrics_overhead.py [--threads 1 2] [--batch 16] [--width 1.0] [--rounds 6]
                                           [--devices cpu cuda] [--gpu-batch 32] [--gpu-rounds 5]
 
 The CPU target applies to the models themselves (width 1.0). Narrower variants cost less per layer while
 the counting keeps a fixed per-layer part, so their ratio is higher (width 0.5: about 1.25x on 2 threads).
 
-Exit status 1 when a time ratio exceeds ``--time-limit`` (CPU, 1.15) or ``--gpu-time-limit`` (CUDA, 1.15),
+Exit status 1 when a time ratio exceeds ``--time-limit`` (CPU, 1.10) or ``--gpu-time-limit`` (CUDA, 1.15),
 or a memory ratio exceeds ``--mem-limit`` (1.10).
 """
 
@@ -53,7 +55,7 @@ T = 4
 
 @dataclass(frozen=True)
 class Setting:
-    """One device's benchmark: models (name -> extra factory kwargs), input size, preset, batch, width."""
+    """One device's benchmark: models (name -> extra factory kwargs), input size, preset, batch, width, threads."""
 
     device: str
     models: dict[str, dict]
@@ -63,6 +65,7 @@ class Setting:
     width: float
     rounds: int
     time_limit: float
+    threads: int
 
 
 def cpu_peak_bytes(fn: Callable[[], object]) -> int:
@@ -118,13 +121,23 @@ def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict
     def probed() -> None:
         profile_one_pass(model, x)  # a fresh probe per call, reports included: what a user pays
 
+    def synops() -> None:
+        from spikingjelly.activation_based.op_counter import DispatchCounterMode, SynOpCounter
+
+        functional.reset_net(model)
+        with torch.no_grad(), DispatchCounterMode([SynOpCounter()]):
+            model(x)
+
     for _ in range(2):  # warm-up (kernels, caches, reach maps)
         plain()
         probed()
-    walls: dict[str, list[float]] = {"plain": [], "probe": []}
-    cpus: dict[str, list[float]] = {"plain": [], "probe": []}
+    sides = (("plain", plain), ("probe", probed), ("probe", probed), ("plain", plain))
+    if device == "cpu":
+        sides += (("synops", synops),)
+    walls: dict[str, list[float]] = {side: [] for side, _ in sides}
+    cpus: dict[str, list[float]] = {side: [] for side, _ in sides}
     for _ in range(rounds):
-        for side, fn in (("plain", plain), ("probe", probed), ("probe", probed), ("plain", plain)):
+        for side, fn in sides:
             w, c = timed(fn, device)
             walls[side].append(w)
             cpus[side].append(c)
@@ -137,13 +150,15 @@ def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict
         mem[side] = peak(fn)
     return {
         "plain_ms": med["plain"] * 1e3, "probe_ms": med["probe"] * 1e3, "time_ratio": med["probe"] / med["plain"],
-        "cpu_ratio": cpu["probe"] / cpu["plain"], "plain_peak_mib": mem["plain"] / 2**20,
+        "cpu_ratio": cpu["probe"] / cpu["plain"],
+        "synops_ratio": med["synops"] / med["plain"] if "synops" in med else None, "plain_peak_mib": mem["plain"] / 2**20,
         "probe_peak_mib": mem["probe"] / 2**20, "mem_ratio": mem["probe"] / mem["plain"],
     }
 
 
 def run(setting: Setting, mem_limit: float, names: list[str] | None) -> bool:
     """Measure every model of ``setting``; print one line each; True when all are within the limits."""
+    torch.set_num_threads(setting.threads)
     print(f"{setting.device}: T={T}, {setting.size}x{setting.size}, batch {setting.batch}, width {setting.width}, "
           f"{setting.rounds} ABBA rounds" + (f", {torch.get_num_threads()} threads" if setting.device == "cpu" else
                                              f", {torch.cuda.get_device_name()}"))
@@ -161,9 +176,10 @@ def run(setting: Setting, mem_limit: float, names: list[str] | None) -> bool:
         r = measure(model, x, setting.rounds, setting.device)
         ok = r["time_ratio"] <= setting.time_limit and r["mem_ratio"] <= mem_limit
         ok_all &= ok
-        cpu = f" (cpu x{r['cpu_ratio']:.3f})" if setting.device == "cpu" else ""
+        cpu = (f" (cpu x{r['cpu_ratio']:.3f}; SynOpCounter x{r['synops_ratio']:.3f})"
+               if setting.device == "cpu" else "")
         print(f"  {name:26s} plain {r['plain_ms']:8.1f} ms  probe {r['probe_ms']:8.1f} ms  "
-              f"time x{r['time_ratio']:.3f}{cpu}  peak {r['plain_peak_mib']:.1f} -> {r['probe_peak_mib']:.1f} MiB "
+              f"time x{r['time_ratio']:.3f} (target x{setting.time_limit:.2f}){cpu}  peak {r['plain_peak_mib']:.1f} -> {r['probe_peak_mib']:.1f} MiB "
               f"x{r['mem_ratio']:.3f}  {'ok' if ok else 'OVER LIMIT'}")
         del model, x
         if setting.device == "cuda":
@@ -173,27 +189,27 @@ def run(setting: Setting, mem_limit: float, names: list[str] | None) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--models", nargs="*", default=None, help="restrict to these model names")
     parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"])
     parser.add_argument("--gpu-batch", type=int, default=32)
     parser.add_argument("--gpu-rounds", type=int, default=5)
-    parser.add_argument("--time-limit", type=float, default=1.15)
+    parser.add_argument("--time-limit", type=float, default=1.10)
     parser.add_argument("--gpu-time-limit", type=float, default=1.15)
     parser.add_argument("--mem-limit", type=float, default=1.10)
     args, _ = parser.parse_known_args(argv)  # nox passes the same extra arguments to every benchmark
-    torch.set_num_threads(args.threads)
     settings = []
     if "cpu" in args.devices:
-        settings.append(Setting("cpu", {"sew_resnet18": {}, "spikeformer_dvs_cifar10": {"T": T, "in_channels": 3}},
-                                32, "cifar", args.batch, args.width, args.rounds, args.time_limit))
+        for threads in args.threads:
+            settings.append(Setting("cpu", {"sew_resnet18": {}, "spikeformer_dvs_cifar10": {"T": T, "in_channels": 3}},
+                                    32, "cifar", args.batch, args.width, args.rounds, args.time_limit, threads))
     if "cuda" in args.devices:
         if torch.cuda.is_available():
             settings.append(Setting("cuda", {"sew_resnet18": {}, "spikeformer_imagenet": {"T": T}}, 224, "imagenet",
-                                    args.gpu_batch, 1.0, args.gpu_rounds, args.gpu_time_limit))
+                                    args.gpu_batch, 1.0, args.gpu_rounds, args.gpu_time_limit, args.threads[-1]))
         else:
             print("cuda: not available, skipped")
     ok = True

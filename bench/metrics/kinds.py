@@ -10,9 +10,10 @@ with tensor operations on the tensor's device. Two evaluations of the one decisi
   the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
 - :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
   decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
-  look at a strided 1/61 sample (a negative or a non-integer value other than 0 and the sample's max
-  proves a tensor analog; a sample value outside {0, max} proves it is not two-level). Every shortcut is
-  a proof, so both paths give the same kinds and events (tests compare them on every family).
+  look at the tensor's first block of 4096 elements and (from 2^21 elements) a strided 1/61 sample (a
+  negative or a non-integer value other than 0 and the looked-at part's max proves a tensor analog; a
+  head value outside {0, max} proves it is not two-level, a fractional one that it is not multispike). Every shortcut is a proof, so both paths give
+  the same kinds and events (tests compare them on every family).
 
 The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
 
@@ -268,6 +269,7 @@ def classify(x: torch.Tensor) -> InputInfo:
 
 _SAMPLE_STEP = 61  # prime, so periodic layouts do not alias
 _PRESCREEN_MIN = 1 << 21  # below this a full min/max pass costs less than the sample's few small operations
+_HEAD = 4096  # elements of the head block looked at first (a few small operations, whatever the tensor's size)
 
 
 def _sample(x: torch.Tensor) -> torch.Tensor:
@@ -276,11 +278,24 @@ def _sample(x: torch.Tensor) -> torch.Tensor:
     return x[(slice(None),) * d + (slice(None, None, _SAMPLE_STEP),)]
 
 
+def _head(x: torch.Tensor) -> torch.Tensor:
+    """The first block of ``x`` of about :data:`_HEAD` elements (a view, no copy): index 0 along leading
+    dims while what is left keeps that many, then the first rows of the next dim (an attention map's or a
+    normalised activation's first rows)."""
+    while x.dim() > 1 and x.numel() // x.shape[0] >= _HEAD:
+        x = x[0]
+    rows = -(-_HEAD * x.shape[0] // x.numel()) if x.numel() else 0
+    return x[:rows]
+
+
 def _analog_witness(xs: torch.Tensor) -> bool:
     """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
     other than the sample's max (a two-level tensor has only 0 and its max; a multispike one only
-    integers). Reads one flag on the host."""
-    return bool(((xs < 0) | ((torch.frac(xs) != 0) & (xs != xs.amax()))).any())
+    integers). Reads the bounds, then (no negative seen) one flag on the host."""
+    mn, mx = torch.aminmax(xs)
+    if not mn >= 0:  # a negative or a NaN (one small operation decides most analog tensors)
+        return True
+    return xs.is_floating_point() and bool(((torch.frac(xs) != 0) & (xs != mx)).any())
 
 
 def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
@@ -291,8 +306,8 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
     costs no device round-trip. ``minmax`` may pass the bounds; ``nonzeros()`` and ``values(max)``
     functions giving the exact count of nonzeros and the exact value sum (so a caller that needs the
-    grids anyway computes each once); ``prescreen=False`` skips the sample's analog witness (for tensors that are
-    usually spikes, e.g. neuron outputs; it only pays off on large tensors anyway).
+    grids anyway computes each once); ``prescreen=False`` skips the analog witness of the head block and the
+    sample (for tensors that are usually spikes, e.g. neuron outputs, where it would find nothing).
 
     With ``max == 1`` (and ``min >= 0``) the two-level test is ``frac(x) == 0`` everywhere: values in
     [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
@@ -306,7 +321,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
             return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
     if x.dtype == torch.bool:
         return InputInfo(BINARY, nonzeros(), n)
-    if prescreen and n >= _PRESCREEN_MIN and x.dim() and _analog_witness(_sample(x)):
+    if prescreen and x.dim() and (_analog_witness(_head(x)) or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
         return InputInfo(ANALOG, 0.0, n)
     mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):
@@ -318,7 +333,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
             return float(exact_sum(x.reshape(-1), 0, bound))
     if mx == 1:
         return InputInfo(BINARY, values(mx), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
-    xs = _sample(x) if x.dim() else x
+    xs = _head(x) if x.dim() else x  # witnesses that skip a full pass (a value outside {0, max}, a fraction)
     if bool(((xs == 0) | (xs == mx)).all()):
         count = nonzeros()
         if float(count_at(x, mx)) == count:

@@ -317,3 +317,28 @@ def test_calls_inside_counted_modules_are_not_counted_twice(spikes):
                          in_channels=3).eval()
     report = count_ops(model, torch.rand(T, 1, 3, 32, 32))
     assert report.complete and not [r.name for r in report.layers if ":" in r.name]
+
+
+def test_an_analog_witness_in_the_head_block_decides_without_a_full_pass(monkeypatch):
+    """A negative or fractional value in the first 4096 elements proves a tensor analog: no full min/max
+    pass is made (the host path's cheap first look); without a witness there, the exact tests still decide."""
+    gen = torch.Generator().manual_seed(0)
+    normalised = torch.randn(64, 4, 256, generator=gen)  # a LayerNorm output: negatives everywhere
+    attention = torch.softmax(torch.randn(64, 4, 64, 64, generator=gen), -1).transpose(-1, -2)  # a strided view
+    late = (torch.rand(64, 4, 256, generator=gen) < 0.3).float()
+    late[-1, -1, -1] = 0.5  # far from the head block: only the exact tests can see it
+    integers = torch.randint(0, 3, (64, 4, 256), generator=gen)  # an integer dtype has no fractional witness
+    expected = {id(normalised): "analog", id(attention): "analog", id(late): "analog", id(integers): "multispike"}
+    exact = {id(x): kinds.classify(x).kind for x in (normalised, attention, late, integers)}
+    assert exact == expected
+
+    def no_full_pass(x):
+        raise AssertionError("a full min/max pass was made")
+
+    monkeypatch.setattr(kinds, "bounds", no_full_pass)
+    assert kinds.classify_on_host(normalised).kind == "analog"
+    assert kinds.classify_on_host(attention).kind == "analog"
+    monkeypatch.undo()
+    assert kinds.classify_on_host(late).kind == "analog"
+    assert kinds.classify_on_host(integers).kind == "multispike"
+    assert kinds.classify_on_host(integers).events == float(integers.sum())

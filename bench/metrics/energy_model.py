@@ -29,6 +29,12 @@ Break-even firing rate: every event-driven SNN count (SOPs and their weight read
 spikes, address-event spike reads and writes) is taken to scale in proportion to the network mean firing
 rate r, everything else to stay: ``E_snn(r) = fixed + slope x r`` with ``slope = event part / measured r``;
 the break-even rate solves ``E_snn(r) = E_ann``.
+
+Per layer (``HardwareEstimate.layers``, the record's ``hw_layers``), ``kind`` says how the model treats the
+layer (``LAYER_KINDS``): ``dense`` (MACs only: its input is real-valued, e.g. the encoding conv on the image,
+priced as multiply-accumulates at every call), ``event-driven`` (ACs only: spike input, priced per event),
+``mixed`` (both, over different calls or operands), ``neuron`` (neuron updates only) or ``data`` (memory
+traffic only: max pooling, a flatten with data counts); ``event_pj`` is the layer's rate-scaled part.
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ from bench.metrics.firing import FiringReport
 from bench.metrics.hardware import HardwareProfile
 from bench.metrics.ops import LayerOps, OpsReport
 
-__all__ = ["ANN_TERMS", "BitWidths", "HardwareEstimate", "SNN_TERMS", "ann_bits_for_T", "estimate_hardware_energy"]
+__all__ = ["ANN_TERMS", "BitWidths", "HardwareEstimate", "LAYER_KINDS", "SNN_TERMS", "ann_bits_for_T",
+           "estimate_hardware_energy", "layer_kind"]
 
 SNN_TERMS = ("compute", "weights", "membrane", "spikes", "activations")
 ANN_TERMS = ("compute", "weights", "activations")
 SPIKE_FORMATS = ("address", "bitmap")
+LAYER_KINDS = ("event-driven", "dense", "mixed", "neuron", "data")
 # Where a neuromorphic profile's per-event costs already hold a term (so it reads 0 there).
 NEUROMORPHIC_INCLUDED = {"weights": "synaptic-op weight reads are in sop_pj (dense MAC layers: on the reference)",
                          "membrane": "membrane reads and writes are in neuron_update_pj",
@@ -137,6 +145,14 @@ def _v(lay: LayerOps, name: str) -> float:
     return getattr(lay, name) or 0.0
 
 
+def layer_kind(lay: LayerOps) -> str:
+    """How the model treats a layer (one of ``LAYER_KINDS``, see the module docstring), from its counts."""
+    macs, acs = _v(lay, "macs") > 0, _v(lay, "acs") > 0
+    if macs or acs:
+        return "mixed" if macs and acs else "dense" if macs else "event-driven"
+    return "neuron" if _v(lay, "neuron_updates") > 0 else "data"
+
+
 def _spike_share(lay: LayerOps) -> float:
     """Fraction of a layer's input elements that were spikes (its non-synaptic ACs on spikes scale with r)."""
     spike, analog = _v(lay, "spike_in_elems"), _v(lay, "analog_in_elems")
@@ -226,7 +242,8 @@ def estimate_hardware_energy(ops: OpsReport, firing: FiringReport | None, profil
         for k in ANN_TERMS:
             ann[k] += a[k]
         if any(s.values()) or any(a.values()):
-            layers.append({"name": lay.name, "snn_pj": {**s, "total": sum(s.values())},
+            layers.append({"name": lay.name, "type": lay.type, "kind": layer_kind(lay),
+                           "snn_pj": {**s, "total": sum(s.values())}, "event_pj": e,
                            "ann_pj": {**a, "total": sum(a.values())}})
     snn["total"] = sum(snn[k] for k in SNN_TERMS)
     ann["total"] = sum(ann[k] for k in ANN_TERMS)

@@ -281,14 +281,22 @@ def reproduction_section(runs: list[RunData], records: list[dict[str, Any]]) -> 
     ])
 
 
+def _hw_blocks(t: energy_section.ModelTable, i: int) -> list[Block]:
+    """One model's profile table and, where recorded, its layer split."""
+    blocks: list[Block] = [TableBlock(t.frame, t.caption, t.notes, cards=True, ident=f"energy-hw-{i}")]
+    if t.split is not None:
+        blocks.append(TableBlock(t.split.frame, t.split.caption, t.split.notes, cards=True,
+                                 ident=f"energy-hw-{i}-layers"))
+    return blocks
+
+
 def energy_section_of(records: list[dict[str, Any]], declared: Declared) -> Section | None:
     """"Energy with data movement" (:mod:`bench.report.energy_section`), when some run priced hardware profiles."""
     tables, notes = energy_section.model_tables(records, declared)
     if not tables:
         return None
     return Section(energy_section.TITLE, [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else "")),
-                                          *[TableBlock(t.frame, t.caption, t.notes, cards=True, ident=f"energy-hw-{i}")
-                                            for i, t in enumerate(tables, 1)],
+                                          *[block for i, t in enumerate(tables, 1) for block in _hw_blocks(t, i)],
                                           MarkdownBlock(energy_section.profiles_markdown(tables, declared))])
 
 

@@ -17,6 +17,14 @@ weights (declared ``trained_only``), and the verdict says the same thing in word
 rate (a property of the cost model and the architecture, not of the weights) is shown, with the untrained
 note once for the section (not under every model's table).
 
+Layer split (:func:`layer_split`): from the record's ``hw_layers`` (the primary profile, per layer), a small
+table per model, one row per layer kind as the energy model priced it (``event-driven``: spike input, per
+event; ``dense``: real-valued input, MACs at every call, e.g. the encoding conv on the image; ``mixed``,
+``neuron``, ``data``), with the layers' names, their compute and memory-traffic energy (weights + membrane +
+spikes + activations) and their share of the SNN total; a note gives the totals of compute vs memory and of
+the event-driven vs the dense part. Runs whose ``hw_layers`` carry no ``kind`` (older runs) get no such
+table, and a note says so.
+
 Reads records and run.json conventions only: no torch, no ``bench.metrics``.
 """
 
@@ -39,6 +47,11 @@ HARDWARE = ("energy", "hardware")
 COMPUTE_ONLY = ("energy", "energy_mj")
 COMPUTE_ONLY_LABEL = "literature's compute-only estimate (Horowitz 2014 arithmetic)"
 SNN_PARTS = ("compute", "weights", "membrane", "spikes")
+MEMORY_PARTS = ("weights", "membrane", "spikes", "activations")  # the SNN's memory-traffic terms
+HW_LAYERS = ("energy", "hw_layers")
+# The energy model's layer kinds (``energy_model.LAYER_KINDS``), in the order the split table lists them.
+LAYER_KINDS = ("event-driven", "dense", "mixed", "neuron", "data")
+NAMES_SHOWN = 3  # layer names listed per kind before "+n more"
 CONVENTIONS_KEY = "hardware_profiles"  # run.json conventions: the profiles with their sources (newer runs)
 SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN = "SNN cheaper", "ANN cheaper", "break-even"
 
@@ -130,8 +143,18 @@ def compute_only_label(record: dict[str, Any]) -> str:
 
 
 @dataclass
+class LayerSplit:
+    """One model's layer split on the primary profile: one row per layer kind, its caption and notes."""
+
+    frame: pd.DataFrame
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ModelTable:
-    """One model's table: the case it comes from, the frame (one row per profile), its caption and notes."""
+    """One model's table: the case it comes from, the frame (one row per profile), its caption and notes, and
+    the layer split (None where the record has no per-layer kinds)."""
 
     label: str
     record: dict[str, Any]
@@ -139,6 +162,52 @@ class ModelTable:
     frame: pd.DataFrame
     caption: str
     notes: list[str] = field(default_factory=list)
+    split: LayerSplit | None = None
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return f"{len(names)}: {shown}" + (f" +{len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+
+
+def _share(part: float, total: float) -> str:
+    return f"{100 * part / total:.1f}" if total else NA
+
+
+def layer_split(label: str, record: dict[str, Any], declared: Declared) -> LayerSplit | None:
+    """The layer split of one model's case (see the module docstring); None without kinds in ``hw_layers``."""
+    layers = metric_value(record, *HW_LAYERS)
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) and x.get("kind")
+                                                            for x in layers):
+        return None
+    energy = declared_field(declared, "hw_energy_mj")
+    groups: dict[str, dict[str, Any]] = {}
+    for lay in layers:
+        snn = lay.get("snn_pj") if isinstance(lay.get("snn_pj"), Mapping) else {}
+        ann = lay.get("ann_pj") if isinstance(lay.get("ann_pj"), Mapping) else {}
+        g = groups.setdefault(str(lay["kind"]), {"names": [], "compute": 0.0, "memory": 0.0, "ann": 0.0})
+        g["names"].append(str(lay.get("name")))
+        g["compute"] += number(snn.get("compute")) or 0.0
+        g["memory"] += sum(number(snn.get(part)) or 0.0 for part in MEMORY_PARTS)
+        g["ann"] += number(ann.get("total")) or 0.0
+    total = sum(g["compute"] + g["memory"] for g in groups.values())
+    order = [k for k in LAYER_KINDS if k in groups] + sorted(set(groups) - set(LAYER_KINDS))
+    rows = [{"layer kind": kind, "layers": _names(groups[kind]["names"]),
+             "compute": _energy(energy, groups[kind]["compute"]), "memory traffic": _energy(energy, groups[kind]["memory"]),
+             "SNN total": _energy(energy, groups[kind]["compute"] + groups[kind]["memory"]),
+             "share (%)": _share(groups[kind]["compute"] + groups[kind]["memory"], total),
+             "ANN-equivalent": _energy(energy, groups[kind]["ann"])} for kind in order]
+    compute = sum(g["compute"] for g in groups.values())
+    part = {k: groups[k]["compute"] + groups[k]["memory"] if k in groups else 0.0 for k in ("event-driven", "dense")}
+    notes = [f"SNN total {_energy(energy, total)}: compute {_energy(energy, compute)} ({_share(compute, total)} %), "
+             f"memory traffic {_energy(energy, total - compute)} ({_share(total - compute, total)} %); event-driven "
+             f"part {_energy(energy, part['event-driven'])} ({_share(part['event-driven'], total)} %), dense part "
+             f"{_energy(energy, part['dense'])} ({_share(part['dense'], total)} %)."]
+    profile = metric_value(record, "energy", "hw_profile") or "the primary profile"
+    caption = (f"{label} at T={record['T']}: the SNN's layers on {profile}, by how the energy model prices them "
+               "(event-driven: spike input, per event; dense: real-valued input, MACs at every call, e.g. the "
+               "encoding conv; neuron: membrane updates).")
+    return LayerSplit(pd.DataFrame(rows), caption, notes)
 
 
 def model_table(label: str, record: dict[str, Any], basis: str, declared: Declared) -> ModelTable:
@@ -168,7 +237,10 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
                      f" per sample (energy.energy_mj, profile {profile}): arithmetic only, no memory traffic.")
     caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
                "each hardware profile, SNN split into compute, weight, membrane and spike traffic.")
-    return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes)
+    split = layer_split(label, record, declared)
+    if split is None and hardware(record):
+        notes.append("No layer split: this run's energy.hw_layers carry no layer kinds (recorded before they were).")
+    return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes, split)
 
 
 def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[list[ModelTable], list[str]]:

@@ -129,6 +129,50 @@ def test_table_at_main_T_and_profiles_listed_with_sources():
     assert "- **gpu** (digital): HBM paper (dram_pj_per_byte = 7.0)" in es.profiles_markdown(tables, stored)
 
 
+# Per-layer split worked out by hand (pJ): dense stem 3000 compute + 1000 memory (500 weights, 500 activations);
+# two event-driven convs 300 compute + 1200 memory (900 weights, 300 spikes); a neuron 400 compute + 600 memory
+# (500 membrane, 100 spikes). Total 6500: dense 4000 (61.5 %), event-driven 1500 (23.1 %), neuron 1000 (15.4 %);
+# compute 3700 (56.9 %), memory 2800 (43.1 %).
+def hw_layer(name: str, kind: str, compute: float, weights: float, membrane: float, spikes: float, acts: float,
+             ann: float) -> dict:
+    snn = {"compute": compute, "weights": weights, "membrane": membrane, "spikes": spikes, "activations": acts}
+    return {"name": name, "type": "Conv2d", "kind": kind, "snn_pj": snn | {"total": sum(snn.values())},
+            "event_pj": 0.0, "ann_pj": {"compute": ann, "weights": 0.0, "activations": 0.0, "total": ann}}
+
+
+HW_LAYERS = [hw_layer("stem.conv", "dense", 3000, 500, 0, 0, 500, 1000),
+             hw_layer("l1.conv", "event-driven", 200, 600, 0, 200, 0, 2000),
+             hw_layer("l2.conv", "event-driven", 100, 300, 0, 100, 0, 1500),
+             hw_layer("sn1", "neuron", 400, 0, 500, 100, 0, 0)]
+
+
+def test_layer_split_by_hand():
+    rec = record()
+    rec["metrics"]["energy"] |= {"hw_layers": copy.deepcopy(HW_LAYERS), "hw_profile": "sram"}
+    split = table_of([rec]).split
+    rows = split.frame.to_dict("records")
+    assert rows == [
+        {"layer kind": "event-driven", "layers": "2: l1.conv, l2.conv", "compute": "300 pJ", "memory traffic": "1.2 nJ",
+         "SNN total": "1.5 nJ", "share (%)": "23.1", "ANN-equivalent": "3.5 nJ"},
+        {"layer kind": "dense", "layers": "1: stem.conv", "compute": "3 nJ", "memory traffic": "1 nJ",
+         "SNN total": "4 nJ", "share (%)": "61.5", "ANN-equivalent": "1 nJ"},
+        {"layer kind": "neuron", "layers": "1: sn1", "compute": "400 pJ", "memory traffic": "600 pJ",
+         "SNN total": "1 nJ", "share (%)": "15.4", "ANN-equivalent": "0 pJ"}]
+    assert split.notes == ["SNN total 6.5 nJ: compute 3.7 nJ (56.9 %), memory traffic 2.8 nJ (43.1 %); event-driven "
+                           "part 1.5 nJ (23.1 %), dense part 4 nJ (61.5 %)."]
+    assert "A at T=4: the SNN's layers on sram" in split.caption
+    many = record()
+    many["metrics"]["energy"]["hw_layers"] = [hw_layer(f"c{i}", "event-driven", 1, 1, 0, 0, 0, 1) for i in range(5)]
+    assert table_of([many]).split.frame.iloc[0]["layers"] == "5: c0, c1, c2 +2 more"
+
+
+def test_layer_split_absent_for_records_without_kinds():
+    rec = record()
+    rec["metrics"]["energy"]["hw_layers"] = [{k: v for k, v in lay.items() if k != "kind"} for lay in HW_LAYERS]
+    t = table_of([rec])
+    assert t.split is None and any(n.startswith("No layer split: ") for n in t.notes)
+
+
 def test_no_hardware_no_section_no_plot():
     records = [record(hardware=False)]
     assert es.model_tables(records, Declared({})) == ([], [])
@@ -261,6 +305,10 @@ def test_report_shows_the_section_and_the_plot(runs, tmp_path):
     assert f"| {8 * base / unit[1]:.3g} {unit[0]} | {12 * base / unit[1]:.3g} " in row
     assert row.endswith("| 1.50 | 15.00 | 35.00 | SNN cheaper |")
     assert "literature's compute-only estimate (Horowitz 2014 arithmetic)" in section
+    # The real plug-in's layer split: tiny's first conv reads the analog image (dense), the rest are spikes.
+    assert "the SNN's layers on 45nm-sram" in section
+    split_rows = [line for line in section.splitlines() if line.startswith(("| event-driven |", "| dense |"))]
+    assert len(split_rows) >= 2 and "memory traffic" in section and 'id="energy-hw-1-layers"' in html
     assert "- **loihi** (neuromorphic): " in section  # the source: run.json's stored profile, else the record's
     assert "![" in md and "figures/energy_vs_rate.png" in md and (tmp_path / "figures/energy_vs_rate.png").exists()
     assert '<h2 id="energy-with-data-movement">Energy with data movement</h2>' in html
@@ -302,7 +350,7 @@ def test_tables_fit_the_screen_in_a_browser(runs, tmp_path, width):
     page = inspect_page(html, tmp_path / "profile", width=width, height=900)
     assert page["errors"] == [] and page["pageWidth"] <= page["viewportWidth"]
     mine = [t for t in page["compact"] if t["id"].startswith("energy-hw-")]
-    assert [t["id"] for t in mine] == ["energy-hw-1", "energy-hw-2"]
+    assert [t["id"] for t in mine] == ["energy-hw-1", "energy-hw-1-layers", "energy-hw-2", "energy-hw-2-layers"]
     for table in mine:
         assert fits(table["wrap"]) and fits(table["table"]), table
         assert {r["display"] for r in table["rows"]} == {"table-row" if width > 640 else "block"}

@@ -45,11 +45,13 @@ SATA = ("R. Yin et al., 'SATA: Sparsity-Aware Training Accelerator for Spiking N
         "32 KiB read 0.0110295 nJ, write 0.012772 nJ) and energy_configs.py (16-bit multiplier 0.239, "
         "accumulator 0.0389)")
 LOIHI = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), "
-         "2018, Table 1 (14 nm): 23.6 pJ per synaptic spike op (minimum), 81 pJ per active neuron update, "
-         "3.5 pJ per cross-tile spike hop")
+         "2018, its table of core energy and performance (14 nm): 23.6 pJ per synaptic spike op (minimum), 81 pJ "
+         "per active neuron update, 3.5 pJ per cross-tile spike hop (figures as widely cited; the table's number "
+         "and text were not re-read here)")
 SPINNAKER2 = ("S. Hoeppner et al., 'Dynamic power management for neuromorphic many-core systems', IEEE TCAS-I 66(8), "
-              "2019 (SpiNNaker 2 prototype, 28 nm): 450 pJ per synaptic event, 2.19 nJ per neuron update, as cited "
-              "in snnbench issue 18 (not re-checked against the paper here)")
+              "2019 (arXiv 1903.08941; SpiNNaker 2 test chip: 28 nm, 4 cores, 0.7-1.0 V, 125-500 MHz over three "
+              "performance levels): 450 pJ per synaptic event, 2.19 nJ per neuron update, as cited in snnbench "
+              "issue 18; the figures and their operating point were not found in the paper's text here")
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,9 @@ def test_report_html_at_1400_px(report_html, priced, tmp_path):
     ids = [t["id"] for t in page["compact"]]
     assert [i for i in ids if not i.startswith("energy-hw-")] == ["model", "headline", "speed", "model",
                                                                   "reproduction"], ids  # models, headline, published
-    assert [i for i in ids if i.startswith("energy-hw-")] == [f"energy-hw-{n}" for n in range(1, 4)] * priced
+    # per model: its profiles table, then its split by layer kind
+    assert [i for i in ids if i.startswith("energy-hw-")] == [f"energy-hw-{n}{part}" for n in range(1, 4)
+                                                              for part in ("", "-layers")] * priced
     for table in page["compact"]:  # tables, not cards, and no sideways scrolling inside their box either
         assert {r["display"] for r in table["rows"]} == {"table-row"}, table["id"]
         assert fits(table["wrap"]), table
@@ -218,7 +220,7 @@ def test_report_html_on_a_phone_turns_compact_tables_into_cards(report_html, pri
         assert fits(table["wrap"]) and fits(table["table"]), table
         for row in table["rows"]:
             assert row["display"] == "block" and fits(row), (table["id"], row)
-            assert row["label"].strip('"') in ("model", "case", "profile"), row  # each cell names its column
+            assert row["label"].strip('"') in ("model", "case", "profile", "layer kind"), row  # cells name columns
 
 
 @pytest.mark.slow

@@ -67,6 +67,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         return _dry_run(args, suite, cases, notes, console)
     if not distributed.launched():  # past durations are single-process figures
+        _check_data(suite, cases)  # a missing data root or too little memory is refused before any estimate
         _print_estimate(args, suite, cases, console)
     with contextlib.ExitStack() as held:  # rank 0 keeps the folder locked until its report is written
         try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
@@ -154,14 +155,25 @@ def _unrun_import_paths(suite: Suite) -> list[str]:
     return lines
 
 
+def _check_data(suite: Suite, cases: list[Case]) -> None:
+    """What a run checks of its data before loading it: workers against CPUs, the memory of declared shapes,
+    a missing data root (DatasetError) and the data's own size; raises the bad-input error."""
+    from bench.data import estimate_bytes
+    from bench.runner import check_before_loading
+
+    if problem := check_before_loading(suite, cases):
+        raise problem
+    estimate_bytes(suite.data).check(f"the {suite.data.dataset} data", "lower data.image_size or data.max_samples")
+
+
 def _check_and_list(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str],
                     console: Console) -> int:
     """The dry run's checks and listing (under import_paths_unrun)."""
     from bench import distributed
-    from bench.data import estimate_bytes
+    from bench.data import fallback_note
     from bench.estimate import duration
     from bench.rundir import RunFolderError
-    from bench.runner import check_before_loading, plan_run, run_folder_problem
+    from bench.runner import plan_run, run_folder_problem
     from bench.suite import SuiteError
 
     if distributed.launched():
@@ -175,9 +187,9 @@ def _check_and_list(args: argparse.Namespace, suite: Suite, cases: list[Case], n
 
         train_plan(suite)
     unrun = _unrun_import_paths(suite)
-    if problem := check_before_loading(suite, cases):
-        raise problem
-    estimate_bytes(suite.data).check(f"the {suite.data.dataset} data", "lower data.image_size or data.max_samples")
+    _check_data(suite, cases)
+    if note := fallback_note(suite.data):  # the note a run prints first
+        notes = [note, *notes]
     out = args.out or args.resume
     if out is not None and out.is_dir():
         if problem := run_folder_problem(out, args.resume is not None):

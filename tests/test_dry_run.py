@@ -213,3 +213,44 @@ def test_no_speed_benchmark_before_a_run_that_measures_energy(write_suite, tmp_p
                  "--batch-size", "8"]) == 0
     assert "estimate: none for 1 case(s) (1 not estimated: no past run, and no speed measured" in \
         capsys.readouterr().err
+
+
+MISSING_ROOT = """
+[suite]
+name = "noroot"
+time_steps = [1]
+metrics = ["params"]
+
+[data]
+dataset = "cifar10"
+root = "${SNNBENCH_TEST_UNSET_ROOT}"
+max_samples = 8
+batch_size = 8
+on_missing = "{on_missing}"
+
+[[models]]
+name = "sew_resnet18"
+label = "SEW w/16"
+kwargs = { width = 0.0625, input_size = "cifar" }
+"""
+
+
+def test_a_missing_data_root_is_refused_before_the_estimate_line(write_suite, tmp_path, capsys, monkeypatch):
+    """The run checks the data root before it prints the time estimate: exit 2, the variable named, no estimate."""
+    monkeypatch.delenv("SNNBENCH_TEST_UNSET_ROOT", raising=False)
+    suite = write_suite(MISSING_ROOT.replace("{on_missing}", "error"))
+    assert main(["run", str(suite), "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "SNNBENCH_TEST_UNSET_ROOT" in err and "estimate" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_dry_run_prints_the_synthetic_fallback_note_the_run_prints(write_suite, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SNNBENCH_TEST_UNSET_ROOT", raising=False)
+    suite = write_suite(MISSING_ROOT.replace("{on_missing}", "synthetic"))
+    assert main(["run", str(suite), "--dry-run"]) == 0
+    dry = " ".join(capsys.readouterr().err.split())
+    note = "accuracy was not measured: environment variable SNNBENCH_TEST_UNSET_ROOT"
+    assert note in dry
+    assert main(["run", str(suite), "--out", str(tmp_path / "r"), "-q"]) == 0
+    assert note in " ".join(capsys.readouterr().err.split()), "the same note as the real run's"

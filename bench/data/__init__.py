@@ -57,12 +57,25 @@ def _synthetic_shape(spec) -> tuple[dict[str, int], int]:
     return shape, spec.max_samples or 64
 
 
-def _fallback(spec, seed: int, reason: str) -> DataBundle:
+def _fallback_note(spec, reason: str | None) -> str:
     shape, n = _fallback_shape(spec)
-    note = (f"accuracy was not measured: {reason}; synthetic {spec.dataset}-shaped input "
+    return (f"accuracy was not measured: {reason}; synthetic {spec.dataset}-shaped input "
             f"({shape['in_channels']}x{shape['image_size']}x{shape['image_size']}, {n} samples) was used instead")
+
+
+def _fallback(spec, seed: int, reason: str | None) -> DataBundle:
+    shape, n = _fallback_shape(spec)
     return synthetic(n, shape["in_channels"], shape["image_size"], shape["num_classes"], seed,
-                     name=f"synthetic ({spec.dataset} fallback)", fallback_note=note)
+                     name=f"synthetic ({spec.dataset} fallback)", fallback_note=_fallback_note(spec, reason))
+
+
+def fallback_note(spec) -> str | None:
+    """The note :func:`load_data` will attach when the dataset's root is missing and ``data.on_missing =
+    "synthetic"`` (a dry run prints it as the run does); None when the real data will be read."""
+    if spec.on_missing != "synthetic" or spec.dataset not in DATASETS:
+        return None
+    root, reason = resolve_root(spec)
+    return None if root is not None else _fallback_note(spec, reason)
 
 
 def resolve_root(spec) -> tuple[Path | None, str | None]:
@@ -137,4 +150,5 @@ def load_data(spec, seed: int = 0) -> DataBundle:
     return bundle
 
 
-__all__ = ["DATASETS", "DataBundle", "DatasetError", "MemoryEstimate", "estimate_bytes", "evenly_spaced", "load_data"]
+__all__ = ["DATASETS", "DataBundle", "DatasetError", "MemoryEstimate", "estimate_bytes", "evenly_spaced",
+           "fallback_note", "load_data"]

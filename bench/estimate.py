@@ -284,20 +284,22 @@ class Estimate:
         return sum(c.basis == basis for c in self.cases)
 
     def summary(self) -> str:
-        """One line: the total and where it comes from."""
+        """One line: the total, then how many cases each basis gave and what it leaves out, e.g.
+        ``estimate: at least 25 s for 6 case(s): 2 from past runs, 4 rough lower bounds (no past run: counted
+        compute at this machine's measured speed; builds, data loading and start-up not included)``."""
         n = len(self.cases)
         parts = []
         if past := self.count("past runs"):
             parts.append(f"{past} from past runs")
         if rough := self.count("rough"):
-            parts.append(f"{rough} rough lower bound(s): no past run, counted work at this machine's best measured "
-                         f"speed, builds and data loading left out")
+            parts.append(f"{rough} rough lower bound{'s' if rough > 1 else ''} (no past run: counted compute at this "
+                         "machine's measured speed; builds, data loading and start-up not included)")
         if none := [c for c in self.cases if c.basis == "none"]:
-            parts.append(f"{len(none)} not estimated: {'; '.join(dict.fromkeys(c.detail for c in none))}")
+            parts.append(f"{len(none)} not estimated ({'; '.join(dict.fromkeys(c.detail for c in none))})")
         if len(none) == n:
-            return f"estimate: none for {n} case(s) ({'; '.join(parts)})"
-        bound = "at least " if none or self.count("rough") else "about "
-        return f"estimate: {bound}{duration(self.total_s)} for {n} case(s) ({'; '.join(parts)})"
+            return f"estimate: none for {n} case(s): {', '.join(parts)}"
+        bound = "at least " if none or rough else "about "
+        return f"estimate: {bound}{duration(self.total_s)} for {n} case(s): {', '.join(parts)}"
 
 
 def duration(seconds: float) -> str:

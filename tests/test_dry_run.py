@@ -198,7 +198,7 @@ def test_a_run_prints_its_estimate_before_it_starts(write_suite, tmp_path, capsy
     assert main(["run", path, "--out", str(tmp_path / "a"), "-q", "--models", "sew*", "--batch-size", "8"]) == 0
     err = capsys.readouterr().err
     assert err.index("estimate: at least") < err.index("results:")
-    assert "for 1 case(s) (1 rough lower bound(s): no past run" in err
+    assert "for 1 case(s): 1 rough lower bound (no past run: counted compute at this machine's measured speed; " in err
 
 
 def test_no_speed_benchmark_before_a_run_that_measures_energy(write_suite, tmp_path, monkeypatch, capsys):
@@ -211,7 +211,7 @@ def test_no_speed_benchmark_before_a_run_that_measures_energy(write_suite, tmp_p
                          "[metrics.measured_energy]\nmin_window_s = 0.0\nidle_s = 0.0\nmin_batches = 1\nwarmup = 0")
     assert main(["run", str(write_suite(text)), "--out", str(tmp_path / "a"), "-q", "--models", "sew*",
                  "--batch-size", "8"]) == 0
-    assert "estimate: none for 1 case(s) (1 not estimated: no past run, and no speed measured" in \
+    assert "estimate: none for 1 case(s): 1 not estimated (no past run, and no speed measured" in \
         capsys.readouterr().err
 
 

@@ -236,8 +236,9 @@ def test_no_past_run_gives_rough_lower_bounds_and_says_so(suite, tmp_path):
     assert by_label["tiny|T=1|cpu|bs=8"].basis == "none"
     assert "a user model" in by_label["tiny|T=1|cpu|bs=8"].detail
     assert result.summary().startswith("estimate: at least ")
-    assert "2 rough lower bound(s): no past run" in result.summary() and "2 not estimated: a user model" in \
-        result.summary()
+    line = result.summary()
+    assert "2 rough lower bounds (no past run: counted compute" in line and "2 not estimated (a user model" in line
+    assert "(s)" not in line.partition("case(s)")[2], "one readable line: no 'bound(s)'"
     assert [s.device for s in result.speeds] == ["cpu"]
 
 
@@ -259,7 +260,7 @@ def test_past_runs_under_the_reports_folder_give_the_estimate(suite, past_run, t
     result = estimate_cases(suite, expand_cases(suite)[0], reports_root=reports, measure=False)
     assert {c.case.case_id: c.seconds for c in result.cases} == recorded
     assert all(c.detail == "median of 1 past run(s) (same configuration)" for c in result.cases)
-    assert result.summary() == f"estimate: about {duration(sum(recorded.values()))} for 4 case(s) (4 from past runs)"
+    assert result.summary() == f"estimate: about {duration(sum(recorded.values()))} for 4 case(s): 4 from past runs"
 
 
 def test_past_runs_listed_by_the_history_store_give_the_estimate(suite, past_run, tmp_path):

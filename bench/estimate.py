@@ -334,12 +334,10 @@ def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, iso
     ``measure=False``: no speed measurement (cases without past runs get none); ``isolate``: each case in
     its own process (no work shared between cases); ``db``: the history store (None: not read).
     """
-    from bench.metrics.measured_energy import find_rapl
     from bench.models.registry import model_info
 
     durations = past_durations(past_run_dirs(suite.name, reports_root, db))
     out: list[CaseEstimate] = []
-    rapl = find_rapl()[0] is not None
     models: set[tuple[str, str]] = set()  # a model's cases on one device share its build and accuracy pass
     devices: set[str] = set()
     for case in cases:
@@ -362,7 +360,7 @@ def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, iso
                                     "benchmark then would disturb measured_energy's rest idle; see --dry-run)"))
             continue
         try:
-            seconds = _rough(suite, case, model_info(case.model.name), first_model, first_device, rapl)
+            seconds = _rough(suite, case, model_info(case.model.name), first_model, first_device)
         except NotEstimated as exc:
             out.append(CaseEstimate(case, None, "none", str(exc)))
             continue
@@ -371,7 +369,7 @@ def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, iso
     return Estimate(out, speeds)
 
 
-def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device: bool, rapl: bool) -> float:
+def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device: bool) -> float:
     """Counted work over measured speed, summed over the suite's metrics; NotEstimated saying why not."""
     from bench.build import model_kwargs
 
@@ -393,7 +391,7 @@ def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device:
     accuracy_T = (max(steps) if first_model else None) if one_pass else case.T
     w = CaseWork(case, suite.metric_options, suite.metrics, lambda T: work.forward_s(speed, T, case.batch_size),
                  None if samples is None else math.ceil(samples / case.batch_size), labelled, accuracy_T,
-                 first_device, case.device == "cpu" and rapl)
+                 first_device)
     total = 0.0
     for metric in suite.metrics:
         cost = get_metric(metric).contract.cost

@@ -101,7 +101,6 @@ class CaseWork:
     labelled: bool
     accuracy_T: int | None  # T of the case's accuracy pass; None when an earlier case of the model made it
     first_on_device: bool  # the process's first case on this device (measured_energy's rest idle)
-    rapl: bool  # a CPU energy counter is readable (measured_energy on CPU measures a window)
 
     def option(self, metric: str, key: str) -> Any:
         """The suite's value, else the plug-in's declared default."""

@@ -69,6 +69,7 @@ in ``codecarbon_{cpu,gpu,ram}_method``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import statistics
@@ -735,12 +736,19 @@ def _settings(ctx: CaseContext) -> dict[str, Any]:
     return {o.name: ctx.option("measured_energy", o.name, o.default) for o in OPTIONS}
 
 
+@functools.cache
+def rapl_readable() -> bool:
+    """Whether this machine has a readable CPU energy counter (RAPL), once per process (the estimate's question)."""
+    return find_rapl()[0] is not None
+
+
 def cost(w: CaseWork) -> float:
     """Rest idle (at least idle_min_s, first case on a device), warm-up, then a window of at least min_window_s
-    and min_batches (at most max_window_s; a coarse counter lengthens it); codecarbon's window when asked."""
+    and min_batches (at most max_window_s; a coarse counter lengthens it); codecarbon's window when asked. On
+    CPU the window runs only where RAPL is readable."""
     f = w.forward_s(w.case.T)
     seconds = w.option("measured_energy", "codecarbon_window_s") if w.option("measured_energy", "codecarbon") else 0
-    if w.case.device != "cpu" or w.rapl:  # NVML counts energy on every GPU since Volta
+    if w.case.device != "cpu" or rapl_readable():  # NVML counts energy on every GPU since Volta
         window = max(w.option("measured_energy", "min_window_s"), w.option("measured_energy", "min_batches") * f)
         seconds += min(window, w.option("measured_energy", "max_window_s")) + w.option("measured_energy", "warmup") * f
         if w.first_on_device:

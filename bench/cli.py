@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -576,6 +577,7 @@ def _export_nir(model: torch.nn.Module, name: str, kwargs: dict[str, object], im
     model's ``input_size`` preset, 32 px for cifar, 224 for imagenet), written to ``out`` (HDF5)."""
     from bench.checkpoints import CheckpointError
     from bench.nir_export import PRESET_IMAGE_SIZES, NIRExportError, write_nir
+    from bench.results import ResultsWriteError
 
     if image_size is None:
         side = PRESET_IMAGE_SIZES.get(str(kwargs.get("input_size", "imagenet")), PRESET_IMAGE_SIZES["imagenet"])
@@ -584,9 +586,10 @@ def _export_nir(model: torch.nn.Module, name: str, kwargs: dict[str, object], im
         write_nir(model, name, image_size, out)
     except NIRExportError as exc:
         raise CheckpointError(str(exc)) from exc
-    except OSError as exc:  # h5py: a missing or read-only folder, --out naming a folder
-        raise CheckpointError(f"cannot write --out {str(out)!r}: {exc.strerror or exc}. Fix: name a file in a "
-                              f"folder you can write") from exc
+    except (OSError, ResultsWriteError) as exc:  # a missing or read-only folder, --out naming a folder
+        reason = os.strerror(exc.errno) if exc.errno else exc
+        raise CheckpointError(f"cannot write --out {str(out)!r}: {reason}. Fix: name a file in a folder you can "
+                              "write (nothing was written there)") from exc
 
 
 def _image_size(text: str) -> tuple[int, int]:

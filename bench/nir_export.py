@@ -230,12 +230,10 @@ def to_nir(model: nn.Module, name: str, image_size: tuple[int, int]) -> nir.NIRG
 def write_nir(model: nn.Module, name: str, image_size: tuple[int, int], out: Path) -> nir.NIRGraph:
     """Write ``to_nir(model, name, image_size)`` to ``out`` (HDF5, ``nir.write``) and return the graph.
 
-    Written to a temporary file beside ``out`` and renamed, so a failed write leaves no partial graph."""
+    Whole or not at all (:func:`bench.results.replace_file`: a temporary file, fsync'd and renamed;
+    ResultsWriteError when it cannot be written, ``out`` left as it was)."""
+    from bench.results import replace_file
+
     graph = to_nir(model, name, image_size)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        nir.write(partial, graph)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    replace_file(out, lambda tmp: nir.write(tmp, graph))
     return graph

@@ -363,3 +363,10 @@ def test_stored_hardware_profiles_print_as_pairs_in_the_conventions():
     md = conventions_markdown({"id": "c1", "hardware_profiles": {"gpu": {"kind": "digital", "source": "HBM paper"}}})
     row = next(line for line in md.splitlines() if line.startswith("| gpu |"))
     assert "| digital |" in row and "HBM paper" in row and "{" not in row
+
+
+def test_the_report_lists_the_energy_models_layer_kinds():
+    """The report may not import bench.metrics, so it keeps its own copy of the layer kinds: the same ones."""
+    from bench.metrics.energy_model import LAYER_KINDS
+
+    assert es.LAYER_KINDS == LAYER_KINDS

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     import torch
 
     from bench.estimate import Estimate
+    from bench.plan import CasePlan
     from bench.report.declared import Installed
-    from bench.suite import Case, Suite
+    from bench.suite import Suite
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_COMPARABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -58,25 +59,30 @@ def sigterm_interrupts() -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench import distributed
-    from bench.runner import run_suite
-    from bench.suite import Selection, expand_cases, load_suite, select_cases
+    from bench.plan import plan_cases
+    from bench.runner import default_out_dir, new_run_id, resolve_out_dir, run_suite
+    from bench.suite import Selection, load_suite
 
     suite = load_suite(args.suite, allow_import=not args.no_import, import_code=not args.dry_run)
     selection = Selection(tuple(args.models or ()), tuple(args.T or ()), tuple(args.batch_size or ()))
-    cases, notes = expand_cases(suite)
-    cases = select_cases(suite, cases, selection)  # bad flags are bad input before anything runs
+    given = args.out or args.resume
+    if args.dry_run:  # the folder a run would take (it joins no process group)
+        out = given or default_out_dir(suite, new_run_id())
+    else:
+        out = resolve_out_dir(suite, given)
+    # One plan of the cases (selection, per-model T, trained checkpoints, done set) for the listing, the
+    # estimate and the runner; bad flags are bad input before anything runs.
+    plan = plan_cases(suite, out, selection=selection, resume=args.resume is not None)
     if args.dry_run:
-        return _dry_run(args, suite, cases, notes, console)
+        return _dry_run(args, plan, console)
     if not distributed.launched():  # past durations are single-process figures
-        _check_data(suite, cases)  # a missing data root or too little memory is refused before any estimate
-        _print_estimate(args, suite, cases, console)
+        _check_data(plan)  # a missing data root or too little memory is refused before any estimate
+        _print_estimate(args, plan, console)
     with contextlib.ExitStack() as held:  # rank 0 keeps the folder locked until its report is written
         try:  # under torchrun every rank runs the cases; rank 0 alone prints and writes (bench.distributed)
             with sigterm_interrupts():
-                outcome = run_suite(suite, args.out or args.resume, resume=args.resume is not None,
-                                    allow_changes=args.allow_changes, show_progress=not args.quiet,
-                                    console=console, isolate=args.isolate, hold=held,
-                                    keep=selection.keeps if selection else None)
+                outcome = run_suite(plan, allow_changes=args.allow_changes, show_progress=not args.quiet,
+                                    console=console, isolate=args.isolate, hold=held)
             main = distributed.is_main()
         finally:
             distributed.shutdown()
@@ -94,48 +100,37 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if reported else EXIT_FAILED
 
 
-def _to_run(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> list[Case]:
-    """The cases a run would measure: under ``--resume``, those without a completed record in the folder (by
-    ``config_key``; by case id for a model that ``[train]`` gives its checkpoint, which is in the key)."""
-    from bench.estimate import completed
-    from bench.runner import case_config_key
-
-    if args.resume is None:
-        return cases
-    keys, ids = completed(args.resume)
-    trains = suite.train is not None
-    todo = [c for c in cases if case_config_key(suite, c) not in keys
-            and not (trains and c.model.checkpoint is None and c.case_id in ids)]
-    if len(todo) < len(cases):
-        console.print(f"{len(cases) - len(todo)} of {len(cases)} selected case(s) already done in "
-                      f"{escape(str(args.resume))}", highlight=False)
-    return todo
+def _say_done(plan: CasePlan, console: Console) -> None:
+    """Under ``--resume``, how many selected cases the folder already holds (they are not measured again)."""
+    if done := len(plan.cases) - len(plan.todo):
+        console.print(f"{done} of {len(plan.cases)} selected case(s) already done in {escape(str(plan.out))}",
+                      highlight=False)
 
 
-def _estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], measure: bool) -> Estimate:
+def _estimate(args: argparse.Namespace, plan: CasePlan, measure: bool) -> Estimate:
     from bench.estimate import estimate_cases
     from bench.history import history_path
 
-    return estimate_cases(suite, cases, measure=measure, isolate=args.isolate,
-                          db=history_path(args.out or args.resume))  # the store the run will append to
+    return estimate_cases(plan, measure=measure, isolate=args.isolate,
+                          db=history_path(plan.out))  # the store the run will append to
 
 
-def _print_estimate(args: argparse.Namespace, suite: Suite, cases: list[Case], console: Console) -> None:
+def _print_estimate(args: argparse.Namespace, plan: CasePlan, console: Console) -> None:
     """One line before a run starts: the total and its basis. No speed benchmark when the suite measures energy
     (it would disturb the rest-idle reading)."""
-    todo = _to_run(args, suite, cases, console)
-    if todo:
-        estimate = _estimate(args, suite, todo, measure="measured_energy" not in suite.metrics)
+    _say_done(plan, console)
+    if plan.todo:
+        estimate = _estimate(args, plan, measure="measured_energy" not in plan.suite.metrics)
         console.print(escape(estimate.summary()), highlight=False, soft_wrap=True)
 
 
-def _dry_run(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str], console: Console) -> int:
+def _dry_run(args: argparse.Namespace, plan: CasePlan, console: Console) -> int:
     """Validate what a run validates before anything runs, print the cases and the estimate; write nothing and
     import no import path (each is checked without importing, bench.static_imports)."""
     from bench.models.registry import import_paths_unrun
 
     with import_paths_unrun():
-        return _check_and_list(args, suite, cases, notes, console)
+        return _check_and_list(args, plan, console)
 
 
 def _unrun_import_paths(suite: Suite) -> list[str]:
@@ -156,56 +151,53 @@ def _unrun_import_paths(suite: Suite) -> list[str]:
     return lines
 
 
-def _check_data(suite: Suite, cases: list[Case]) -> None:
+def _check_data(plan: CasePlan) -> None:
     """What a run checks of its data before loading it: workers against CPUs, the memory of declared shapes,
     a missing data root (DatasetError) and the data's own size; raises the bad-input error."""
     from bench.data import estimate_bytes
     from bench.runner import check_before_loading
 
-    if problem := check_before_loading(suite, cases):
+    if problem := check_before_loading(plan.suite, list(plan.cases)):
         raise problem
-    estimate_bytes(suite.data).check(f"the {suite.data.dataset} data", "lower data.image_size or data.max_samples")
+    data = plan.suite.data
+    estimate_bytes(data).check(f"the {data.dataset} data", "lower data.image_size or data.max_samples")
 
 
-def _check_and_list(args: argparse.Namespace, suite: Suite, cases: list[Case], notes: list[str],
-                    console: Console) -> int:
+def _check_and_list(args: argparse.Namespace, plan: CasePlan, console: Console) -> int:
     """The dry run's checks and listing (under import_paths_unrun)."""
     from bench import distributed
     from bench.data import fallback_note
     from bench.estimate import duration
     from bench.rundir import RunFolderError
-    from bench.runner import plan_run, run_folder_problem
+    from bench.runner import plan_segment, run_folder_problem
     from bench.suite import SuiteError
 
+    suite = plan.suite
     if distributed.launched():
         raise SuiteError(suite.path, "--dry-run", "runs no case, so it takes no ranks", "run it without torchrun")
-    if not cases:
+    if not plan.cases:
         raise SuiteError(suite.path, "suite.devices", f"no listed device is present on this machine "
-                         f"({'; '.join(notes)}): nothing would run",
+                         f"({'; '.join(plan.notes)}): nothing would run",
                          'add "cpu" to suite.devices, or run the suite where its GPUs are')
-    if suite.train is not None:
-        from bench.train import train_plan
-
-        train_plan(suite)
     unrun = _unrun_import_paths(suite)
-    _check_data(suite, cases)
+    _check_data(plan)
+    notes = list(plan.notes)
     if note := fallback_note(suite.data):  # the note a run prints first
         notes = [note, *notes]
-    out = args.out or args.resume
-    if out is not None and out.is_dir():
-        if problem := run_folder_problem(out, args.resume is not None):
+    if plan.out.is_dir():
+        if problem := run_folder_problem(plan.out, plan.resume):
             raise RunFolderError(problem)
-        if args.resume is not None:
-            plan_run(out, suite, True, args.allow_changes)  # reads the folder only; a changed suite is refused
+        if plan.resume:
+            plan_segment(plan.out, suite, True, args.allow_changes)  # reads the folder only; a changed suite is refused
     for note in notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
     if unrun:
         console.print("import paths checked without importing (none of their code ran; the kwargs of models by "
                       "import path are checked when a run imports them):\n  " + escape("\n  ".join(unrun)),
                       highlight=False, soft_wrap=True)
-    todo = _to_run(args, suite, cases, console)
-    estimate = _estimate(args, suite, todo, measure=True)
-    table = Table(title=escape(f"{suite.name}: {len(todo)} case(s) (dry run: nothing runs, nothing is written)"))
+    _say_done(plan, console)
+    estimate = _estimate(args, plan, measure=True)
+    table = Table(title=escape(f"{suite.name}: {len(plan.todo)} case(s) (dry run: nothing runs, nothing is written)"))
     for col in ("#", "model", "name", "T", "device", "batch", "estimate", "basis"):
         table.add_column(col, justify="right" if col in ("#", "T", "batch", "estimate") else "left", overflow="fold")
     for i, c in enumerate(estimate.cases, 1):
@@ -214,10 +206,8 @@ def _check_and_list(args: argparse.Namespace, suite: Suite, cases: list[Case], n
                       str(c.case.batch_size), seconds, escape(c.detail))
     console.print(table)
     console.print(f"metrics (every case): {', '.join(suite.metrics)}", highlight=False)
-    selected = {c.case.model.label for c in estimate.cases}
-    if suite.train is not None and (untrained := [m.label for m in suite.models
-                                                  if m.checkpoint is None and m.label in selected]):
-        console.print(f"training first ({escape('[train]')}, not in the estimate): {escape(', '.join(untrained))}",
+    if plan.training:
+        console.print(f"training first ({escape('[train]')}, not in the estimate): {escape(', '.join(plan.training))}",
                       highlight=False)
     for speed in estimate.speeds:
         console.print(f"rough figures use the speed measured on {escape(speed.describe())}", highlight=False)

@@ -46,8 +46,9 @@ import torch.nn as nn
 
 from bench.build import forward_with_hook
 from bench.metrics.base import CaseWork, NotEstimated, get_metric
+from bench.plan import CasePlan
 from bench.results import RESULTS_FILE, RunFileError, device_name, read_records
-from bench.runner import case_config_key, sample_shape_before_loading
+from bench.runner import sample_shape_before_loading
 from bench.suite import Case, DataSpec, Suite, declared_shape
 
 RECENT_RUNS = 20  # past run folders read, newest first
@@ -240,18 +241,6 @@ def past_durations(run_dirs: list[Path]) -> dict[tuple[Any, ...], list[float]]:
     return out
 
 
-def completed(run_dir: Path) -> tuple[set[str], set[str]]:
-    """``config_key`` and ``case_id`` of the ok records of a run folder (what ``--resume`` keeps); empty sets when
-    it cannot be read (the run then says why)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ok = [r for r in read_records(run_dir / RESULTS_FILE) if r["status"] == "ok"]
-    except (OSError, RunFileError):
-        return set(), set()
-    return {r["config_key"] for r in ok}, {r["case_id"] for r in ok}
-
-
 @cache
 def device_model(device: str) -> str:
     """The device model records name (``device_info.device_name``): CPU model, or the GPU's name."""
@@ -327,15 +316,17 @@ def evaluated_samples(data: DataSpec) -> tuple[int | None, bool]:
     return data.max_samples or None, True
 
 
-def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, isolate: bool = False,
+def estimate_cases(plan: CasePlan, *, measure: bool = True, isolate: bool = False,
                    reports_root: Path = REPORTS_ROOT, db: Path | None = None) -> Estimate:
-    """Seconds for each case, from past runs where they hold the case, else rough (see the module docstring).
+    """Seconds for each case the plan still has to measure (:attr:`bench.plan.CasePlan.todo`), from past runs
+    where they hold the case, else rough (see the module docstring).
 
     ``measure=False``: no speed measurement (cases without past runs get none); ``isolate``: each case in
     its own process (no work shared between cases); ``db``: the history store (None: not read).
     """
     from bench.models.registry import model_info
 
+    suite, cases = plan.suite, plan.todo
     durations = past_durations(past_run_dirs(suite.name, reports_root, db))
     out: list[CaseEstimate] = []
     models: set[tuple[str, str]] = set()  # a model's cases on one device share its build and accuracy pass
@@ -346,7 +337,7 @@ def estimate_cases(suite: Suite, cases: list[Case], *, measure: bool = True, iso
         models.add((case.model.label, case.device))
         devices.add(case.device)
         device = device_model(case.device)
-        exact = durations.get(same_config(case_config_key(suite, case), device))
+        exact = durations.get(same_config(plan.key(case), device))
         similar = durations.get(same_case(case.model.label, case.model.name, case.T, device, case.batch_size,
                                           suite.metrics))
         if exact or similar:
@@ -386,7 +377,7 @@ def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device:
         raise NotEstimated(work)
     speed = measure_speed(case.device)
     samples, labelled = evaluated_samples(suite.data)
-    steps = case.model.time_steps or suite.time_steps
+    steps = suite.steps_of(case.model)
     one_pass = info.causal_over_T and not info.fixed_T  # bench.metrics.accuracy: one pass at the largest T
     accuracy_T = (max(steps) if first_model else None) if one_pass else case.T
     w = CaseWork(case, suite.metric_options, suite.metrics, lambda T: work.forward_s(speed, T, case.batch_size),

@@ -24,8 +24,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -40,7 +40,7 @@ from spikingjelly.activation_based import functional
 from torch.utils.data import DataLoader, Subset
 
 from bench import distributed
-from bench.build import MemoryNeed, build_model, config_key, gib, memory_profile, model_kwargs
+from bench.build import MemoryNeed, build_model, gib, memory_profile, model_kwargs
 from bench.calibration import calibrate_bn, has_batchnorm
 from bench.checkpoints import LoadedCheckpoint
 from bench.data import DataBundle, load_data
@@ -49,6 +49,7 @@ from bench.metrics.base import CaseContext, NonFiniteOutputError, get_metric
 from bench.metrics.conventions import conventions_dict
 from bench.models.common import repeat_encode
 from bench.models.registry import ModelInfo, model_info
+from bench.plan import CasePlan, case_config_key, done_keys, plan_cases
 from bench.results import (
     CSV_FILE,
     ENV_FILE,
@@ -71,11 +72,11 @@ from bench.rundir import (
     settings_changes,
     suite_settings,
 )
-from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, expand_cases, workers_problem
+from bench.suite import Case, DataSpec, Suite, SuiteError, declared_shape, workers_problem
 
 CHECKPOINT_DIR = "checkpoints"
 
-__all__ = ["RunFolderError", "RunOutcome", "SuiteRunner", "case_config_key", "default_out_dir", "memory_problem",
+__all__ = ["RunFolderError", "RunOutcome", "SuiteRunner", "default_out_dir", "memory_problem",
            "new_run_id", "resolve_out_dir", "run_suite"]
 
 
@@ -162,16 +163,6 @@ def weights_text(checkpoint: str | None, checkpoint_format: str | None, calibrat
     if calibration_samples <= 0:
         return "untrained, BN at its initial statistics (data.bn_calibration_samples = 0)"
     return "untrained (no BatchNorm to calibrate)"
-
-
-def case_config_key(suite: Suite, case: Case) -> str:
-    """A hash of everything that defines a case's result (model entry, T, device, batch size, data,
-    metrics and their options, seed): a resumed run keeps the records whose key a case still has."""
-    return config_key({
-        "model": asdict(case.model), "T": case.T, "device": case.device, "batch_size": case.batch_size,
-        "data": asdict(suite.data), "metrics": list(suite.metrics), "options": suite.metric_options,
-        "seed": suite.seed,
-    })
 
 
 def new_record(suite: Suite, case: Case, run_id: str, segment: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +301,7 @@ def run_folder_problem(out: Path, resume: bool) -> str | None:
 
 
 @dataclass
-class RunPlan:
+class SegmentPlan:
     """Where this run's records go in the folder's settings history (``run.json["segments"]``)."""
 
     segments: list[dict[str, Any]]
@@ -318,16 +309,16 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def fresh_plan(suite: Suite) -> RunPlan:
-    return RunPlan([new_segment([], suite_settings(suite), suite.path)], 0)
+def fresh_segment(suite: Suite) -> SegmentPlan:
+    return SegmentPlan([new_segment([], suite_settings(suite), suite.path)], 0)
 
 
-def plan_run(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> RunPlan:
+def plan_segment(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> SegmentPlan:
     """The segment this run writes; RunFolderError naming each changed setting when a resume's suite
     differs from the run's and ``allow_changes`` is off."""
     has_records = (out / RESULTS_FILE).is_file() and (out / RESULTS_FILE).stat().st_size > 0
     if not resume or not has_records:
-        return fresh_plan(suite)
+        return fresh_segment(suite)
     settings = suite_settings(suite)
     segments = read_run_json(out).get("segments")
     if isinstance(segments, list) and segments and isinstance(segments[-1], dict):
@@ -337,7 +328,7 @@ def plan_run(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> RunP
         changes = [f"{out / RUN_FILE} keeps no settings history, so the records' configuration cannot be compared"]
     if not changes:
         segments[-1].setdefault("resumed_at", []).append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        return RunPlan(segments, len(segments) - 1)
+        return SegmentPlan(segments, len(segments) - 1)
     if not allow_changes:
         raise RunFolderError(
             f"--resume {out}: the suite's settings differ from those of the run it continues:\n  "
@@ -348,7 +339,7 @@ def plan_run(out: Path, suite: Suite, resume: bool, allow_changes: bool) -> RunP
     note = (f"resumed with changed settings: records of segment {segment['segment']} are measured under the new "
             f"settings and kept apart from the earlier ones ({'; '.join(changes[:5])}"
             f"{'; ...' if len(changes) > 5 else ''})")
-    return RunPlan([*segments, segment], segment["segment"], [note])
+    return SegmentPlan([*segments, segment], segment["segment"], [note])
 
 
 def resident_data_bytes(data: DataSpec) -> int:
@@ -451,16 +442,17 @@ class SuiteRunner:
     """Runs the cases of one suite into one output folder (whose lock the caller holds)."""
 
     def __init__(self, suite: Suite, out_dir: Path, console: Console | None = None, show_progress: bool = True,
-                 resume: bool = False, isolate: bool = False, plan: RunPlan | None = None,
-                 keep: Callable[[Case], bool] | None = None):
+                 resume: bool = False, isolate: bool = False, segments: SegmentPlan | None = None,
+                 cases: CasePlan | None = None):
         self.suite = suite
-        self.keep = keep  # the cases selected on the command line (bench.suite.Selection.keeps); None: all
+        # The cases to run (bench.plan, with the models as training left them); None: every case of the suite.
+        self.cases = cases
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
         self.resume = resume
         self.isolate = isolate
-        self.plan = plan or fresh_plan(suite)
+        self.segments = segments or fresh_segment(suite)
         self.run_id = self.out_dir.name
         self.data_info: dict[str, Any] = {"dataset": suite.data.dataset, "split": suite.data.split}
         self._model_key: tuple | None = None
@@ -470,12 +462,12 @@ class SuiteRunner:
         self._model_cache: dict[str, Any] = {}
 
     def run(self) -> RunOutcome:
-        # Under torchrun (bench.distributed): CUDA devices become the rank's GPU; rank 0 alone writes.
-        suite = self.suite = replace(self.suite, devices=distributed.rank_devices(self.suite.devices))
+        # Under torchrun (bench.distributed) the plan's CUDA devices are the rank's GPU; rank 0 alone writes.
+        suite = self.suite
         main = distributed.is_main()
-        cases, notes = expand_cases(suite)
-        cases = [c for c in cases if self.keep is None or self.keep(c)]
-        notes = [*self.plan.notes, *notes]
+        plan = self.cases or plan_cases(suite, self.out_dir, resume=self.resume)
+        cases = list(plan.cases)
+        notes = [*self.segments.notes, *plan.notes]
         distributed.check_same([(c.model.label, c.T, c.device.split(":")[0], c.batch_size) for c in cases],
                                "the cases (model, T, device kind, batch size)")
         bundle = load_data(suite.data, suite.seed)  # DatasetError propagates: bad input, nothing ran yet
@@ -488,8 +480,8 @@ class SuiteRunner:
             if problem := distributed.broadcast_object(problem):
                 raise problem
         writer = ResultsWriter(self.out_dir / RESULTS_FILE) if main else None
-        done: set[str] = set()
-        if writer:
+        done: frozenset[str] = frozenset()
+        if writer:  # the plan's done set, read again now that the folder is locked (the file is the truth)
             done = self._prepare_results(writer, notes)
         if bundle.fallback_note:
             notes.insert(0, bundle.fallback_note)
@@ -501,7 +493,7 @@ class SuiteRunner:
 
         # Rank 0 read the results file: its choice of the cases still to run is everyone's.
         todo = [cases[i] for i in distributed.broadcast_object(
-            [i for i, c in enumerate(cases) if case_config_key(suite, c) not in done])]
+            [i for i, c in enumerate(cases) if plan.key(c) not in done])]
         interrupted, write_error = False, None
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, disable=not self.show_progress)
@@ -533,14 +525,14 @@ class SuiteRunner:
             records = distributed.broadcast_object(records)  # every rank returns rank 0's records
         return RunOutcome(self.out_dir, records, notes, interrupted, write_error)
 
-    def _prepare_results(self, writer: ResultsWriter, notes: list[str]) -> set[str]:
+    def _prepare_results(self, writer: ResultsWriter, notes: list[str]) -> frozenset[str]:
         """Repair and read the results of a resumed run; the keys of its completed cases.
 
         A torn last line (a kill inside a write) is cut off and kept in ``results.jsonl.torn``; its case runs
         again. Any other line that is not a record stops the resume (RunFileError names the line and the fix)."""
         if not self.resume:
             writer.path.touch()  # a run whose cases are all interrupted is still a run folder
-            return set()
+            return frozenset()
         if dropped := repair_tail(writer.path):
             notes.append(f"the last record of {writer.path} was cut off ({dropped} bytes, e.g. by a kill or a full "
                          f"disk) and was moved to {writer.path.name}.torn; its case runs again")
@@ -548,7 +540,7 @@ class SuiteRunner:
         kept = [r for r in previous if r.get("status") == "ok"]
         if len(kept) != len(previous):  # a resumed run keeps its completed records; failed ones rerun
             rewrite_records(writer.path, kept)
-        return {r["config_key"] for r in kept}
+        return done_keys(kept)
 
     def _write_run_files(self, bundle: DataBundle, notes: list[str], ranks: dict[str, Any]) -> None:
         suite = self.suite
@@ -558,7 +550,7 @@ class SuiteRunner:
                     "devices": list(suite.devices), "metrics": list(suite.metrics),
                     "metric_options": suite.metric_options, "data": bundle.summary(), "notes": notes,
                     # The settings each part of the run was measured with; records carry their segment.
-                    "segment": self.plan.segment, "segments": self.plan.segments,
+                    "segment": self.segments.segment, "segments": self.segments.segments,
                     # What downstream reads instead of code: each metric's declared fields, and the
                     # counting conventions in force when the numbers were measured.
                     "metric_contracts": {m: get_metric(m).contract.to_dict() for m in suite.metrics},
@@ -603,7 +595,7 @@ class SuiteRunner:
             # An untrained model is calibrated once per build, at a T and batch size fixed by the suite (the
             # model's first T, unless it is built for the case's T; the first batch size), so a selection or a
             # resume measures the same model as a full run.
-            cal_T = case.T if info.fixed_T else (case.model.time_steps or self.suite.time_steps)[0]
+            cal_T = case.T if info.fixed_T else self.suite.steps_of(case.model)[0]
             calibration = None if loaded else calibrate_untrained(
                 model, bundle, self.suite.data.bn_calibration_samples, self.suite.data.batch_sizes[0], cal_T,
                 torch.device(case.device))
@@ -622,7 +614,7 @@ class SuiteRunner:
     def run_case(self, case: Case, bundle: DataBundle, progress: Progress) -> dict[str, Any]:
         suite = self.suite
         started = time.perf_counter()
-        record = new_record(suite, case, self.run_id, self.plan.segment, self.data_info)
+        record = new_record(suite, case, self.run_id, self.segments.segment, self.data_info)
         task = progress.add_task(f"  {case.case_id}", total=len(suite.metrics) + 1)
         try:
             from bench.devices import describe_device
@@ -643,7 +635,7 @@ class SuiteRunner:
             record["trained_T"] = case.model.trained_T or self._model_meta.get("trained_T")
             progress.advance(task)
             device = torch.device(case.device)
-            one_pass = () if info.fixed_T else (case.model.time_steps or suite.time_steps)
+            one_pass = () if info.fixed_T else suite.steps_of(case.model)
             ctx = CaseContext(
                 model=model, info=info, T=case.T, device=device, batch_size=case.batch_size,
                 batches=make_batches(bundle, case.batch_size, device, suite.data.num_workers),
@@ -693,7 +685,7 @@ class SuiteRunner:
         os.close(fd)
         task = progress.add_task(f"  {case.case_id} (isolated)", total=None)
         process = ctx.Process(target=_isolated_case,
-                              args=(self.suite, case, self.run_id, self.plan.segment, self.data_info, result_path))
+                              args=(self.suite, case, self.run_id, self.segments.segment, self.data_info, result_path))
         try:
             process.start()
             process.join(self.suite.case_timeout_s)
@@ -711,7 +703,7 @@ class SuiteRunner:
                 process.join()
             progress.remove_task(task)
             Path(result_path).unlink(missing_ok=True)
-        record = new_record(self.suite, case, self.run_id, self.plan.segment, self.data_info)
+        record = new_record(self.suite, case, self.run_id, self.segments.segment, self.data_info)
         return record | {"status": "failed", "error": error, "duration_s": round(time.perf_counter() - started, 3)}
 
 
@@ -731,8 +723,7 @@ def _isolated_case(suite: Suite, case: Case, run_id: str, segment: int, data_inf
             current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         limit = current + int(suite.memory_limit_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    plan = RunPlan([], segment)
-    runner = SuiteRunner(suite, Path(result_path).parent, show_progress=False, plan=plan)
+    runner = SuiteRunner(suite, Path(result_path).parent, show_progress=False, segments=SegmentPlan([], segment))
     runner.run_id = run_id
     bundle = load_data(suite.data, suite.seed)
     runner.data_info = data_info
@@ -749,10 +740,11 @@ def resolve_out_dir(suite: Suite, out_dir: str | Path | None) -> Path:
     return distributed.broadcast_object(Path(out_dir) if out_dir else default_out_dir(suite, new_run_id()))
 
 
-def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool = False, allow_changes: bool = False,
-              show_progress: bool = True, console: Console | None = None, isolate: bool = False,
-              hold: contextlib.ExitStack | None = None, keep: Callable[[Case], bool] | None = None) -> RunOutcome:
-    """Run every case of ``suite`` (or those ``keep`` selects) into ``out_dir`` (default ``reports/<suite>/<run-id>``).
+def run_suite(plan: CasePlan, *, allow_changes: bool = False, show_progress: bool = True,
+              console: Console | None = None, isolate: bool = False,
+              hold: contextlib.ExitStack | None = None) -> RunOutcome:
+    """Run the plan's cases (:func:`bench.plan.plan_cases`: a suite's cases, a selection of them, a resume)
+    into its folder.
 
     Holds the folder's lock (rank 0) from the checks to the end, or, given ``hold``, until that stack
     closes (the CLI keeps it over the report). Launched by torchrun, the ranks share the cases' data
@@ -764,37 +756,35 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, *, resume: bool =
     main = distributed.is_main()
     if not main:
         console, show_progress = Console(stderr=True, quiet=True), False
-    out = resolve_out_dir(suite, out_dir)
-    cases, notes = expand_cases(replace(suite, devices=distributed.rank_devices(suite.devices)))
-    cases = [c for c in cases if keep is None or keep(c)]
+    suite, out, resume = plan.suite, plan.out, plan.resume
     with contextlib.ExitStack() as local:
         held = hold if hold is not None else local
-        plan: RunPlan | None = None
+        segments: SegmentPlan | None = None
         problem: Exception | None = None
         if main:  # rank 0 decides; every rank raises the same error, so none waits in a collective
             try:
-                if not cases:
+                if not plan.cases:
                     raise SuiteError(suite.path, "suite.devices", f"no listed device is present on this machine "
-                                     f"({'; '.join(notes)}): nothing would run",
+                                     f"({'; '.join(plan.notes)}): nothing would run",
                                      'add "cpu" to suite.devices, or run the suite where its GPUs are')
-                if error := check_before_loading(suite, cases):
+                if error := check_before_loading(suite, list(plan.cases)):
                     raise error
                 if folder := folder_problem(out):
                     raise RunFolderError(folder)
                 held.enter_context(run_lock(out))
                 if folder := run_folder_problem(out, resume):
                     raise RunFolderError(folder)
-                plan = plan_run(out, suite, resume, allow_changes)
+                segments = plan_segment(out, suite, resume, allow_changes)
             except (SuiteError, RunFolderError) as exc:
                 problem = exc
         if problem := distributed.broadcast_object(problem):
             raise problem
-        if suite.train is not None:  # train the models given no checkpoint, into <out>/checkpoints/
+        if plan.training:  # train the models given no checkpoint, into <out>/checkpoints/
             from bench.train import prepare_checkpoints
 
             # Under torchrun rank 0 trains and the other ranks wait for its checkpoints.
             suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
-                                                    show_progress=show_progress,
-                                                    labels=None if keep is None else {c.model.label for c in cases}))
+                                                    show_progress=show_progress, labels=plan.training))
+            plan = plan.with_models(suite)
         return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
-                           isolate=isolate, plan=plan, keep=keep).run()
+                           isolate=isolate, segments=segments, cases=plan).run()

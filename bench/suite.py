@@ -128,6 +128,10 @@ class Suite:
     # [tolerances]: per-field regression tolerances for `bench compare` (bench.compare.Tolerance values).
     tolerances: dict[str, Any] = field(default_factory=dict)
 
+    def steps_of(self, model: ModelSpec) -> tuple[int, ...]:
+        """The time steps ``model`` is evaluated at: its own ``time_steps``, else the suite's."""
+        return model.time_steps or self.time_steps
+
 
 @dataclass(frozen=True)
 class Case:
@@ -463,7 +467,7 @@ def expand_cases(suite: Suite) -> tuple[list[Case], list[str]]:
     cases = [
         Case(model=model, T=T, device=device, batch_size=bs)
         for model in suite.models
-        for device, bs, T in itertools.product(devices, suite.data.batch_sizes, model.time_steps or suite.time_steps)
+        for device, bs, T in itertools.product(devices, suite.data.batch_sizes, suite.steps_of(model))
     ]
     return cases, notes
 
@@ -518,7 +522,7 @@ def select_cases(suite: Suite, cases: list[Case], selection: Selection) -> list[
             raise SuiteError(suite.path, f"--models {pattern!r}", "matches no model of the suite (patterns are "
                              "shell-style, case-insensitive, matched against labels and registered names)",
                              f"use a label or name of: {listed}")
-    steps = sorted({t for m in models for t in (m.time_steps or suite.time_steps)})
+    steps = sorted({t for m in models for t in suite.steps_of(m)})
     for T in selection.time_steps:
         if T not in steps:
             raise SuiteError(suite.path, f"--T {T}", f"the {'selected ' if selection.models else ''}models do not "

@@ -64,12 +64,13 @@ _CACHE: dict[str, Path] = {}
 def real_run(factory: pytest.TempPathFactory) -> Path:
     """The shared run folder (read it, never write it: copy it first with :func:`copy_run`)."""
     if "run" not in _CACHE:
+        from bench.plan import plan_cases
         from bench.runner import run_suite
         from bench.suite import load_suite
 
         root = factory.mktemp("real_run")
         (root / "suite.toml").write_text(SUITE, encoding="utf-8")
-        run_suite(load_suite(root / "suite.toml"), root / "run", show_progress=False)
+        run_suite(plan_cases(load_suite(root / "suite.toml"), root / "run"), show_progress=False)
         _CACHE["run"] = root / "run"
     return _CACHE["run"]
 

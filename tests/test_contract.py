@@ -8,6 +8,7 @@ import pytest
 
 from bench.contract import Field, MetricContract, Option, OptionError, Tolerance
 from bench.metrics import available_metrics, get_metric
+from bench.plan import plan_cases
 from bench.runner import run_suite
 from bench.suite import SuiteError, load_suite
 
@@ -106,7 +107,7 @@ def test_real_records_hold_only_declared_fields_and_run_json_stores_contracts(wr
     tables = ("[metrics.latency]\nmin_runs = 2\nmin_time_s = 0.0\n"
               "[metrics.measured_energy]\nmin_window_s = 0.01\nidle_s = 0.0\nmin_batches = 1")
     suite = load_suite(write_suite(suite_text(available_metrics(), tables)))
-    outcome = run_suite(suite, tmp_path / "run", show_progress=False)
+    outcome = run_suite(plan_cases(suite, tmp_path / "run"), show_progress=False)
     (record,) = outcome.records
     assert record["status"] == "ok", record["error"]
     run = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -28,9 +28,10 @@ from bench.estimate import (
 from bench.history import append_run
 from bench.metrics import available_metrics, get_metric
 from bench.metrics.base import CaseWork, NotEstimated
+from bench.plan import CasePlan, plan_cases
 from bench.results import read_records
 from bench.runner import run_suite
-from bench.suite import Case, ModelSpec, expand_cases, load_suite
+from bench.suite import Case, ModelSpec, Suite, expand_cases, load_suite
 
 SUITE = """
 [suite]
@@ -170,7 +171,7 @@ def test_a_metric_without_a_declared_cost_is_not_estimated(suite, tmp_path, monk
     contract = get_metric("params").contract
     monkeypatch.setattr(get_metric("params"), "contract", replace(contract, cost=None))
     sew = [c for c in expand_cases(suite)[0] if c.model.label == "SEW w/16"][:1]
-    result = estimate_cases(replace(suite, metrics=("params",)), sew, reports_root=tmp_path)
+    result = estimate_cases(planned(replace(suite, metrics=("params",)), sew), reports_root=tmp_path)
     assert result.cases[0].basis == "none" and "'params' declares no cost" in result.cases[0].detail
 
 
@@ -217,6 +218,11 @@ def test_measured_energy_cost(monkeypatch):
 # ---------------------------------------------------------------- the estimate: past runs, rough, none
 
 
+def planned(suite: Suite, cases: list[Case]) -> CasePlan:
+    """A plan of exactly these cases (nothing done, no training) in a folder no test reads."""
+    return CasePlan(suite, Path("not-read"), tuple(cases))
+
+
 @pytest.fixture
 def suite(write_suite):
     return load_suite(write_suite(SUITE))
@@ -227,13 +233,13 @@ def past_run(tmp_path_factory) -> Path:
     """A tiny real run of SUITE (made once for this module)."""
     root = tmp_path_factory.mktemp("past")
     (root / "suite.toml").write_text(SUITE, encoding="utf-8")
-    run_suite(load_suite(root / "suite.toml"), root / "run", show_progress=False)
+    run_suite(plan_cases(load_suite(root / "suite.toml"), root / "run"), show_progress=False)
     return root / "run"
 
 
 def test_no_past_run_gives_rough_lower_bounds_and_says_so(suite, tmp_path):
     cases = expand_cases(suite)[0]
-    result = estimate_cases(suite, cases, reports_root=tmp_path / "reports")
+    result = estimate_cases(planned(suite, cases), reports_root=tmp_path / "reports")
     by_label = {c.case.case_id: c for c in result.cases}
     sew = by_label["SEW w/16|T=1|cpu|bs=8"]
     assert sew.basis == "rough" and sew.detail == "rough lower bound: no past run" and sew.seconds > 0
@@ -249,11 +255,11 @@ def test_no_past_run_gives_rough_lower_bounds_and_says_so(suite, tmp_path):
 def test_rough_accuracy_pass_is_counted_once_per_model(suite, tmp_path):
     """A causal model's accuracy is one pass at the largest T, made by its first case (unless isolated)."""
     sew = [c for c in expand_cases(suite)[0] if c.model.label == "SEW w/16"]
-    plain = estimate_cases(replace(suite, metrics=("params",)), sew, reports_root=tmp_path)
-    with_acc = estimate_cases(suite, sew, reports_root=tmp_path)
+    plain = estimate_cases(planned(replace(suite, metrics=("params",)), sew), reports_root=tmp_path)
+    with_acc = estimate_cases(planned(suite, sew), reports_root=tmp_path)
     extra = [a.seconds - p.seconds for a, p in zip(with_acc.cases, plain.cases, strict=True)]
     assert extra[0] > 0 and extra[1] == pytest.approx(0, abs=1e-12)
-    isolated = estimate_cases(suite, sew, reports_root=tmp_path, isolate=True)
+    isolated = estimate_cases(planned(suite, sew), reports_root=tmp_path, isolate=True)
     assert isolated.cases[1].seconds - plain.cases[1].seconds == pytest.approx(extra[0])
 
 
@@ -261,7 +267,7 @@ def test_past_runs_under_the_reports_folder_give_the_estimate(suite, past_run, t
     reports = tmp_path / "reports"
     shutil.copytree(past_run, reports / "est" / "run-1")
     recorded = {r["case_id"]: r["duration_s"] for r in read_records(past_run / "results.jsonl")}
-    result = estimate_cases(suite, expand_cases(suite)[0], reports_root=reports, measure=False)
+    result = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=reports, measure=False)
     assert {c.case.case_id: c.seconds for c in result.cases} == recorded
     assert all(c.detail == "median of 1 past run(s) (same configuration)" for c in result.cases)
     assert result.summary() == f"estimate: about {duration(sum(recorded.values()))} for 4 case(s): 4 from past runs"
@@ -271,9 +277,9 @@ def test_past_runs_listed_by_the_history_store_give_the_estimate(suite, past_run
     elsewhere = shutil.copytree(past_run, tmp_path / "anywhere" / "r")
     db = tmp_path / "history.sqlite"
     append_run(elsewhere, db)
-    result = estimate_cases(suite, expand_cases(suite)[0], reports_root=tmp_path / "reports", db=db, measure=False)
+    result = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=tmp_path / "reports", db=db, measure=False)
     assert all(c.basis == "past runs" for c in result.cases)
-    missing = estimate_cases(suite, expand_cases(suite)[0], reports_root=tmp_path / "reports", db=tmp_path / "no.db",
+    missing = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=tmp_path / "reports", db=tmp_path / "no.db",
                              measure=False)
     assert all(c.basis == "none" for c in missing.cases) and not (tmp_path / "no.db").exists()
 
@@ -284,7 +290,7 @@ def test_the_median_of_the_newest_runs_is_taken(suite, past_run, tmp_path):
         folder = shutil.copytree(past_run, reports / f"run-{i}")
         lines = [json.loads(x) | {"duration_s": seconds} for x in (folder / "results.jsonl").read_text().splitlines()]
         (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    result = estimate_cases(suite, expand_cases(suite)[0], reports_root=tmp_path / "reports", measure=False)
+    result = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=tmp_path / "reports", measure=False)
     assert {c.seconds for c in result.cases} == {2.0}
     assert all(c.detail.startswith("median of 3 past run(s)") for c in result.cases)
 
@@ -296,7 +302,7 @@ def test_records_of_another_device_model_or_failed_are_not_used(suite, past_run,
     records[1]["status"] = "failed"
     records[2]["world_size"] = 2
     (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    result = estimate_cases(suite, expand_cases(suite)[0], reports_root=tmp_path / "reports", measure=False)
+    result = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=tmp_path / "reports", measure=False)
     assert [c.basis for c in result.cases] == ["none", "none", "none", "past runs"]
 
 
@@ -306,9 +312,9 @@ def test_the_same_case_under_other_settings_is_used_and_said(suite, past_run, tm
     folder = shutil.copytree(past_run, tmp_path / "reports" / "est" / "r")
     records = [json.loads(x) | {"config_key": "other"} for x in (folder / "results.jsonl").read_text().splitlines()]
     (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    result = estimate_cases(suite, expand_cases(suite)[0], reports_root=tmp_path / "reports", measure=False)
+    result = estimate_cases(planned(suite, expand_cases(suite)[0]), reports_root=tmp_path / "reports", measure=False)
     assert all(c.detail.endswith("(same model, T, batch and metrics; other settings)") for c in result.cases)
-    fewer = estimate_cases(replace(suite, metrics=("params",)), expand_cases(suite)[0],
+    fewer = estimate_cases(planned(replace(suite, metrics=("params",)), expand_cases(suite)[0]),
                            reports_root=tmp_path / "reports", measure=False)
     assert all(c.basis == "none" for c in fewer.cases)  # other metrics: another amount of work
 

@@ -244,16 +244,17 @@ def test_a_bad_last_line_with_its_newline_is_corruption_not_a_torn_tail(tmp_path
 
 
 def test_a_non_object_line_then_resume_is_refused_naming_the_line(write_suite, tiny_suite_text, tmp_path):
+    from bench.plan import plan_cases
     from bench.runner import run_suite
     from bench.suite import load_suite
 
     suite = load_suite(write_suite(tiny_suite_text))
     out = tmp_path / "run"
-    run_suite(suite, out, show_progress=False)
+    run_suite(plan_cases(suite, out), show_progress=False)
     with open(out / "results.jsonl", "a") as f:
         f.write("[]\n")
     with pytest.raises(RunFileError, match=r"results.jsonl, line 3: a list where a record"):
-        run_suite(suite, out, resume=True, show_progress=False)
+        run_suite(plan_cases(suite, out, resume=True), show_progress=False)
 
 
 # ---------------------------------------------------------------- bench compare: baseline files

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from bench.cli import main
+from bench.plan import plan_cases
 from bench.results import read_records
 from bench.runner import run_suite
 from bench.suite import load_suite
@@ -51,7 +52,7 @@ def family_suite(devices: str, batch: str = "[2]") -> str:
 @pytest.mark.gpu
 @needs_cuda
 def test_every_family_on_cuda_matches_the_cpu_run(write_suite, tmp_path):
-    outcome = run_suite(load_suite(write_suite(family_suite('["cpu", "cuda:0"]'))), tmp_path / "r",
+    outcome = run_suite(plan_cases(load_suite(write_suite(family_suite('["cpu", "cuda:0"]'))), tmp_path / "r"),
                         show_progress=False)
     assert outcome.records and all(r["status"] == "ok" for r in outcome.records), \
         [r["error"] for r in outcome.records if r["status"] != "ok"]
@@ -157,7 +158,7 @@ def test_absent_gpu_index_is_skipped_with_a_note(write_suite, tmp_path):
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     text = family_suite(f'["cpu", "cuda:{n}"]').split("[[models]]")
     suite = load_suite(write_suite(text[0] + "[[models]]" + text[1]))  # one model is enough
-    outcome = run_suite(suite, tmp_path / "r", show_progress=False)
+    outcome = run_suite(plan_cases(suite, tmp_path / "r"), show_progress=False)
     assert f"cuda:{n} skipped: {n} CUDA device(s) visible" in outcome.notes
     assert {r["device"] for r in outcome.records} == {"cpu"} and all(r["status"] == "ok" for r in outcome.records)
     assert f"cuda:{n} skipped" in " ".join(json.loads((tmp_path / "r" / "run.json").read_text())["notes"])

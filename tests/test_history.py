@@ -162,7 +162,8 @@ def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, w
 
     source = real_run(tmp_path_factory)  # made here, not inside `bench run` (the test must not depend on order)
 
-    def fake_run_suite(suite, out_dir, **kwargs):
+    def fake_run_suite(plan, **kwargs):
+        out_dir = plan.out
         shutil.copytree(source, out_dir)
         records = [r for r in read_jsonl(out_dir / "results.jsonl") if r["status"] == "ok"]
         for r in records:  # params only: a fast report

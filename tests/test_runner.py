@@ -111,9 +111,10 @@ def test_bad_suite_exits_2_naming_file_and_field(write_suite, tiny_suite_text, r
 
 def test_one_pass_accuracy_is_used_for_causal_models_only(write_suite, tiny_suite_text, run_dir):
     suite = load_suite(write_suite(tiny_suite_text))
+    from bench.plan import plan_cases
     from bench.runner import run_suite
 
-    outcome = run_suite(suite, run_dir, show_progress=False)
+    outcome = run_suite(plan_cases(suite, run_dir), show_progress=False)
     methods = [r["metrics"]["accuracy"]["method"] for r in outcome.records]
     # user models are not known to be causal: separate passes
     assert all(m.startswith("separate pass") for m in methods)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from bench.models import create_model
+from bench.plan import plan_cases
 from bench.runner import run_suite
 from bench.suite import load_suite
 
@@ -32,7 +33,7 @@ kwargs = {{ width = 0.125 }}
 
 def run(write_suite, tmp_path, name: str, calibration: str = "", checkpoint: str = "") -> dict:
     suite = load_suite(write_suite(SUITE.format(calibration=calibration, checkpoint=checkpoint), f"{name}.toml"))
-    (record,) = run_suite(suite, tmp_path / name, show_progress=False).records
+    (record,) = run_suite(plan_cases(suite, tmp_path / name), show_progress=False).records
     assert record["status"] == "ok", record["error"]
     return record
 
@@ -83,9 +84,8 @@ def test_calibration_does_not_depend_on_which_cases_run(write_suite, tmp_path):
     text = SUITE.format(calibration="bn_calibration_samples = 16", checkpoint="").replace(
         "time_steps = [2]", "time_steps = [1, 2]")
     suite = load_suite(write_suite(text, "sel.toml"))
-    full = run_suite(suite, tmp_path / "full", show_progress=False).records
-    keep = Selection(time_steps=(2,)).keeps
-    part = run_suite(suite, tmp_path / "part", show_progress=False, keep=keep).records
+    full = run_suite(plan_cases(suite, tmp_path / "full"), show_progress=False).records
+    part = run_suite(plan_cases(suite, tmp_path / "part", selection=Selection(time_steps=(2,))), show_progress=False).records
     (full_T2,) = [r for r in full if r["T"] == 2]
     (part_T2,) = part
     assert part_T2["model"]["bn_calibration"] == full_T2["model"]["bn_calibration"] == {

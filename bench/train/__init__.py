@@ -174,14 +174,38 @@ def training_progress(console: Console, show: bool = True) -> Progress:
     )
 
 
+def untrainable_reason(suite: Suite) -> str | None:
+    """Why ``[train]`` cannot learn from the suite's training data (its labels are random: the synthetic dataset), or
+    None. Decided from the declaration, before anything is loaded, so a plan made before training
+    (:func:`trained_models`) and the training itself agree."""
+    from bench.estimate import evaluated_samples
+
+    data = train_plan(suite).data_spec(suite.data)
+    return None if evaluated_samples(data)[1] else f"dataset {data.dataset!r} has random labels"
+
+
+def trained_models(suite: Suite, out_dir: str | Path, labels: Collection[str] | None = None) -> tuple[ModelSpec, ...]:
+    """The suite's models as :func:`prepare_checkpoints` will return them, worked out without training: each one
+    without a checkpoint (labelled ``labels`` when given) gets its final checkpoint path in ``out_dir`` and its
+    training T. Unchanged when the suite has no ``[train]`` or its data cannot be learned from."""
+    if suite.train is None or untrainable_reason(suite) is not None:
+        return suite.models
+    plan: TrainPlan = train_plan(suite)
+    return tuple(
+        dataclasses.replace(m, checkpoint=str(checkpoint_paths(out_dir, m.label)[0]), trained_T=plan.for_model(m.label).T)
+        if m.checkpoint is None and (labels is None or m.label in labels) else m
+        for m in suite.models
+    )
+
+
 def prepare_checkpoints(suite: Suite, out_dir: str | Path, console: Console | None = None, *,
                         show_progress: bool = True, labels: Collection[str] | None = None) -> Suite:
     """Train the models without a checkpoint (only those labelled ``labels`` when given: the models a
-    selection runs); the suite with ``checkpoint``/``trained_T`` filled in.
+    selection runs); the suite with ``checkpoint``/``trained_T`` filled in, as :func:`trained_models` predicts.
 
-    A suite without ``[train]`` is returned unchanged. When the training data falls back to
-    synthetic input (``data.on_missing = "synthetic"``) or is the synthetic dataset, nothing can be
-    learned: training is skipped with a note and the models stay untrained.
+    A suite without ``[train]`` is returned unchanged. When the training data has random labels (the
+    synthetic dataset, :func:`untrainable_reason`), nothing can be learned: training is skipped with a note
+    and the models stay untrained.
     """
     if suite.train is None:
         return suite
@@ -190,12 +214,11 @@ def prepare_checkpoints(suite: Suite, out_dir: str | Path, console: Console | No
     todo = [m for m in suite.models if m.checkpoint is None and (labels is None or m.label in labels)]
     if not todo:
         return suite
-    data_spec = plan.data_spec(suite.data)
-    bundle = load_data(data_spec, plan.default.seed)
-    if not bundle.labelled:
-        why = bundle.fallback_note or f"dataset {bundle.name!r} has random labels"
+    if why := untrainable_reason(suite):
         console.print(f"[yellow]note:[/yellow] training skipped ({why}); the models stay untrained")
         return suite
+    data_spec = plan.data_spec(suite.data)
+    bundle = load_data(data_spec, plan.default.seed)
     data_key = {"dataset": data_spec.dataset, "root": data_spec.root, "split": data_spec.split,
                 "image_size": data_spec.image_size, "max_samples": data_spec.max_samples,
                 "options": data_spec.options}
@@ -215,4 +238,4 @@ def prepare_checkpoints(suite: Suite, out_dir: str | Path, console: Console | No
 
 
 __all__ = ["TrainConfig", "TrainPlan", "TrainingError", "parse_train", "prepare_checkpoints", "train_model",
-           "train_plan"]
+           "train_plan", "trained_models", "untrainable_reason"]

@@ -138,7 +138,9 @@ def colorbar(ax: Any, mappable: Any, label: str) -> Colorbar:
     fig = ax.figure
     cax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # placed by the layout
     fig.get_layout_engine().colorbars[ax] = cax
-    return fig.colorbar(mappable, cax=cax, label=label)
+    bar = fig.colorbar(mappable, cax=cax, label=label)
+    cax.grid(False)  # the style's grid is for plots, not for the colour scale
+    return bar
 
 
 def _overhangs(ax: Any, renderer: Any) -> tuple[float, float, float, float]:

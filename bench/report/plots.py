@@ -40,7 +40,7 @@ from bench.report import energy_plot, energy_rate_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
 from bench.report.formats import joules, si  # noqa: E402
-from bench.report.layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
+from bench.report.layout import colorbar, figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.results import metric_value  # noqa: E402
 
 # What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.
@@ -339,7 +339,7 @@ def firing_heatmap(label: str, record: dict[str, Any], style: ModelStyle,
         ax.set_ylabel("stage (layers in it)" if len(shown.names) < len(full.names) else "layer (input to output)")
         _title(ax, f"Firing rate per {'stage' if L < len(full.names) else 'layer'}: {label} (T={record['T']})"
                f"{untrained}", width, y=1.0)
-        fig.colorbar(im, ax=ax, label="firing rate (%)")
+        colorbar(ax, im, "firing rate (%)")
         png, width_px, problems = finish(fig)
     staged = len(shown.names) < len(full.names)
     caption = (f"{label}{untrained}: firing rate (% of neurons firing) per "

@@ -20,7 +20,7 @@ from bench.report import plots
 from bench.report import tables as tb
 from bench.report.content import build_content
 from bench.report.declared import declarations
-from bench.report.layout import figure, finish, fit_legend, layout_problems
+from bench.report.layout import figure, finish, fit_legend, freeze_layout, layout_problems
 from bench.results import load_run
 
 STYLE = ModelStyle("#0072B2", "o", "-")
@@ -100,6 +100,21 @@ def test_layout_checker_sees_clipped_and_overlapping_texts():
     plt.close(fig)
     assert any("reaches outside the figure" in p and "a title" in p for p in problems)
     assert any("label 'T=4' overlaps axes 0 label 'T=4'" in p for p in problems)
+
+
+def test_layout_checker_sees_a_figure_legend_over_the_plot():
+    """A figure legend drawn over the axes' plot area is reported; the same legend below it (fit_legend) is not."""
+    fig, ax = figure(4.0, 3.0)
+    ax.plot([1, 2, 3], [3, 1, 2], label="a line")
+    freeze_layout(fig)  # axes placed first: the layout keeps room for any figure legend it sees
+    fig.legend(loc="center")
+    assert "figure legend box overlaps the plot of axes 0" in layout_problems(fig)
+    plt.close(fig)
+    fig, ax = figure(4.0, 3.0)
+    ax.plot([1, 2, 3], [3, 1, 2], label="a line")
+    fit_legend(ax, 1)
+    assert layout_problems(fig) == []
+    plt.close(fig)
 
 
 def test_every_figure_of_a_real_report_is_laid_out_cleanly(trained, tmp_path):

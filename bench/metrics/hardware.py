@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["HARDWARE_PROFILES", "HOROWITZ_45NM", "HardwareProfile", "hardware_profile_from_dict",
+__all__ = ["DAVIES_2018_TABLE2", "HARDWARE_PROFILES", "HOROWITZ_45NM", "HardwareProfile", "hardware_profile_from_dict",
            "resolve_hardware_profiles"]
 
 KINDS = ("digital", "neuromorphic")
@@ -44,14 +44,31 @@ SATA = ("R. Yin et al., 'SATA: Sparsity-Aware Training Accelerator for Spiking N
         "inference-energy-cal/memory-energy-components.yaml (GLB-weight 144 KiB read 0.0286315 nJ; GLB-spike "
         "32 KiB read 0.0110295 nJ, write 0.012772 nJ) and energy_configs.py (16-bit multiplier 0.239, "
         "accumulator 0.0389)")
+# M. Davies et al., IEEE Micro 38(1), 2018, Table 2, "Loihi pre-silicon performance and energy measurements"
+# (SDF and SPICE simulations, 14 nm): its energy rows in picojoules. The paper itself could not be read here; the
+# rows are as two independent transcriptions give them, which agree on every row below: SANA-FE's Loihi constants
+# (github.com/SLAM-Lab/SANA-FE: an early sim.h, "All numbers were taken from" Davies et al. 2018, with
+# SPIKE_OP_ENERGY 23.6e-12, ACTIVE/INACTIVE_NEURON_UPDATE_ENERGY 81.0e-12 / 52.0e-12, SPIKE_WITHIN_TILE_ENERGY
+# 1.7e-12, EAST_WEST / NORTH_SOUTH_HOP_ENERGY 3.0e-12 / 4.0e-12; arch/loihi.yaml keeps
+# "#energy_spike_within_tile: 1.7e-12") and a public research note quoting the table row by row ("Energy per
+# synaptic spike op (min) | 23.6 pJ", "Within-tile spike energy | 1.7 pJ", "Energy per tile hop (E-W / N-S) |
+# 3.0 pJ / 4.0 pJ"). The table has no 3.5 pJ energy: 3.5 ns is its maximum time per synaptic spike op.
+DAVIES_2018_TABLE2: dict[str, float] = {
+    "synaptic spike op (min)": 23.6, "synaptic update (pairwise STDP)": 120.0,
+    "neuron update (active)": 81.0, "neuron update (inactive)": 52.0,
+    "within-tile spike": 1.7, "tile hop (E-W)": 3.0, "tile hop (N-S)": 4.0,
+}
 LOIHI = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), "
-         "2018, its table of core energy and performance (14 nm): 23.6 pJ per synaptic spike op (minimum), 81 pJ "
-         "per active neuron update, 3.5 pJ per cross-tile spike hop (figures as widely cited; the table's number "
-         "and text were not re-read here)")
-SPINNAKER2 = ("S. Hoeppner et al., 'Dynamic power management for neuromorphic many-core systems', IEEE TCAS-I 66(8), "
-              "2019 (arXiv 1903.08941; SpiNNaker 2 test chip: 28 nm, 4 cores, 0.7-1.0 V, 125-500 MHz over three "
-              "performance levels): 450 pJ per synaptic event, 2.19 nJ per neuron update, as cited in snnbench "
-              "issue 18; the figures and their operating point were not found in the paper's text here")
+         "2018, Table 2 (pre-silicon SDF and SPICE simulations, 14 nm): energy per synaptic spike op (min) 23.6 pJ, "
+         "per neuron update (active / inactive) 81 / 52 pJ, within-tile spike energy 1.7 pJ, per tile hop "
+         "(E-W / N-S) 3.0 / 4.0 pJ; rows as transcribed in SANA-FE (github.com/SLAM-Lab/SANA-FE) and a public "
+         "research note (the paper itself not read here)")
+SPINNAKER2 = ("450 pJ per synaptic operation and 2.19 nJ per neuron update: the 'spinnaker2' entry of KerasSpiking's "
+              "device table (github.com/nengo/keras-spiking, keras_spiking/model_energy.py, ModelEnergy.devices), "
+              "which cites S. Hoeppner et al., 'Dynamic power management for neuromorphic many-core systems', "
+              "IEEE TCAS-I 66(8), 2019 (arXiv 1903.08941; 28 nm test chip, 4 PEs, 0.7-1.0 V, 125-500 MHz over "
+              "three performance levels); the figures and their operating point were not found in the paper's "
+              "text here (only its abstract was readable)")
 
 
 @dataclass(frozen=True)
@@ -125,13 +142,17 @@ HARDWARE_PROFILES: dict[str, HardwareProfile] = {
               "in the spike GLB; membrane potentials priced at the spike GLB's cost too (SATA_Sim's inference "
               "model has no separate membrane SRAM)"),
     "loihi": HardwareProfile(
-        "loihi", "neuromorphic", LOIHI, sop_pj=23.6, neuron_update_pj=81.0, spike_pj=3.5, reference="28nm-sata",
-        notes="one cross-tile hop per output spike; the ANN and the SNN's MAC layers priced on 28nm-sata (the "
-              "nearest process among the digital profiles; Loihi itself is 14 nm)"),
+        "loihi", "neuromorphic", LOIHI, sop_pj=DAVIES_2018_TABLE2["synaptic spike op (min)"],
+        neuron_update_pj=DAVIES_2018_TABLE2["neuron update (active)"],
+        spike_pj=DAVIES_2018_TABLE2["within-tile spike"], reference="28nm-sata",
+        notes="the table's minimum synaptic-op energy; every neuron update priced as active (81 pJ; an inactive "
+              "one is 52 pJ); each output spike delivered within its tile (1.7 pJ; each tile hop would add 3.0 "
+              "E-W or 4.0 N-S pJ): a lower bound on routing; the ANN and the SNN's MAC layers priced on 28nm-sata "
+              "(the nearest process among the digital profiles; Loihi itself is 14 nm)"),
     "spinnaker2": HardwareProfile(
         "spinnaker2", "neuromorphic", SPINNAKER2, sop_pj=450.0, neuron_update_pj=2190.0, spike_pj=0.0,
         reference="28nm-sata",
-        notes="spike routing not priced separately (spike_pj 0: no per-packet figure in the cited source); the "
+        notes="spike routing not priced separately (spike_pj 0: no per-packet figure in the device table); the "
               "ANN and the SNN's MAC layers priced on 28nm-sata (same 28 nm node)"),
 }
 

@@ -45,18 +45,18 @@ import torch
 import torch.nn as nn
 
 from bench.build import forward_with_hook
+from bench.data import evaluated_samples
 from bench.metrics.base import CaseWork, NotEstimated, get_metric
 from bench.plan import CasePlan
 from bench.results import RESULTS_FILE, RunFileError, device_name, read_records
 from bench.runner import sample_shape_before_loading
-from bench.suite import Case, DataSpec, Suite, declared_shape
+from bench.suite import Case, Suite, declared_shape
 
 RECENT_RUNS = 20  # past run folders read, newest first
 MEDIAN_OF = 5  # past durations of a case whose median is its estimate, newest first
 REPORTS_ROOT = Path("reports")  # where `bench run` puts runs by default (bench.runner.default_out_dir)
 BENCH_S = 0.1  # seconds each speed measurement runs
 NEURON_STEP_OPS = 4  # elementwise ops a neuron module runs per time step on CPU (charge, fire, reset, select)
-SYNTHETIC_SAMPLES = 64  # dataset = "synthetic" without max_samples (bench.data)
 
 
 # ---------------------------------------------------------------- machine speed and model work
@@ -301,21 +301,6 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def evaluated_samples(data: DataSpec) -> tuple[int | None, bool]:
-    """(samples accuracy evaluates, whether they are labelled) as declared; samples None when known once loaded."""
-    from bench.data import resolve_root
-    from bench.data.digits import split_size
-
-    if data.dataset == "synthetic":
-        return data.max_samples or SYNTHETIC_SAMPLES, False
-    if data.dataset == "digits":
-        n = split_size(data.split)
-        return (min(n, data.max_samples) if data.max_samples else n), True
-    if resolve_root(data)[0] is None:  # the synthetic fallback (load_data refuses a missing root otherwise)
-        return (min(data.fallback_samples, data.max_samples) if data.max_samples else data.fallback_samples), False
-    return data.max_samples or None, True
-
-
 def estimate_cases(plan: CasePlan, *, measure: bool = True, isolate: bool = False,
                    reports_root: Path = REPORTS_ROOT, db: Path | None = None) -> Estimate:
     """Seconds for each case the plan still has to measure (:attr:`bench.plan.CasePlan.todo`), from past runs
@@ -368,7 +353,7 @@ def _rough(suite: Suite, case: Case, info: Any, first_model: bool, first_device:
         raise NotEstimated("a user model (its code runs only when its cases run)")
     shape = sample_shape_before_loading(suite.data)
     if shape is None:
-        raise NotEstimated("the frame size of dvs_frames is known once loaded")
+        raise NotEstimated(f"the sample shape of {suite.data.dataset} is known once loaded")
     data = declared_shape(suite.data)
     kwargs = model_kwargs(case.model.kwargs, info, SimpleNamespace(num_classes=data.num_classes, in_channels=shape[0],
                                                                    image_size=shape[-1]), 1)

@@ -43,7 +43,7 @@ from bench import distributed
 from bench.build import MemoryNeed, build_model, gib, memory_profile, model_kwargs
 from bench.calibration import calibrate_bn, has_batchnorm
 from bench.checkpoints import LoadedCheckpoint
-from bench.data import DataBundle, load_data
+from bench.data import DataBundle, dataset_kind, load_data
 from bench.environment import collect_env
 from bench.metrics.base import CaseContext, NonFiniteOutputError, get_metric
 from bench.metrics.conventions import conventions_dict
@@ -372,7 +372,7 @@ def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...
 
     ram, what = machine_memory("cpu")
     if resident > ram:
-        field = "data.max_samples" if suite.data.dataset == "synthetic" else "data.image_size"
+        field = dataset_kind(suite.data.dataset).memory_field
         return SuiteError(suite.path, field, f"the data needs {gib(resident)} in memory once loaded, more than "
                           f"this machine's {gib(ram)} ({what})", f"lower {field}")
     if sample_shape is None:
@@ -411,9 +411,9 @@ def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...
 
 
 def sample_shape_before_loading(data: DataSpec) -> tuple[int, ...] | None:
-    """One sample's ``(C, H, W)`` as declared, where it is known before loading (not for dvs_frames,
-    whose frame size comes from its files)."""
-    if data.dataset == "dvs_frames" and data.on_missing != "synthetic":
+    """One sample's ``(C, H, W)`` as declared, where it is known before loading (not for a kind whose
+    sample shape comes from its files, such as dvs_frames: ``DatasetKind.shape_from_files``)."""
+    if dataset_kind(data.dataset).shape_from_files and data.on_missing != "synthetic":
         return None
     shape = declared_shape(data)
     return (shape.in_channels, shape.image_size, shape.image_size)

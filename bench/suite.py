@@ -53,7 +53,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +62,9 @@ else:  # pragma: no cover
 
 from bench.checking import MAX_TIME_STEP, SAFE_NAME, Checker, SuiteError, expand_env, import_paths
 from bench.devices import DEVICE_PATTERN, expand_devices
+
+if TYPE_CHECKING:
+    from bench.data.base import DeclaredShape
 
 __all__ = ["MAX_TIME_STEP", "Case", "DataSpec", "ModelSpec", "Selection", "Suite", "SuiteError", "declared_shape",
            "expand_cases", "expand_env", "load_suite", "select_cases", "workers_problem"]
@@ -321,28 +324,18 @@ def workers_problem(suite_path: str | Path, field: str, num_workers: int) -> Sui
                       "process), or run the suite on a machine with more CPUs")
 
 
-def _dataset_options(dataset: str) -> tuple[str, ...] | None:
-    """The ``data.options`` keys ``dataset`` reads (None: the loader checks them itself)."""
-    from bench.data import DATASETS, cifar, dvs_frames, imagenet
-
-    declared = DATASETS.get(dataset, {}).get("options")
-    if declared is not None:
-        return tuple(declared)  # type: ignore[call-overload]
-    return {"synthetic": ("in_channels", "num_classes"), "digits": (), "imagenet": imagenet.OPTIONS,
-            "cifar10": cifar.OPTIONS, "cifar100": cifar.OPTIONS, "dvs_frames": dvs_frames.OPTIONS}.get(dataset)
-
-
 def _check_data_options(options: dict[str, Any], dataset: str, check: Checker) -> dict[str, Any]:
-    """Unknown ``data.options`` keys are refused (a typo would otherwise be ignored); synthetic's are sizes."""
-    allowed = _dataset_options(dataset)
-    if allowed is not None:
-        for key in options:
-            if key not in allowed:
-                raise check.fail(f"data.options.{key}", f"dataset {dataset!r} has no option {key!r}",
-                                 f"use one of: {', '.join(allowed)}" if allowed else "remove data.options")
-    if dataset == "synthetic":
-        check.integer(options, "in_channels", "data.options", default=None, minimum=1, maximum=65_536)
-        check.integer(options, "num_classes", "data.options", default=None, minimum=1, maximum=1_000_000)
+    """``data.options`` keys the dataset kind does not read are refused (a typo would otherwise be ignored);
+    those it declares as integers are checked against their range (bench.data.base.DatasetKind)."""
+    from bench.data import DATASETS
+
+    kind = DATASETS[dataset]
+    for key in options:
+        if key not in kind.options:
+            raise check.fail(f"data.options.{key}", f"dataset {dataset!r} has no option {key!r}",
+                             f"use one of: {', '.join(kind.options)}" if kind.options else "remove data.options")
+    for key, (minimum, maximum) in kind.integer_options.items():
+        check.integer(options, key, "data.options", default=None, minimum=minimum, maximum=maximum)
     return options
 
 
@@ -365,18 +358,13 @@ def _parse_metric_options(raw: dict[str, Any], metrics: tuple[str, ...], check: 
     return out
 
 
-def declared_shape(data: DataSpec) -> Any:
+def declared_shape(data: DataSpec) -> DeclaredShape:
     """The data's class and channel counts and image size as declared, before anything is loaded
-    (``num_classes``, ``in_channels``, ``image_size`` attributes): for kwargs and memory checks."""
-    from types import SimpleNamespace
+    (``num_classes``, ``in_channels``, ``image_size`` attributes): for kwargs and memory checks
+    (bench.data.base.DatasetKind.declared_shape)."""
+    from bench.data import DATASETS
 
-    from bench.data.synthetic import DECLARED_SHAPES
-
-    shape = dict(DECLARED_SHAPES.get(data.dataset, DECLARED_SHAPES["synthetic"]))
-    shape.update({k: v for k, v in data.options.items() if k in ("num_classes", "in_channels") and isinstance(v, int)})
-    if data.image_size:
-        shape["image_size"] = data.image_size
-    return SimpleNamespace(**shape)
+    return DATASETS[data.dataset].declared_shape(data)
 
 
 def _check_kwargs(info: Any, kwargs: dict[str, Any], field: str, data: DataSpec, T: int, check: Checker) -> None:

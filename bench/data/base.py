@@ -1,14 +1,20 @@
-"""The one small interface every dataset kind implements."""
+"""The one small interface every dataset kind implements: a :class:`DatasetKind` declaring it, and the
+:class:`DataBundle` its loader returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
     from bench.data.limits import MemoryEstimate
+
+# data.options keys that, when a suite sets them to an integer, override the declared shape's field.
+SHAPE_OPTIONS = ("in_channels", "num_classes")
 
 
 class DatasetError(ValueError):
@@ -52,3 +58,63 @@ class DataBundle:
             "memory": self.memory.to_dict() if self.memory else None,
         }
 
+
+
+@dataclass(frozen=True)
+class DeclaredShape:
+    """A dataset's channel count, (square) image size and class count as known before anything is loaded."""
+
+    in_channels: int
+    image_size: int
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """One dataset a suite may name (``data.dataset = name``), declared once in its own file and registered
+    in ``bench.data.DATASETS``: suite validation, the memory checks before loading, the dry-run estimate,
+    the synthetic fallback and loading all read this declaration (no code compares dataset names).
+
+    ``spec`` below is the suite's ``[data]`` (a ``bench.suite.DataSpec``); ``root`` the resolved
+    ``data.root``, None for a kind that reads none.
+    """
+
+    name: str
+    # data.options keys the kind reads (a suite setting any other is refused at load, exit 2), and those
+    # of them checked at load as integers in [minimum, maximum] (the loader checks the others when it runs).
+    options: tuple[str, ...]
+    integer_options: Mapping[str, tuple[int, int]]
+    # Channels, image size and classes as declared (data.options and data.image_size may override them,
+    # see declared_shape); also the shape of the synthetic stand-in for a missing root.
+    shape: DeclaredShape
+    # Where the files must lie under data.root (quoted when it is missing); None: the kind reads no root.
+    layout: str | None
+    # load(spec, root, seed): the evaluation data; DatasetError naming the file and the fix on bad input.
+    load: Callable[[Any, Path | None, int], DataBundle]
+    # estimate(spec, root): the memory load() will take, worked out without loading (bench.data.limits).
+    estimate: Callable[[Any, Path | None], MemoryEstimate]
+    # samples(spec): the samples accuracy evaluates, as declared; None when known only once loaded.
+    samples: Callable[[Any], int | None]
+    # Whether the labels are real (False: random labels, accuracy is not measured).
+    labelled: bool
+    # True when one sample's (C, H, W) is known only once files are read (not from the declared shape).
+    shape_from_files: bool
+    # The setting to lower when the data held in memory exceeds the machine's (bench.runner.memory_problem).
+    memory_field: str
+
+    @property
+    def needs_root(self) -> bool:
+        """Whether the kind reads files under ``data.root`` (a missing root stops the run or falls back)."""
+        return self.layout is not None
+
+    def declared_shape(self, spec: Any) -> DeclaredShape:
+        """The declared shape with the suite's integer ``data.options`` of :data:`SHAPE_OPTIONS` and its
+        ``data.image_size`` applied: the shape memory checks and model kwargs use before loading."""
+        overrides = {k: v for k, v in spec.options.items() if k in SHAPE_OPTIONS and isinstance(v, int)}
+        return replace(self.shape, **overrides, image_size=spec.image_size or self.shape.image_size)
+
+
+def samples_known_once_loaded(spec: Any) -> int | None:
+    """``samples`` of a file-based kind: ``data.max_samples`` caps the count, which is otherwise known only
+    once the files are read (None)."""
+    return spec.max_samples or None

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from bench.data.base import DataBundle, DatasetError
+from bench.data.base import DataBundle, DatasetError, DatasetKind, DeclaredShape, samples_known_once_loaded
 from bench.data.limits import ENV_VAR, LABEL_BYTES, MemoryEstimate, check_fits, float_bytes
 from bench.data.options import check_labels, check_options, normalize, option_bool, option_triple
 
@@ -223,3 +223,12 @@ def cifar(spec, root: Path, seed: int = 0) -> DataBundle:
         memory=MemoryEstimate(len(labels) * (IMAGE_BYTES + LABEL_BYTES), float_bytes(3, size, size),
                               f"{len(labels)} images of 3x32x32 uint8, served as 3x{size}x{size} float32"),
     )
+
+
+KINDS = tuple(
+    DatasetKind(name=name, options=OPTIONS, integer_options={},
+                shape=DeclaredShape(in_channels=3, image_size=32, num_classes=classes), layout=layout(name),
+                load=cifar, estimate=estimate, samples=samples_known_once_loaded, labelled=True,
+                shape_from_files=False, memory_field="data.image_size")
+    for name, (_, _, _, classes) in VARIANTS.items()
+)

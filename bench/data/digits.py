@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from bench.data.base import DataBundle, DatasetError
+from bench.data.base import DataBundle, DatasetError, DatasetKind, DeclaredShape
 from bench.data.limits import LABEL_BYTES, MemoryEstimate, float_bytes
 
 TEST_FRACTION = 0.25
@@ -67,3 +67,17 @@ def digits(split: str = "test", image_size: int | None = None) -> DataBundle:
         f"{int(TEST_FRACTION * 100)}% test, seed {SPLIT_SEED}), 8x8 resized to {x.shape[-1]}x{x.shape[-1]}",
         memory=estimate(split, image_size),
     )
+
+
+def _samples(spec) -> int:
+    n = split_size(spec.split)
+    return min(n, spec.max_samples) if spec.max_samples else n
+
+
+KIND = DatasetKind(
+    name="digits", options=(), integer_options={},
+    shape=DeclaredShape(in_channels=1, image_size=NATIVE_SIZE, num_classes=10), layout=None,
+    load=lambda spec, root, seed: digits(spec.split, spec.image_size),
+    estimate=lambda spec, root: estimate(spec.split, spec.image_size),
+    samples=_samples, labelled=True, shape_from_files=False, memory_field="data.image_size",
+)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from numpy.lib import format as npy_format
 from torch.utils.data import Dataset
 
-from bench.data.base import DataBundle, DatasetError
+from bench.data.base import DataBundle, DatasetError, DatasetKind, DeclaredShape, samples_known_once_loaded
 from bench.data.limits import ENV_VAR, FLOAT32_BYTES, MemoryEstimate, check_fits, float_bytes
 from bench.data.options import check_labels, check_options, option_int
 
@@ -247,3 +247,13 @@ def dvs_frames(spec, root: Path, seed: int = 0) -> DataBundle:
         extra={"frames": T_data},
         memory=memory,
     )
+
+
+# The declared shape (128-px DVS frames of 2 polarities) is the synthetic fallback's; a real run takes a
+# sample's shape from the first file's header.
+KIND = DatasetKind(
+    name="dvs_frames", options=OPTIONS, integer_options={},
+    shape=DeclaredShape(in_channels=2, image_size=128, num_classes=10), layout=LAYOUT, load=dvs_frames,
+    estimate=estimate, samples=samples_known_once_loaded, labelled=True, shape_from_files=True,
+    memory_field="data.image_size",
+)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bench.data.base import DataBundle, DatasetError
+from bench.data.base import DataBundle, DatasetError, DatasetKind, DeclaredShape, samples_known_once_loaded
 from bench.data.limits import ENV_VAR, MemoryEstimate, check_fits, float_bytes
 from bench.data.options import check_options, normalize, option_int, option_triple
 
@@ -150,3 +150,11 @@ def imagenet(spec, root: Path, seed: int = 0) -> DataBundle:
         extra={"classes": len(classes)},
         memory=memory,
     )
+
+
+KIND = DatasetKind(
+    name="imagenet", options=OPTIONS, integer_options={},
+    shape=DeclaredShape(in_channels=3, image_size=224, num_classes=1000), layout=LAYOUT, load=imagenet,
+    estimate=estimate, samples=samples_known_once_loaded, labelled=True, shape_from_files=False,
+    memory_field="data.image_size",
+)

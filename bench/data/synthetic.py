@@ -5,18 +5,10 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from bench.data.base import DataBundle
+from bench.data.base import DataBundle, DatasetKind, DeclaredShape
 from bench.data.limits import LABEL_BYTES, MemoryEstimate, float_bytes
 
-# Shapes of the real datasets, used when a suite falls back to synthetic input.
-DECLARED_SHAPES: dict[str, dict[str, int]] = {
-    "synthetic": {"in_channels": 3, "image_size": 32, "num_classes": 10},
-    "digits": {"in_channels": 1, "image_size": 8, "num_classes": 10},
-    "imagenet": {"in_channels": 3, "image_size": 224, "num_classes": 1000},
-    "cifar10": {"in_channels": 3, "image_size": 32, "num_classes": 10},
-    "cifar100": {"in_channels": 3, "image_size": 32, "num_classes": 100},
-    "dvs_frames": {"in_channels": 2, "image_size": 128, "num_classes": 10},
-}
+DEFAULT_SAMPLES = 64  # dataset = "synthetic" without data.max_samples
 
 
 def estimate(num_samples: int, in_channels: int, image_size: int) -> MemoryEstimate:
@@ -50,3 +42,26 @@ def synthetic(num_samples: int, in_channels: int, image_size: int, num_classes: 
         fallback_note=fallback_note,
         memory=memory,
     )
+
+
+def _samples(spec) -> int:
+    return spec.max_samples or DEFAULT_SAMPLES
+
+
+def _load(spec, root: None, seed: int) -> DataBundle:
+    shape = KIND.declared_shape(spec)
+    return synthetic(_samples(spec), shape.in_channels, shape.image_size, shape.num_classes, seed)
+
+
+def _estimate(spec, root: None) -> MemoryEstimate:
+    shape = KIND.declared_shape(spec)
+    return estimate(_samples(spec), shape.in_channels, shape.image_size)
+
+
+# data.options in_channels and num_classes and data.image_size set the shape; data.max_samples the count.
+KIND = DatasetKind(
+    name="synthetic", options=("in_channels", "num_classes"),
+    integer_options={"in_channels": (1, 65_536), "num_classes": (1, 1_000_000)},
+    shape=DeclaredShape(in_channels=3, image_size=32, num_classes=10), layout=None, load=_load,
+    estimate=_estimate, samples=_samples, labelled=False, shape_from_files=False, memory_field="data.max_samples",
+)

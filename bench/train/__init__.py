@@ -31,7 +31,7 @@ from rich.progress import (
 from torch.utils.data import DataLoader
 
 from bench.build import build_model, config_key, model_kwargs
-from bench.data import DataBundle, load_data
+from bench.data import DataBundle, dataset_kind, load_data
 from bench.models.registry import model_info
 from bench.suite import ModelSpec, Suite
 from bench.train.checkpointing import checkpoint_paths, load_state, read_meta, save_atomic
@@ -175,13 +175,12 @@ def training_progress(console: Console, show: bool = True) -> Progress:
 
 
 def untrainable_reason(suite: Suite) -> str | None:
-    """Why ``[train]`` cannot learn from the suite's training data (its labels are random: the synthetic dataset), or
-    None. Decided from the declaration, before anything is loaded, so a plan made before training
-    (:func:`trained_models`) and the training itself agree."""
-    from bench.estimate import evaluated_samples
-
+    """Why ``[train]`` cannot learn from the suite's training data (its kind declares random labels: the
+    synthetic dataset), or None. Decided from the declaration, before anything is loaded, so a plan made before
+    training (:func:`trained_models`) and the training itself agree. (A missing root is no reason: training
+    never falls back to synthetic input, loading it is refused.)"""
     data = train_plan(suite).data_spec(suite.data)
-    return None if evaluated_samples(data)[1] else f"dataset {data.dataset!r} has random labels"
+    return None if dataset_kind(data.dataset).labelled else f"dataset {data.dataset!r} has random labels"
 
 
 def trained_models(suite: Suite, out_dir: str | Path, labels: Collection[str] | None = None) -> tuple[ModelSpec, ...]:

@@ -92,3 +92,14 @@ def test_a_dry_run_of_a_train_suite_on_random_labels_says_training_is_skipped(wr
     err = capsys.readouterr().err
     assert "training skipped (dataset 'synthetic' has random labels)" in err and "training first" not in err
     assert not Path(tmp_path / "r").exists()
+
+
+def test_a_train_suite_whose_training_root_is_missing_is_refused_not_skipped(write_suite, tmp_path, capsys):
+    """Evaluation may fall back to synthetic input; training never does: a missing root is bad input."""
+    text = TRAIN.replace('dataset = "digits"', f'dataset = "cifar10"\nroot = "{tmp_path / "none"}"\n'
+                         'on_missing = "synthetic"')
+    path = write_suite(text, "cifar.toml")
+    assert plan_cases(load_suite(path), tmp_path / "r").training == ("tiny", "other")
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "training skipped" not in err, err

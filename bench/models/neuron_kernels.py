@@ -25,15 +25,6 @@ from typing import Any
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as err:  # a CPU-only torch build without Triton: the reference path runs everywhere
-    triton = None
-    _TRITON_MISSING = f"triton is not importable ({err})"
-else:
-    _TRITON_MISSING = ""
-
 BLOCK = 1024
 NUM_WARPS = 4
 
@@ -43,79 +34,19 @@ CHARGE_TIMES_SCALAR = 1  # d * scale (LIAF on CUDA: scale = float32 reciprocal o
 CHARGE_DIVIDE = 2  # d / scale, correctly rounded (LIAF on CPU: scale = tau)
 
 
+@functools.cache
+def _kernels() -> tuple[Any, str]:
+    """(:mod:`bench.models.triton_kernels`, "") or (None, why Triton cannot be imported), imported on first use."""
+    try:
+        from bench.models import triton_kernels
+    except ImportError as err:  # a CPU-only torch build without Triton: the reference path runs everywhere
+        return None, f"triton is not importable ({err})"
+    return triton_kernels, ""
+
+
 def unavailable_reason() -> str | None:
     """None when the kernels can be compiled here, else why not."""
-    return _TRITON_MISSING or None
-
-
-if triton is not None:
-
-    @triton.jit
-    def _liaf_kernel(x_ptr, v_ptr, y_ptr, v_out_ptr, k_ptr, T, N, scale, rest, threshold,
-                     CHARGE: tl.constexpr, DECAY_INPUT: tl.constexpr, SOFT_RESET: tl.constexpr,
-                     THRESHOLD_RELATED: tl.constexpr, BLOCK: tl.constexpr):
-        """LIF-family charge, analog output ReLU(h) (or ReLU(h - v_th)), fire at h >= v_th, reset; over T."""
-        n = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        mask = n < N
-        if CHARGE == 0:
-            f = tl.load(k_ptr)
-        else:
-            f = scale
-        v = tl.load(v_ptr + n, mask=mask, other=0.0)
-        x_ptrs = x_ptr + n
-        y_ptrs = y_ptr + n
-        for _ in range(T):
-            x = tl.load(x_ptrs, mask=mask, other=0.0)
-            if DECAY_INPUT:
-                d = x - (v - rest)
-            else:
-                d = v - rest
-            if CHARGE == 2:
-                d = tl.math.div_rn(d, f)
-            else:
-                d = d * f
-            if DECAY_INPUT:
-                h = v + d
-            else:
-                h = v - d + x
-            if THRESHOLD_RELATED:
-                a = h - threshold
-            else:
-                a = h
-            tl.store(y_ptrs, tl.where(a < 0.0, 0.0, a), mask=mask)  # ReLU; NaN stays NaN as in torch
-            spike = tl.where(h - threshold >= 0.0, 1.0, 0.0)  # the surrogate's forward: Heaviside(h - v_th)
-            if SOFT_RESET:
-                v = h - spike * threshold
-            else:
-                v = spike * rest + (1.0 - spike) * h
-            x_ptrs += N
-            y_ptrs += N
-        tl.store(v_out_ptr + n, v, mask=mask)
-
-    @triton.jit
-    def _dsr_kernel(x_ptr, y_ptr, fire_at_ptr, v_th_ptr, out_ptr, T, N, decay, gain,
-                    LEAKY: tl.constexpr, BLOCK: tl.constexpr):
-        """DSR node over T from a zero membrane: u = u + x (IF) or decay u + gain x (LIF); fire at
-        u >= alpha v_th, emit ``out`` (v_th, or v_th/dt), subtract v_th."""
-        n = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        mask = n < N
-        fire_at = tl.load(fire_at_ptr)
-        v_th = tl.load(v_th_ptr)
-        out = tl.load(out_ptr)
-        u = tl.full([BLOCK], 0.0, tl.float32)
-        x_ptrs = x_ptr + n
-        y_ptrs = y_ptr + n
-        for _ in range(T):
-            x = tl.load(x_ptrs, mask=mask, other=0.0)
-            if LEAKY:
-                u = decay * u + gain * x
-            else:
-                u = u + x
-            fired = u >= fire_at
-            u = u - tl.where(fired, 1.0, 0.0) * v_th
-            tl.store(y_ptrs, tl.where(fired, out, 0.0), mask=mask)
-            x_ptrs += N
-            y_ptrs += N
+    return _kernels()[1] or None
 
 
 @functools.cache
@@ -130,7 +61,7 @@ def _launch(kernel: Any, x: torch.Tensor, tensors: tuple[torch.Tensor, ...], sca
     """Run ``kernel(*tensors, T, N, *scalars, **constexprs)`` over the N neurons of ``x`` [T, ...]:
     compiled on CUDA (on ``x``'s device), interpreted on CPU."""
     n = x[0].numel()
-    grid = (triton.cdiv(n, BLOCK),)
+    grid = (-(-n // BLOCK),)  # ceil(n / BLOCK) blocks
     options = {**constexprs, "BLOCK": BLOCK, "num_warps": NUM_WARPS, "enable_fp_fusion": False}
     if x.device.type == "cuda":
         with torch.cuda.device(x.device):
@@ -187,7 +118,7 @@ def analog_lif_multi_step(x: torch.Tensor, v: torch.Tensor, *, decay_input: bool
     else:
         mode, scale, k_arg = CHARGE_DIVIDE, _f32(tau), x
     rest = 0.0 if v_reset is None else v_reset
-    _launch(_liaf_kernel, x, (x, _like_frame(v, x[0]), y, v_out, k_arg),
+    _launch(_kernels()[0].liaf_kernel, x, (x, _like_frame(v, x[0]), y, v_out, k_arg),
             (scale, _f32(rest), _f32(v_threshold)),
             {"CHARGE": mode, "DECAY_INPUT": decay_input, "SOFT_RESET": v_reset is None,
              "THRESHOLD_RELATED": threshold_related})
@@ -207,5 +138,5 @@ def dsr_multi_step(x: torch.Tensor, *, fire_at: torch.Tensor, v_threshold: torch
                for t in (fire_at, v_threshold, spike_value)]
     leaky = decay is not None
     leak = (_f32(decay), _f32(gain)) if leaky else (0.0, 0.0)
-    _launch(_dsr_kernel, x, (x, y, *scalars), leak, {"LEAKY": leaky})
+    _launch(_kernels()[0].dsr_kernel, x, (x, y, *scalars), leak, {"LEAKY": leaky})
     return y

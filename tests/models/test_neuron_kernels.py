@@ -378,3 +378,30 @@ def test_cuda_whole_family_fused_equals_reference(name):
         assert torch.allclose(fused, ref, atol=1e-4 * max(1.0, ref.abs().max().item()))
     else:
         assert torch.equal(fused, ref)
+
+
+def test_triton_is_imported_only_when_a_kernel_is_asked_for():
+    """Importing the models and running a net of fused-kernel neurons (DSR) on CPU imports no Triton (about 0.1 s
+    of start-up; a dry run or ``bench models`` never needs it); asking whether the kernels are available does.
+    (spikingjelly's own LIF-family ops import Triton on their first call, which this module cannot change.)"""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from spikingjelly.activation_based import functional
+from bench.models.neurons import DSRIFNode
+from bench.models.registry import create_model
+net = create_model("dsr_preact_resnet18", num_classes=10, in_channels=1, width=0.125, T=2).eval()
+with torch.no_grad():
+    net(torch.rand(2, 1, 1, 8, 8))
+    DSRIFNode(step_mode="m")(torch.rand(2, 3, 4))
+functional.reset_net(net)
+assert "triton" not in sys.modules, "triton imported"
+from bench.models import neuron_kernels
+reason = neuron_kernels.unavailable_reason()
+print("imported" if "triton" in sys.modules else reason)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "imported" or done.stdout.startswith("triton is not importable"), done.stdout

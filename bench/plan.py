@@ -74,9 +74,6 @@ class CasePlan:
         """The cases still to measure, in run order."""
         return [c for c in self.cases if self.key(c) not in self.done]
 
-    def with_done(self, done: frozenset[str]) -> CasePlan:
-        return replace(self, done=done)
-
     def with_models(self, suite: Suite) -> CasePlan:
         """The plan with each case's model as ``suite`` (the suite training returned) has it: what the runner
         measures, whether or not training went as predicted."""

@@ -49,7 +49,7 @@ from bench.metrics.base import CaseContext, NonFiniteOutputError, get_metric
 from bench.metrics.conventions import conventions_dict
 from bench.models.common import repeat_encode
 from bench.models.registry import ModelInfo, model_info
-from bench.plan import CasePlan, case_config_key, done_keys, plan_cases
+from bench.plan import CasePlan, case_config_key, done_keys
 from bench.results import (
     CSV_FILE,
     ENV_FILE,
@@ -442,15 +442,11 @@ class SuiteRunner:
     """Runs the cases of one suite into one output folder (whose lock the caller holds)."""
 
     def __init__(self, suite: Suite, out_dir: Path, console: Console | None = None, show_progress: bool = True,
-                 resume: bool = False, isolate: bool = False, segments: SegmentPlan | None = None,
-                 cases: CasePlan | None = None):
+                 isolate: bool = False, segments: SegmentPlan | None = None):
         self.suite = suite
-        # The cases to run (bench.plan, with the models as training left them); None: every case of the suite.
-        self.cases = cases
         self.out_dir = Path(out_dir)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
-        self.resume = resume
         self.isolate = isolate
         self.segments = segments or fresh_segment(suite)
         self.run_id = self.out_dir.name
@@ -461,11 +457,12 @@ class SuiteRunner:
         self._model_loaded: LoadedCheckpoint | None = None
         self._model_cache: dict[str, Any] = {}
 
-    def run(self) -> RunOutcome:
-        # Under torchrun (bench.distributed) the plan's CUDA devices are the rank's GPU; rank 0 alone writes.
+    def run(self, plan: CasePlan) -> RunOutcome:
+        """Measure the plan's cases (bench.plan; its models as training left them) that the folder does not
+        hold yet. Under torchrun (bench.distributed) the plan's CUDA devices are the rank's GPU; rank 0 alone
+        writes."""
         suite = self.suite
         main = distributed.is_main()
-        plan = self.cases or plan_cases(suite, self.out_dir, resume=self.resume)
         cases = list(plan.cases)
         notes = [*self.segments.notes, *plan.notes]
         distributed.check_same([(c.model.label, c.T, c.device.split(":")[0], c.batch_size) for c in cases],
@@ -482,7 +479,7 @@ class SuiteRunner:
         writer = ResultsWriter(self.out_dir / RESULTS_FILE) if main else None
         done: frozenset[str] = frozenset()
         if writer:  # the plan's done set, read again now that the folder is locked (the file is the truth)
-            done = self._prepare_results(writer, notes)
+            done = self._prepare_results(writer, notes, plan.resume)
         if bundle.fallback_note:
             notes.insert(0, bundle.fallback_note)
         ranks = distributed.describe()  # world size (and each rank's host) for env.json
@@ -525,12 +522,12 @@ class SuiteRunner:
             records = distributed.broadcast_object(records)  # every rank returns rank 0's records
         return RunOutcome(self.out_dir, records, notes, interrupted, write_error)
 
-    def _prepare_results(self, writer: ResultsWriter, notes: list[str]) -> frozenset[str]:
+    def _prepare_results(self, writer: ResultsWriter, notes: list[str], resume: bool) -> frozenset[str]:
         """Repair and read the results of a resumed run; the keys of its completed cases.
 
         A torn last line (a kill inside a write) is cut off and kept in ``results.jsonl.torn``; its case runs
         again. Any other line that is not a record stops the resume (RunFileError names the line and the fix)."""
-        if not self.resume:
+        if not resume:
             writer.path.touch()  # a run whose cases are all interrupted is still a run folder
             return frozenset()
         if dropped := repair_tail(writer.path):
@@ -786,5 +783,5 @@ def run_suite(plan: CasePlan, *, allow_changes: bool = False, show_progress: boo
             suite = distributed.run_on_main(partial(prepare_checkpoints, suite, out, console,
                                                     show_progress=show_progress, labels=plan.training))
             plan = plan.with_models(suite)
-        return SuiteRunner(suite, out, console=console, show_progress=show_progress, resume=resume,
-                           isolate=isolate, segments=segments, cases=plan).run()
+        return SuiteRunner(suite, out, console=console, show_progress=show_progress, isolate=isolate,
+                           segments=segments).run(plan)

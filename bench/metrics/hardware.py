@@ -54,8 +54,7 @@ SATA = ("R. Yin et al., 'SATA: Sparsity-Aware Training Accelerator for Spiking N
 # synaptic spike op (min) | 23.6 pJ", "Within-tile spike energy | 1.7 pJ", "Energy per tile hop (E-W / N-S) |
 # 3.0 pJ / 4.0 pJ"). The table has no 3.5 pJ energy: 3.5 ns is its maximum time per synaptic spike op.
 DAVIES_2018_TABLE2: dict[str, float] = {
-    "synaptic spike op (min)": 23.6, "synaptic update (pairwise STDP)": 120.0,
-    "neuron update (active)": 81.0, "neuron update (inactive)": 52.0,
+    "synaptic spike op (min)": 23.6, "neuron update (active)": 81.0, "neuron update (inactive)": 52.0,
     "within-tile spike": 1.7, "tile hop (E-W)": 3.0, "tile hop (N-S)": 4.0,
 }
 LOIHI = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-chip learning', IEEE Micro 38(1), "

@@ -298,9 +298,15 @@ def _analog_witness(xs: torch.Tensor) -> bool:
     return xs.is_floating_point() and bool(((torch.frac(xs) != 0) & (xs != mx)).any())
 
 
+# Integers a floating dtype holds exactly, from 0 up: the bound under which a sum of non-negative integer
+# tensors stays exact (and so integer-valued) in that dtype.
+EXACT_INTEGERS = {torch.float64: 2.0 ** 53, torch.float32: 2.0 ** 24, torch.float16: 2.0 ** 11,
+                  torch.bfloat16: 2.0 ** 8}
+
+
 def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
                      nonzeros: Callable[[], float] | None = None, values: Callable[[float], float] | None = None,
-                     prescreen: bool = True) -> InputInfo:
+                     prescreen: bool = True, integers: bool = False) -> InputInfo:
     """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
 
     Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
@@ -312,10 +318,16 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     With ``max == 1`` (and ``min >= 0``) the two-level test is ``frac(x) == 0`` everywhere: values in
     [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
     the count of nonzeros (the device path's test), so both paths agree; the value sum then counts them.
+
+    ``integers=True``: the caller has proved ``x`` holds only non-negative integers (a sum of such tensors,
+    exact in its dtype: ``ProbeState.note_sum``), so the sign and integrality passes are skipped; the
+    decision is the same.
     """
     n = x.numel()
     if n == 0:
         return InputInfo(ZERO, 0.0, 0)
+    if integers and x.dtype != torch.bool:
+        return _classify_integers(x, n, nonzeros, values)
     if nonzeros is None:
         def nonzeros() -> float:
             return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
@@ -343,3 +355,25 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
             return InputInfo(UNSUPPORTED, 0.0, n, mx)
         return InputInfo(MULTISPIKE, values(mx), n, mx)
     return InputInfo(ANALOG, 0.0, n, mx)
+
+
+def _classify_integers(x: torch.Tensor, n: int, nonzeros: Callable[[], float] | None,
+                       values: Callable[[float], float] | None) -> InputInfo:
+    """:func:`classify_on_host` for a tensor known to hold only non-negative integers: one max pass, then
+    the two-level test only where the head block allows it, then the value sum."""
+    mx = float(x.amax())
+    if mx == 0:
+        return InputInfo(ZERO, 0.0, n, mx)
+    if values is None:
+        def values(bound: float) -> float:
+            return float(exact_sum(x.reshape(-1), 0, bound))
+    if mx == 1:  # integers in [0, 1]: binary
+        return InputInfo(BINARY, values(mx), n, mx)
+    xs = _head(x) if x.dim() else x
+    if bool(((xs == 0) | (xs == mx)).all()):
+        count = float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0)) if nonzeros is None else nonzeros()
+        if float(count_at(x, mx)) == count:
+            return InputInfo(SCALED, count, n, mx)
+    if mx > MULTISPIKE_MAX:
+        return InputInfo(UNSUPPORTED, 0.0, n, mx)
+    return InputInfo(MULTISPIKE, values(mx), n, mx)

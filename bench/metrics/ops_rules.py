@@ -35,7 +35,10 @@ import torch.nn.functional as F
 
 from bench.metrics.kinds import (
     BINARY,
+    EXACT_INTEGERS,
+    MULTISPIKE,
     SPIKE_KINDS,
+    ZERO,
     Grids,
     InputInfo,
     as_3d,
@@ -251,6 +254,7 @@ class ProbeState:
         self.names: dict[nn.Module, str] = {}
         self._seen: dict[int, _Seen] = {}
         self._producers: dict[int, tuple[_Span, str]] = {}
+        self._integer_sums: dict[int, tuple[_Span, float]] = {}  # live sums of non-negative integer tensors
 
     def remember(self, x: torch.Tensor, info: InputInfo, g: Grids | None = None, trail: int = 0) -> None:
         """Cache ``x``'s kind and optionally its :class:`Grids` over its last ``trail`` dims."""
@@ -262,6 +266,32 @@ class ProbeState:
         if entry is None or x.is_inference() or not entry.span.covers(x):
             return None
         return entry
+
+    def integer_bound(self, x: torch.Tensor) -> float | None:
+        """An upper bound on ``x`` when it is known to hold only non-negative integers (a live, unmodified
+        tensor classified zero, binary or multispike, or a sum noted by :meth:`note_sum`), else None."""
+        entry = self._entry(x)
+        if entry is not None:
+            if entry.info.code not in (ZERO, BINARY, MULTISPIKE) or not entry.info.on_host:
+                return None
+            return 1.0 if entry.info.max_value is None else entry.info.max_value
+        noted = self._integer_sums.get(x.data_ptr())
+        return noted[1] if noted is not None and noted[0].covers(x) else None
+
+    def note_sum(self, args: tuple[Any, ...], out: Any) -> None:
+        """Remember that ``out = a + b`` holds only non-negative integers when ``a`` and ``b`` do and the sum of
+        their bounds stays exact in ``out``'s dtype (a SEW ADD of spikes): its kind is then decided without
+        the sign and integrality passes (same decision). Anything else is left to the full decision."""
+        if len(args) != 2 or not isinstance(out, torch.Tensor) or out.is_inference():
+            return
+        exact = EXACT_INTEGERS.get(out.dtype)
+        a, b = args
+        if exact is None or not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+            return
+        bound_a = self.integer_bound(a)
+        bound_b = None if bound_a is None else self.integer_bound(b)
+        if bound_b is not None and bound_a + bound_b <= exact:
+            self._integer_sums[out.data_ptr()] = (_Span.of(out), bound_a + bound_b)
 
     def _cached_grids(self, entry: _Seen | None, x: torch.Tensor, trail: int) -> Grids | None:
         if entry is None or entry.grids is None or entry.trailing is None:
@@ -292,7 +322,8 @@ class ProbeState:
 
             if entry is None:
                 info = classify_on_host(x, nonzeros=lambda: float(nonzero_grid().sum()),
-                                        values=lambda mx: float(value_grid(mx).sum()))
+                                        values=lambda mx: float(value_grid(mx).sum()),
+                                        integers=self.integer_bound(x) is not None)
                 self.remember(x, info)
             else:
                 info = entry.info
@@ -323,7 +354,7 @@ class ProbeState:
         if entry is not None:
             return entry.info
         if self.on_host:
-            info = classify_on_host(x)
+            info = classify_on_host(x, integers=self.integer_bound(x) is not None)
             self.remember(x, info)
             return info
         return self.inspect(x, 0)[0]
@@ -343,6 +374,7 @@ class ProbeState:
     def clear(self) -> None:
         self._seen.clear()
         self._producers.clear()
+        self._integer_sums.clear()
 
 
 def pick(cond: torch.Tensor | bool, yes: Callable[[], Any], no: Callable[[], Any]) -> Any:
@@ -697,6 +729,10 @@ FUNCTION_RULES: dict[Callable[..., Any], tuple[str, FunctionRule | None]] = {
     F.scaled_dot_product_attention: ("scaled_dot_product_attention", None),
     F.multi_head_attention_forward: ("multi_head_attention_forward", None),
 }
+
+
+# Torch functions adding two tensors: a sum of non-negative integer tensors is noted (ProbeState.note_sum).
+SUM_FUNCTIONS = frozenset({torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__})
 
 
 # Modules present in a model that the conventions exclude on purpose (element-wise or free).

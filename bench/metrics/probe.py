@@ -102,8 +102,11 @@ class _CallWatcher(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         p = self.probe
-        if not p._depth and func in ops_rules.FUNCTION_RULES:
-            p._function_call(func, args, kwargs, out)
+        if not p._depth:
+            if func in ops_rules.FUNCTION_RULES:
+                p._function_call(func, args, kwargs, out)
+            elif func in ops_rules.SUM_FUNCTIONS and p.state.on_host and not kwargs:
+                p.state.note_sum(args, out)
         return out
 
 

@@ -342,3 +342,68 @@ def test_an_analog_witness_in_the_head_block_decides_without_a_full_pass(monkeyp
     assert kinds.classify_on_host(late).kind == "analog"
     assert kinds.classify_on_host(integers).kind == "multispike"
     assert kinds.classify_on_host(integers).events == float(integers.sum())
+
+
+# ------------------------------------------------------------------------- sums of spike tensors (SEW ADD)
+
+def integer_tensors() -> list[torch.Tensor]:
+    """Non-negative integer tensors of every kind the decision tells apart, in each dtype that holds them exactly."""
+    gen = torch.Generator().manual_seed(3)
+    spikes = (torch.rand(4, 8, 32, 32, generator=gen) < 0.3).float()
+    two_level = spikes * 2  # scaled {0, 2}
+    late_one = two_level.clone()
+    late_one[-1, -1, -1, -1] = 1.0  # the head block is {0, 2}; one 1 at the end makes it multispike
+    multi = torch.randint(0, 4, (4, 8, 32, 32), generator=gen).float()
+    big_two_level = spikes * (kinds.MULTISPIKE_MAX + 2)
+    big_multi = multi * (kinds.MULTISPIKE_MAX // 2)
+    out = []
+    for x in (torch.zeros(4, 8, 32, 32), spikes, two_level, late_one, multi, big_two_level, big_multi):
+        out += [x.to(dtype) for dtype in (torch.float16, torch.bfloat16) if torch.equal(x.to(dtype).float(), x)]
+        out += [x, x.transpose(1, 3)]
+    return out
+
+
+def test_the_integer_decision_equals_the_full_one():
+    """``integers=True`` (the sign and integrality passes skipped) gives the full decision's kind, events and max."""
+    for x in integer_tensors():
+        fast, full = kinds.classify_on_host(x, integers=True), kinds.classify_on_host(x)
+        assert (fast.code, fast.events, fast.max_value) == (full.code, full.events, full.max_value), x.dtype
+    codes = {kinds.classify_on_host(x).code for x in integer_tensors()}
+    assert codes == {kinds.ZERO, kinds.BINARY, kinds.SCALED, kinds.MULTISPIKE, kinds.UNSUPPORTED}
+
+
+class AddedSpikes(nn.Module):
+    """Two IF spike maps added (multi-spikes 0..2), then ``after`` (in place or not), then a conv."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.sn1 = neuron.IFNode(step_mode="m")
+        self.sn2 = neuron.IFNode(v_threshold=0.5, step_mode="m")
+        self.conv = layer.SeqToANNContainer(nn.Conv2d(2, 3, 3, padding=1))
+        self.after = after
+
+    def forward(self, x):
+        return self.conv(self.after(self.sn1(x) + self.sn2(x), x))
+
+
+AFTER = {
+    "unchanged": (lambda s, x: s, "multispike"),
+    "halved in place": (lambda s, x: s.mul_(0.5), "analog"),  # {0, 0.5, 1}: the noted sum is stale
+    "plus the analog input": (lambda s, x: s + x, "analog"),
+    "plus unclassified spikes": (lambda s, x: s + (x > 1).float(), "multispike"),  # no note: the full decision
+    "one spike map doubled": (lambda s, x: s + s, "multispike"),
+}
+
+
+@pytest.mark.parametrize("case", list(AFTER))
+def test_a_sum_of_spike_tensors_is_decided_as_without_the_shortcut(case):
+    """The host path notes ``a + b`` of spike tensors as integers (fewer passes); the kinds and counts equal
+    the device path's, which never takes the shortcut, also when the sum is changed in place before use."""
+    after, kind = AFTER[case]
+    torch.manual_seed(0)
+    model = AddedSpikes(after).eval()
+    x = torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2
+    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
+    assert host[1].to_dict() == device[1].to_dict()
+    (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
+    assert conv.kinds == (kind,)

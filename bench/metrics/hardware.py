@@ -53,6 +53,11 @@ SATA = ("R. Yin et al., 'SATA: Sparsity-Aware Training Accelerator for Spiking N
 # "#energy_spike_within_tile: 1.7e-12") and a public research note quoting the table row by row ("Energy per
 # synaptic spike op (min) | 23.6 pJ", "Within-tile spike energy | 1.7 pJ", "Energy per tile hop (E-W / N-S) |
 # 3.0 pJ / 4.0 pJ"). The table has no 3.5 pJ energy: 3.5 ns is its maximum time per synaptic spike op.
+# A third, published transcription of the synaptic-op row: G. Tang et al., "SENECA: building a fully digital
+# neuromorphic processor, design trade-offs and challenges", Front. Neurosci. 17:1187252 (2023), Table 3
+# ("Programmibility (flexibility) of different dimensions in different neuromorphic processors", column "Energy per
+# SOp (pJ)"; pmc.ncbi.nlm.nih.gov/articles/PMC10326429/table/T3): "Loihi | Low | Low | Medium | Low | Medium |
+# 23.6 | (Davies et al., 2018)". The same table gives SpiNNaker2 10 pJ (see SPINNAKER2).
 DAVIES_2018_TABLE2: dict[str, float] = {
     "synaptic spike op (min)": 23.6, "neuron update (active)": 81.0, "neuron update (inactive)": 52.0,
     "within-tile spike": 1.7, "tile hop (E-W)": 3.0, "tile hop (N-S)": 4.0,
@@ -61,13 +66,20 @@ LOIHI = ("M. Davies et al., 'Loihi: a neuromorphic manycore processor with on-ch
          "2018, Table 2 (pre-silicon SDF and SPICE simulations, 14 nm): energy per synaptic spike op (min) 23.6 pJ, "
          "per neuron update (active / inactive) 81 / 52 pJ, within-tile spike energy 1.7 pJ, per tile hop "
          "(E-W / N-S) 3.0 / 4.0 pJ; rows as transcribed in SANA-FE (github.com/SLAM-Lab/SANA-FE) and a public "
-         "research note (the paper itself not read here)")
+         "research note (the paper itself not read here); the 23.6 pJ synaptic op also in Tang et al., 'SENECA', "
+         "Front. Neurosci. 17:1187252 (2023), Table 3 (Energy per SOp, citing Davies et al. 2018)")
 SPINNAKER2 = ("450 pJ per synaptic operation and 2.19 nJ per neuron update: the 'spinnaker2' entry of KerasSpiking's "
               "device table (github.com/nengo/keras-spiking, keras_spiking/model_energy.py, ModelEnergy.devices), "
               "which cites S. Hoeppner et al., 'Dynamic power management for neuromorphic many-core systems', "
               "IEEE TCAS-I 66(8), 2019 (arXiv 1903.08941; 28 nm test chip, 4 PEs, 0.7-1.0 V, 125-500 MHz over "
               "three performance levels); the figures and their operating point were not found in the paper's "
-              "text here (only its abstract was readable)")
+              "text here (only its abstract was readable). A published table disagrees by 45x: Tang et al., "
+              "'SENECA: building a fully digital neuromorphic processor, design trade-offs and challenges', "
+              "Front. Neurosci. 17:1187252 (2023), Table 3, gives SpiNNaker2 10 pJ energy per synaptic operation "
+              "(citing 'Höppner et al., 2021', whose reference entry was not read here), noting that "
+              "'Synaptic Operation (SOp) varies in different applications and is only mentioned for high-level "
+              "comparison'; the profile keeps KerasSpiking's figures, traced to the 2019 paper's citation but not "
+              "verified against its text")
 
 
 @dataclass(frozen=True)

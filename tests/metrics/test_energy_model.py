@@ -253,7 +253,12 @@ def test_neuromorphic_profiles_against_their_sources():
     tile hop (E-W / N-S) | 3.0 pJ / 4.0 pJ"; typed here from those quotes. The profile takes the minimum synaptic op,
     the active update and a within-tile delivery; no row of the table is 3.5 pJ (3.5 ns is its time per synaptic
     op), the per-spike cost the profile had before. SpiNNaker 2: KerasSpiking's device table (keras_spiking/
-    model_energy.py: energy_per_synop=450e-12, energy_per_neuron=2.19e-9), the only source found for the figures."""
+    model_energy.py: energy_per_synop=450e-12, energy_per_neuron=2.19e-9), the only source found for the figures.
+    A published table checks one and contradicts the other: Tang et al., "SENECA", Front. Neurosci. 17:1187252
+    (2023), Table 3, column "Energy per SOp (pJ)" (pmc.ncbi.nlm.nih.gov/articles/PMC10326429/table/T3): "Loihi | Low |
+    Low | Medium | Low | Medium | 23.6 | (Davies et al., 2018)" and "SpiNNaker2 | High | Medium | High | High | High |
+    10 | (Höppner et al., 2021)"; typed here from that page. The Loihi profile's synaptic op equals the first; the
+    SpiNNaker 2 profile is 45 times the second, and its source must say so."""
     from bench.metrics.hardware import DAVIES_2018_TABLE2
 
     quoted = {"synaptic spike op (min)": 23.6, "neuron update (active)": 81.0, "neuron update (inactive)": 52.0,
@@ -265,6 +270,10 @@ def test_neuromorphic_profiles_against_their_sources():
     spinnaker2 = HARDWARE_PROFILES["spinnaker2"]
     assert (spinnaker2.sop_pj * 1e-12, spinnaker2.neuron_update_pj * 1e-12) == pytest.approx((450e-12, 2.19e-9))
     assert "keras_spiking/model_energy.py" in spinnaker2.source and "not found" in spinnaker2.source
+    tang_2023_table3_pj_per_sop = {"Loihi": 23.6, "SpiNNaker2": 10.0}
+    assert loihi.sop_pj == tang_2023_table3_pj_per_sop["Loihi"] and "1187252" in loihi.source
+    assert spinnaker2.sop_pj / tang_2023_table3_pj_per_sop["SpiNNaker2"] == pytest.approx(45)
+    assert "disagrees by 45x" in spinnaker2.source and "1187252" in spinnaker2.source
 
 
 class Mixed(nn.Module):

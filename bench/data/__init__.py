@@ -8,7 +8,6 @@ the suite sets ``data.on_missing = "synthetic"``. ``data.max_samples`` keeps an 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -33,9 +32,10 @@ def dataset_kind(name: str) -> DatasetKind:
 
 
 def _fallback_shape(spec) -> tuple[DeclaredShape, int]:
-    """The declared shape and sample count of the synthetic stand-in for a missing dataset."""
-    kind = dataset_kind(spec.dataset)
-    shape = replace(kind.shape, image_size=spec.image_size or kind.shape.image_size)
+    """The declared shape (with the suite's data.options num_classes / in_channels and data.image_size,
+    :meth:`DatasetKind.declared_shape`, so the model's classifier and the synthetic labels agree with the
+    suite) and sample count of the synthetic stand-in for a missing dataset."""
+    shape = dataset_kind(spec.dataset).declared_shape(spec)
     n = min(spec.fallback_samples, spec.max_samples) if spec.max_samples else spec.fallback_samples
     return shape, n
 

@@ -374,7 +374,8 @@ def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...
     if resident > ram:
         field = dataset_kind(suite.data.dataset).memory_field
         return SuiteError(suite.path, field, f"the data needs {gib(resident)} in memory once loaded, more than "
-                          f"this machine's {gib(ram)} ({what})", f"lower {field}")
+                          f"this machine's {gib(ram)} ({what})",
+                          f"change {field} so that less data is held, or run on a machine with more memory")
     if sample_shape is None:
         return None
     shape = SimpleNamespace(num_classes=num_classes or declared_shape(suite.data).num_classes,

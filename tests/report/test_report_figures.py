@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 from real_run import gpu_like, real_run
 from weights import relabelled
 
+from bench.figure_layout import figure, finish, fit_legend, freeze_layout, layout_problems
 from bench.palette import DPI, ModelStyle, model_styles
 from bench.report import plots
 from bench.report import tables as tb
 from bench.report.content import build_content
 from bench.report.declared import declarations
-from bench.report.layout import figure, finish, fit_legend, freeze_layout, layout_problems
 from bench.results import load_run
 
 STYLE = ModelStyle("#0072B2", "o", "-")

@@ -1,7 +1,8 @@
 """Layout of rendered figures: axes placed once from their measured decorations, every text inside the figure,
-no two texts overlapping, no legend over a plot.
+no two texts overlapping, no legend over a plot. Used by the report's figures and by ``bench history``'s plot
+(:mod:`bench.history`), so it lives outside :mod:`bench.report` (which the history must not import).
 
-Placement (:class:`FixedLayout`, the layout engine of every report figure, see :func:`figure`): matplotlib gives each
+Placement (:class:`FixedLayout`, the layout engine of every report and history figure, see :func:`figure`): matplotlib gives each
 axes the bounding box of its decorations (tick labels, axis labels, title) in display pixels; the grid's axes are
 placed so that these fit inside the figure with :data:`PAD_IN` around them, above the figure legend, all axes equally
 wide and tall: one measurement per figure, where constrained layout measures twice. Titles and axis labels count by

@@ -154,13 +154,16 @@ def _unrun_import_paths(suite: Suite) -> list[str]:
 def _check_data(plan: CasePlan) -> None:
     """What a run checks of its data before loading it: workers against CPUs, the memory of declared shapes,
     a missing data root (DatasetError) and the data's own size; raises the bad-input error."""
-    from bench.data import estimate_bytes
+    from bench.data import dataset_kind, estimate_bytes, falls_back
+    from bench.data.limits import ENV_VAR
     from bench.runner import check_before_loading
 
     if problem := check_before_loading(plan.suite, list(plan.cases)):
         raise problem
     data = plan.suite.data
-    estimate_bytes(data).check(f"the {data.dataset} data", "lower data.image_size or data.max_samples")
+    fix = ("lower data.image_size or data.fallback_samples (the synthetic stand-in's)" if falls_back(data)
+           else dataset_kind(data.dataset).memory_fix())
+    estimate_bytes(data).check(f"the {data.dataset} data", f"{fix}, or raise {ENV_VAR}")
 
 
 def _check_and_list(args: argparse.Namespace, plan: CasePlan, console: Console) -> int:

@@ -186,13 +186,12 @@ def metric_series(db: str | Path, metric: str, models: list[str] | None = None, 
 def series_figure(points: list[Point], metric: str) -> Any:
     """The matplotlib figure of :func:`plot_series` (one line per (model, T, device model, batch size), each
     series its own colour: Okabe-Ito in order, then again with another line style; each model its own marker;
-    a single run time shown with a day either side)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    a single run time shown with a day either side). Laid out as the report's figures (:mod:`bench.figure_layout`:
+    ``FixedLayout``, the legend below the plot in as many columns as fit, the figure growing to hold it)."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    from bench.figure_layout import figure, fit_legend
     from bench.palette import LINESTYLES, MARKERS, OKABE_ITO, STYLE
 
     points = [p for p in points if p.created]  # a run folder without env.json has no time to plot at
@@ -203,7 +202,7 @@ def series_figure(points: list[Point], metric: str) -> Any:
     models = sorted({k[0] for k in series})
     times = [datetime.fromisoformat(p.created) for p in points]
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+        fig, ax = figure(7.5, 3.8)
         for i, ((model, T, dev, bs), pts) in enumerate(series.items()):
             label = f"{model}, T={T}" + (f", {dev}" if len(devices) > 1 else "") + f", bs={bs}"
             ax.plot([datetime.fromisoformat(p.created) for p in pts], [p.value for p in pts],
@@ -217,25 +216,25 @@ def series_figure(points: list[Point], metric: str) -> Any:
         ax.set_xlabel("run time (UTC)")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} over time" + (f" on {devices[0]}" if len(devices) == 1 else ""))
-        fig.legend(loc="outside right upper", frameon=False)  # constrained layout keeps room for it
+        fit_legend(ax, len(series))
     return fig
 
 
 def plot_series(points: list[Point], metric: str, out: str | Path) -> Path:
-    """A PNG of ``metric`` over time (:func:`series_figure`), written whole or not at all
-    (:func:`bench.results.write_file`: ResultsWriteError when it cannot be written)."""
-    import io
-
+    """A PNG of ``metric`` over time (:func:`series_figure`, drawn once at :data:`bench.palette.DPI` by
+    :func:`bench.figure_layout.finish`), written whole or not at all (:func:`bench.results.write_file`:
+    ResultsWriteError when it cannot be written)."""
     import matplotlib.pyplot as plt
 
-    fig = series_figure(points, metric)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
+    from bench.figure_layout import finish
+    from bench.palette import STYLE
+
+    with plt.rc_context(STYLE):  # drawn in the style it was made in, as the report's figures are
+        png, _, _ = finish(series_figure(points, metric))
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_file(out, buf.getvalue())
+        write_file(out, png)
     except (OSError, ResultsWriteError) as exc:
         reason = os.strerror(exc.errno) if exc.errno else exc
         raise ResultsWriteError(f"could not write the plot {out} ({reason}); any earlier file there is unchanged. "

@@ -43,7 +43,7 @@ from bench import distributed
 from bench.build import MemoryNeed, build_model, gib, memory_profile, model_kwargs
 from bench.calibration import calibrate_bn, has_batchnorm
 from bench.checkpoints import LoadedCheckpoint
-from bench.data import DataBundle, dataset_kind, load_data
+from bench.data import DataBundle, dataset_kind, falls_back, load_data
 from bench.environment import collect_env
 from bench.metrics.base import CaseContext, NonFiniteOutputError, get_metric
 from bench.metrics.conventions import conventions_dict
@@ -374,7 +374,8 @@ def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...
     if resident > ram:
         field = dataset_kind(suite.data.dataset).memory_field
         return SuiteError(suite.path, field, f"the data needs {gib(resident)} in memory once loaded, more than "
-                          f"this machine's {gib(ram)} ({what})", f"lower {field}")
+                          f"this machine's {gib(ram)} ({what})",
+                          f"change {field} so that less data is held, or run on a machine with more memory")
     if sample_shape is None:
         return None
     shape = SimpleNamespace(num_classes=num_classes or declared_shape(suite.data).num_classes,
@@ -411,9 +412,10 @@ def memory_problem(suite: Suite, cases: list[Case], sample_shape: tuple[int, ...
 
 
 def sample_shape_before_loading(data: DataSpec) -> tuple[int, ...] | None:
-    """One sample's ``(C, H, W)`` as declared, where it is known before loading (not for a kind whose
-    sample shape comes from its files, such as dvs_frames: ``DatasetKind.shape_from_files``)."""
-    if dataset_kind(data.dataset).shape_from_files and data.on_missing != "synthetic":
+    """One sample's ``(C, H, W)`` as declared, where it is known before loading: not for a kind whose
+    sample shape comes from its files, such as dvs_frames (``DatasetKind.shape_from_files``), unless its
+    root is missing and the synthetic fallback of the declared shape will be used (:func:`falls_back`)."""
+    if dataset_kind(data.dataset).shape_from_files and not falls_back(data):
         return None
     shape = declared_shape(data)
     return (shape.in_channels, shape.image_size, shape.image_size)

@@ -149,9 +149,33 @@ def test_plot_of_one_run_spans_days_not_years_with_a_colour_per_series(tmp_path,
     assert len(colours) == 4 and len(set(colours)) == 4  # (tiny, SEW) x (T=1, T=2): four series
     markers = {line.get_label().split(",")[0]: line.get_marker() for line in ax.get_lines()}
     assert markers["tiny"] != markers["SEW w/16"]
-    from bench.report.layout import layout_problems
+    from bench.figure_layout import layout_problems
 
     assert layout_problems(fig) == []  # legend and date labels inside the figure, nothing overlapping
+
+
+def test_the_history_plot_is_laid_out_as_the_report_figures(tmp_path, runs):
+    """Every run and device (eight series, labels naming the device): placed by the report's FixedLayout, the
+    legend below the plot, no text outside the figure or overlapping; the PNG is the 7.5-inch figure at
+    palette.DPI (900 px wide) with its legend's height added."""
+    import matplotlib.pyplot as plt
+
+    from bench.figure_layout import FixedLayout, layout_problems
+    from bench.palette import DPI
+
+    db = tmp_path / "h.sqlite"
+    for run in runs:
+        append_run(run, db)
+    points = metric_series(db, "accuracy.top1")
+    fig = series_figure(points, "accuracy.top1")
+    assert isinstance(fig.get_layout_engine(), FixedLayout)
+    assert len(fig.axes[0].get_lines()) == 8 and len(fig.legends) == 1
+    assert layout_problems(fig) == []
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert legend.y1 <= fig.axes[0].get_window_extent().y0  # below the plot, not beside it
+    plt.close(fig)
+    image = plt.imread(plot_series(points, "accuracy.top1", tmp_path / "all.png"))
+    assert image.shape[1] == 7.5 * DPI and image.shape[0] > 3.8 * DPI
 
 
 def test_bench_run_appends_to_history(monkeypatch, tmp_path, tmp_path_factory, write_suite, tiny_suite_text,

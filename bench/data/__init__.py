@@ -8,7 +8,6 @@ the suite sets ``data.on_missing = "synthetic"``. ``data.max_samples`` keeps an 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -33,9 +32,10 @@ def dataset_kind(name: str) -> DatasetKind:
 
 
 def _fallback_shape(spec) -> tuple[DeclaredShape, int]:
-    """The declared shape and sample count of the synthetic stand-in for a missing dataset."""
-    kind = dataset_kind(spec.dataset)
-    shape = replace(kind.shape, image_size=spec.image_size or kind.shape.image_size)
+    """The declared shape (with the suite's data.options num_classes / in_channels and data.image_size,
+    :meth:`DatasetKind.declared_shape`, so the model's classifier and the synthetic labels agree with the
+    suite) and sample count of the synthetic stand-in for a missing dataset."""
+    shape = dataset_kind(spec.dataset).declared_shape(spec)
     n = min(spec.fallback_samples, spec.max_samples) if spec.max_samples else spec.fallback_samples
     return shape, n
 
@@ -52,14 +52,18 @@ def _fallback(spec, seed: int, reason: str | None) -> DataBundle:
                                name=f"synthetic ({spec.dataset} fallback)", fallback_note=_fallback_note(spec, reason))
 
 
-def fallback_note(spec) -> str | None:
-    """The note :func:`load_data` will attach when the dataset's root is missing and ``data.on_missing =
-    "synthetic"`` (a dry run prints it as the run does); None when the real data will be read."""
+def falls_back(spec) -> bool:
+    """Whether :func:`load_data` will use the synthetic fallback: ``data.on_missing = "synthetic"`` and the
+    kind reads a root that is missing (False when the real data will be read, or a missing root stops the run)."""
     kind = DATASETS.get(spec.dataset)
-    if spec.on_missing != "synthetic" or kind is None or not kind.needs_root:
-        return None
-    root, reason = resolve_root(spec)
-    return None if root is not None else _fallback_note(spec, reason)
+    return (spec.on_missing == "synthetic" and kind is not None and kind.needs_root
+            and resolve_root(spec)[0] is None)
+
+
+def fallback_note(spec) -> str | None:
+    """The note :func:`load_data` will attach when it falls back (:func:`falls_back`; a dry run prints it
+    as the run does); None when the real data will be read."""
+    return _fallback_note(spec, resolve_root(spec)[1]) if falls_back(spec) else None
 
 
 def resolve_root(spec) -> tuple[Path | None, str | None]:
@@ -133,5 +137,5 @@ def load_data(spec, seed: int = 0) -> DataBundle:
 
 
 __all__ = ["DATASETS", "DataBundle", "DatasetError", "DatasetKind", "DeclaredShape", "MemoryEstimate",
-           "dataset_kind", "estimate_bytes", "evaluated_samples", "evenly_spaced", "fallback_note", "load_data",
+           "dataset_kind", "estimate_bytes", "evaluated_samples", "evenly_spaced", "falls_back", "fallback_note", "load_data",
            "resolve_root"]

@@ -99,8 +99,17 @@ class DatasetKind:
     labelled: bool
     # True when one sample's (C, H, W) is known only once files are read (not from the declared shape).
     shape_from_files: bool
-    # The setting to lower when the data held in memory exceeds the machine's (bench.runner.memory_problem).
+    # The setting that sets how much data is held in memory (resident), named when it exceeds the machine's
+    # (bench.runner.memory_problem) and in the dry run's data check: e.g. data.image_size for digits, whose
+    # images are held resized; data.split for cifar, which holds a split's 32-px images whatever the image size.
     memory_field: str
+
+    def memory_fix(self) -> str:
+        """The fix a refusal of too much data names: change :attr:`memory_field` and, when that is another
+        setting, lower data.image_size (one sample's size)."""
+        if self.memory_field == "data.image_size":
+            return "lower data.image_size"
+        return f"change {self.memory_field} so that less data is held, or lower data.image_size (one sample's size)"
 
     @property
     def needs_root(self) -> bool:

@@ -39,7 +39,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 OPTIONS = ("mean", "std", "normalize")
 IMAGE_BYTES = 3 * 32 * 32  # one uint8 image
 
-# dataset -> (folder, {split: files}, label key, classes)
+# dataset -> (folder, {split: files}, label key, classes). A split's images are held whole as 3x32x32 uint8
+# (data.image_size resizes each item as it is served), so data.split, not data.image_size, sets the data held
+# in memory (the kinds' memory_field).
 VARIANTS: dict[str, tuple[str, dict[str, tuple[str, ...]], bytes, int]] = {
     "cifar10": ("cifar-10-batches-py", {"train": tuple(f"data_batch_{i}" for i in range(1, 6)),
                                          "test": ("test_batch",)}, b"labels", 10),
@@ -191,7 +193,9 @@ def cifar(spec, root: Path, seed: int = 0) -> DataBundle:
     split, folder, files = _batch_files(spec, root)
     estimate(spec, root).check(f"the {spec.dataset} {split} split in {str(folder)!r}"
                                + (f" at data.image_size = {spec.image_size}" if spec.image_size else ""),
-                               f"lower data.image_size (a sample's size), or raise {ENV_VAR}")
+                               f"lower data.image_size (one sample's size) or use the smaller test split "
+                               f"(data.split = \"test\": the split's 3x32x32 images are held whole, whatever "
+                               f"data.image_size), or raise {ENV_VAR}")
     images, labels = [], []
     for path in files:
         batch = read_batch(path)
@@ -229,6 +233,6 @@ KINDS = tuple(
     DatasetKind(name=name, options=OPTIONS, integer_options={},
                 shape=DeclaredShape(in_channels=3, image_size=32, num_classes=classes), layout=layout(name),
                 load=cifar, estimate=estimate, samples=samples_known_once_loaded, labelled=True,
-                shape_from_files=False, memory_field="data.image_size")
+                shape_from_files=False, memory_field="data.split")
     for name, (_, _, _, classes) in VARIANTS.items()
 )

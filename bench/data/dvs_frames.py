@@ -252,7 +252,7 @@ def dvs_frames(spec, root: Path, seed: int = 0) -> DataBundle:
 # The declared shape (128-px DVS frames of 2 polarities) is the synthetic fallback's; a real run takes a
 # sample's shape from the first file's header.
 KIND = DatasetKind(
-    name="dvs_frames", options=OPTIONS, integer_options={},
+    name="dvs_frames", options=OPTIONS, integer_options={"num_classes": (1, 1_000_000)},
     shape=DeclaredShape(in_channels=2, image_size=128, num_classes=10), layout=LAYOUT, load=dvs_frames,
     estimate=estimate, samples=samples_known_once_loaded, labelled=True, shape_from_files=True,
     memory_field="data.image_size",

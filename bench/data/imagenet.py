@@ -153,7 +153,7 @@ def imagenet(spec, root: Path, seed: int = 0) -> DataBundle:
 
 
 KIND = DatasetKind(
-    name="imagenet", options=OPTIONS, integer_options={},
+    name="imagenet", options=OPTIONS, integer_options={"num_classes": (1, 1_000_000)},
     shape=DeclaredShape(in_channels=3, image_size=224, num_classes=1000), layout=LAYOUT, load=imagenet,
     estimate=estimate, samples=samples_known_once_loaded, labelled=True, shape_from_files=False,
     memory_field="data.image_size",

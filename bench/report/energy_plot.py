@@ -32,8 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from bench.figure_layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.palette import MARKERS, OKABE_ITO, STYLE  # noqa: E402
-from bench.report.layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 
 ESTIMATED = ("energy", "energy_mj")
 MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
@@ -69,7 +69,7 @@ class LogFit:
 @dataclass
 class EnergyPlot:
     """The rendered figure (PNG bytes, width in pixels), what it shows, what was left out, and the layout
-    problems measured on it (:func:`bench.report.layout.layout_problems`; none expected)."""
+    problems measured on it (:func:`bench.figure_layout.layout_problems`; none expected)."""
 
     name: str
     png: bytes

@@ -32,10 +32,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator, NullFormatter  # noqa: E402
 
+from bench.figure_layout import figure, finish, fit_legend  # noqa: E402
 from bench.palette import STYLE, ModelStyle  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.energy_section import ProfileRow, hardware, profile_rows  # noqa: E402
-from bench.report.layout import figure, finish, fit_legend  # noqa: E402
 
 NAME = "energy_vs_rate"
 RATE_ENDS = {0.1: 0.02, 0.2: 0.05, 0.25: 0.05, 0.5: 0.1, 1.0: 0.2}  # right ends of a rate axis: tick step

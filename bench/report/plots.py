@@ -5,7 +5,7 @@ of what to set against what), and takes their titles, units and scaling from the
 a figure whose fields the runs did not declare or measure is left out. Colours, markers and line styles
 come from :mod:`bench.palette` (Okabe-Ito, one colour per model throughout).
 
-Readability rules, each checked on the rendered figure (:mod:`bench.report.layout`: no text outside the
+Readability rules, each checked on the rendered figure (:mod:`bench.figure_layout`: no text outside the
 figure, no two texts overlapping):
 
 - legends sit below the axes with as many columns as fit the width; point labels go where they overlap
@@ -35,12 +35,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from bench.figure_layout import colorbar, figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.palette import STYLE, ModelStyle  # noqa: E402
 from bench.report import energy_plot, energy_rate_plot  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
 from bench.report.declared import Declared  # noqa: E402
 from bench.report.formats import joules, si  # noqa: E402
-from bench.report.layout import colorbar, figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.results import metric_value  # noqa: E402
 
 # What the figures draw: (metric, field). Per-layer tables are the nested ``layers`` lists of firing and ops.

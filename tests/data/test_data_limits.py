@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 import torch
 
+from bench import devices
+from bench.cli import main
 from bench.data import DatasetError, estimate_bytes, load_data
 from bench.data import limits as limits_mod
 from bench.data.cifar import read_batch
 from bench.data.digits import digits_tensors
 from bench.data.dvs_frames import escapes
 from bench.data.limits import ENV_VAR, machine_memory, memory_limit
-from bench.suite import DataSpec
+from bench.runner import check_before_loading
+from bench.suite import DataSpec, expand_cases, load_suite
 
 GIB = 2**30
 
@@ -96,6 +99,61 @@ def test_cifar_estimate_from_file_sizes_matches_the_loaded_images(tmp_path):
     held = bundle.dataset.images.nbytes + bundle.dataset.labels.nbytes
     assert estimate_bytes(s).resident_bytes == held == bundle.memory.resident_bytes
     assert bundle.memory.sample_bytes == bundle.dataset[0][0].nbytes == 3 * 20 * 20 * 4
+
+
+CIFAR_SUITE = """
+[suite]
+name = "cifarmem"
+time_steps = [1]
+metrics = ["params"]
+
+[data]
+dataset = "cifar10"
+root = "{root}"
+split = "train"
+batch_size = 2
+image_size = 16
+
+[[models]]
+name = "toy_models:tiny_snn"
+label = "tiny"
+"""
+
+
+def test_cifar_holds_its_split_whole_whatever_the_image_size(tmp_path, write_suite, monkeypatch, capsys):
+    """data.image_size resizes each served item: the images held are the split's 32-px ones, so the setting
+    named when they do not fit is data.split (train: 5 batches, here of 2 images; test: 1 of 1), not
+    data.image_size, which the runner, the dry run and the loader named before."""
+    folder = tmp_path / "cifar-10-batches-py"
+    for i in range(1, 6):
+        write_batch(folder / f"data_batch_{i}", np.zeros((2, 3072), np.uint8), [0, 1])
+    write_batch(folder / "test_batch", np.zeros((1, 3072), np.uint8), [0])
+    held = {(split, size): estimate_bytes(spec("cifar10", tmp_path, split=split, image_size=size)).resident_bytes
+            for split in ("train", "test") for size in (8, 64)}
+    assert held == {("train", 8): 10 * (3072 + 8), ("train", 64): 10 * (3072 + 8),
+                    ("test", 8): 3072 + 8, ("test", 64): 3072 + 8}
+    suite = load_suite(write_suite(CIFAR_SUITE.format(root=tmp_path)))
+    monkeypatch.setattr(devices, "machine_memory", lambda device: (10_000, "a 10,000-byte test machine"))
+    problem = check_before_loading(suite, expand_cases(suite)[0])  # 30,800 bytes held > 10,000
+    assert problem is not None and problem.field == "data.split" and "change data.split" in problem.fix
+    monkeypatch.undo()
+    monkeypatch.setenv(ENV_VAR, str(20_000 / GIB))  # 30,800 held over the limit; one 3x16x16 sample under it
+    assert main(["run", str(suite.path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "change data.split so that less data is held" in err and "data.max_samples" not in err
+    with pytest.raises(DatasetError, match=r'use the smaller test split \(data.split = "test"'):
+        load_data(suite.data)
+
+
+def test_the_dry_run_names_the_fallback_samples_when_the_stand_in_is_too_large(tmp_path, write_suite, monkeypatch,
+                                                                                capsys):
+    """A missing imagenet root falls back to 16 synthetic 3x16x16 images (49,280 bytes): the fix is their count."""
+    text = CIFAR_SUITE.format(root=tmp_path / "nowhere").replace('"cifar10"', '"imagenet"').replace(
+        'split = "train"', 'split = "val"\non_missing = "synthetic"\nfallback_samples = 16')
+    monkeypatch.setenv(ENV_VAR, str(40_000 / GIB))
+    assert main(["run", str(write_suite(text)), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "49,280 bytes" in err and "lower data.image_size or data.fallback_samples" in err
 
 
 def test_frames_estimate_reads_only_the_header(tmp_path):

@@ -69,6 +69,28 @@ def test_a_kind_with_a_root_falls_back_to_its_declared_shape(name, tmp_path):
     assert bundle.fallback_note == fallback_note(spec)
 
 
+@pytest.mark.parametrize("name", [n for n, k in sorted(DATASETS.items()) if k.needs_root and "num_classes" in k.options])
+def test_the_fallback_keeps_the_suites_num_classes(name, tmp_path):
+    """A suite declaring data.options.num_classes = 2 for a missing root runs a 2-class model on labels in
+    {0, 1}: the fallback took the kind's default (1000 for imagenet) before."""
+    spec = DataSpec(dataset=name, root=str(tmp_path / "nowhere"), on_missing="synthetic", fallback_samples=40,
+                    options={"num_classes": 2})
+    bundle = load_data(spec)
+    labels = torch.stack([bundle.dataset[i][1] for i in range(len(bundle.dataset))])
+    assert bundle.num_classes == declared_shape(spec).num_classes == 2
+    assert set(labels.tolist()) == {0, 1}  # 40 uniform draws from 2 classes: both appear (p of not: 2**-39)
+
+
+@pytest.mark.parametrize("name", [n for n, k in sorted(DATASETS.items()) if k.needs_root and "num_classes" in k.options])
+def test_a_bad_num_classes_is_refused_before_a_fallback(name, write_suite, tmp_path):
+    """The fallback reads data.options.num_classes without loading, so the suite checks it (exit 2)."""
+    path = write_suite(TOY_SUITE.replace('"toy"', f'"{name}"').format(
+        data=f'root = "{tmp_path / "nowhere"}"\non_missing = "synthetic"\noptions = {{ num_classes = 0 }}'))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.field == "data.options.num_classes" and ">= 1" in info.value.fix
+
+
 def test_a_kind_without_a_root_announces_no_fallback():
     """on_missing = "synthetic" only applies to a root; bundled digits are read as they are (the dry run
     printed a fallback note for them, which the run then did not use)."""

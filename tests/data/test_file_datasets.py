@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.data import DatasetError, evenly_spaced, load_data
 from bench.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from bench.runner import make_batches
+from bench.runner import make_batches, sample_shape_before_loading
 from bench.suite import DataSpec
 
 
@@ -210,6 +210,19 @@ def test_frames_are_read_and_the_runner_cuts_them_to_T(frames_root):
     assert torch.equal(inputs[:, 1], torch.from_numpy(arrays[1][:4])), "first T frames, time-major"
     with pytest.raises(ValueError, match="5 frames per sample; T=6"):
         next(make_batches(bundle, 3, torch.device("cpu"))(6))
+
+
+def test_frames_shape_comes_from_the_files_unless_the_fallback_is_used(frames_root, tmp_path):
+    """on_missing = "synthetic" with a root that exists reads the 2x6x6 frames: the memory check waits for
+    them (the declared 2x128x128 was checked instead, and the real frames never were); only a missing root
+    uses the declared shape, which is then the fallback's."""
+    root, _ = frames_root
+    present = spec("dvs_frames", root, on_missing="synthetic", options={"num_classes": 3})
+    assert sample_shape_before_loading(present) is None
+    assert tuple(load_data(present).dataset[0][0].shape[-3:]) == (2, 6, 6)
+    missing = spec("dvs_frames", tmp_path / "nowhere", on_missing="synthetic", fallback_samples=2)
+    assert sample_shape_before_loading(missing) == (2, 128, 128) == tuple(load_data(missing).dataset[0][0].shape)
+    assert sample_shape_before_loading(spec("dvs_frames", tmp_path / "nowhere")) is None  # the load refuses it
 
 
 def test_frames_resize_to_image_size(frames_root):

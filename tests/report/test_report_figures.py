@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 from real_run import gpu_like, real_run
 from weights import relabelled
 
+from bench.figure_layout import figure, finish, fit_legend, freeze_layout, layout_problems
 from bench.palette import DPI, ModelStyle, model_styles
 from bench.report import plots
 from bench.report import tables as tb
 from bench.report.content import build_content
 from bench.report.declared import declarations
-from bench.report.layout import figure, finish, fit_legend, freeze_layout, layout_problems
 from bench.results import load_run
 
 STYLE = ModelStyle("#0072B2", "o", "-")
@@ -158,6 +158,52 @@ def test_an_imagenet_stem_does_not_flatten_the_other_bars(drawn):
     plain = deep_record(stem_macs=3e6)
     plots.ops_per_layer("flat", plain, STYLE)
     assert list(drawn[1].axes[0].texts) == [] and drawn[1].axes[0].get_xlim()[1] >= 21.6
+
+
+def dsr_record() -> dict:
+    """The untrained DSR PreAct-ResNet-18 w/16 of suites/regression_counts.toml at T=4: its ops layers (ACs, MACs
+    rounded), whose long tick labels ("blocks.2.shortcut.0") push the plot right of the figure's centre."""
+    ops = [{"name": "stem", "acs": 0.0, "macs": 36864.0}]
+    for b, (conv1, conv2, bn) in enumerate([(44888, 38692, 0), (38998, 37274, 4096), (19596, 33298, 4096),
+                                            (31842, 33418, 2048), (16925, 27098, 2048), (28500, 26620, 1024),
+                                            (13934, 17404, 1024), (18252, 17644, 512)]):
+        ops += [{"name": f"blocks.{b}.bn1", "acs": 0.0, "macs": float(bn)},
+                {"name": f"blocks.{b}.conv1", "acs": float(conv1), "macs": 0.0},
+                {"name": f"blocks.{b}.conv2", "acs": float(conv2), "macs": 0.0}]
+        if b in (2, 4, 6):
+            ops.append({"name": f"blocks.{b}.shortcut.0", "acs": 2400.0, "macs": 0.0})
+    ops += [{"name": "bn", "acs": 0.0, "macs": 512.0}, {"name": "pool", "acs": 142.5, "macs": 0.0},
+            {"name": "fc", "acs": 400.3, "macs": 0.0}]
+    return {"case_id": "DSR PreAct-ResNet-18 w/16|T=4|cpu|bs=32", "T": 4, "device": "cpu", "batch_size": 32,
+            "status": "ok", "model": {"label": "DSR PreAct-ResNet-18 w/16", "name": "dsr_preact_resnet18",
+                                      "untrained": True, "checkpoint": None},
+            "metrics": {"ops": {"layers": ops}}}
+
+
+def test_a_title_wider_than_the_figure_allows_is_rewrapped_to_fit(drawn):
+    """The ops chart of the DSR net: its one-line title (72 characters, under the 76 a 6.4-inch title is wrapped
+    at) is centred on a plot pushed right by its tick labels and ran past the figure's right edge. The layout
+    wraps it onto two lines centred on the plot, the same words; a title that fits keeps its one line."""
+    title = "Operations per layer: DSR PreAct-ResNet-18 w/16 (T=4) (untrained weights)"
+    ops = plots.ops_per_layer("DSR PreAct-ResNet-18 w/16", dsr_record(), STYLE)
+    assert ops.name == "ops_dsr_preact_resnet_18_w_16" and ops.problems == []
+    (fig,) = drawn
+    shown = fig.axes[0].get_title()
+    assert shown.count("\n") == 1 and shown.split() == title.split()
+    fits = plots.ops_per_layer("DANet-A-50", deep_record(), STYLE)  # a title that fits its figure
+    assert fits.problems == [] and "\n" not in drawn[1].axes[0].get_title()
+
+
+def test_the_layout_wraps_any_title_that_reaches_past_the_figure():
+    """Not only the ops chart: a 3-inch figure whose long y tick labels push its plot right, titled in one line
+    wider than the figure, is laid out with no text outside it."""
+    fig, ax = figure(3.0, 2.0)
+    ax.barh([0, 1], [1, 2])
+    ax.set_yticks([0, 1], ["a rather long layer name", "another"])
+    ax.set_title("a one-line title much too wide for a figure of three inches")
+    assert layout_problems(fig) == []
+    assert ax.get_title().count("\n") >= 1
+    plt.close(fig)
 
 
 def test_an_all_zero_heatmap_shows_zero_on_a_0_to_1_percent_scale(drawn):

@@ -1,11 +1,13 @@
 """Layout of rendered figures: axes placed once from their measured decorations, every text inside the figure,
-no two texts overlapping, no legend over a plot.
+no two texts overlapping, no legend over a plot. Used by the report's figures and by ``bench history``'s plot
+(:mod:`bench.history`), so it lives outside :mod:`bench.report` (which the history must not import).
 
-Placement (:class:`FixedLayout`, the layout engine of every report figure, see :func:`figure`): matplotlib gives each
+Placement (:class:`FixedLayout`, the layout engine of every report and history figure, see :func:`figure`): matplotlib gives each
 axes the bounding box of its decorations (tick labels, axis labels, title) in display pixels; the grid's axes are
 placed so that these fit inside the figure with :data:`PAD_IN` around them, above the figure legend, all axes equally
 wide and tall: one measurement per figure, where constrained layout measures twice. Titles and axis labels count by
-their centre along the axis, as in constrained layout (titles are wrapped to the figure's width instead).
+their centre along the axis, as in constrained layout (titles are wrapped to the figure's width instead, and
+re-wrapped when their plot stands so far off-centre that they would reach past the figure's side).
 
 Check: :func:`layout_problems` lists every visible text (titles, axis labels, tick labels, legend entries and the
 legend box, annotations, colour-bar labels) that reaches outside the figure, every pair of them that overlaps, and
@@ -160,12 +162,47 @@ def place_axes(fig: Figure, colorbars: dict[Any, Any]) -> None:
     """Place the grid's axes (one cell each, as ``plt.subplots`` makes them) and their colour bars: every axes as
     wide and as tall as the others, their decorations inside the figure and above its legends, :data:`PAD_IN` around
     them and :data:`SPACE` more between rows and columns. The decorations are measured where the axes stand, and once
-    more when an axis picks other ticks at its new size (nothing else about them depends on where the axes stand)."""
+    more when an axis picks other ticks at its new size (nothing else about them depends on where the axes stand).
+    A title that then reaches past the figure's sides is re-wrapped to fit (:func:`_fit_titles`) and the axes placed
+    again for its new height; a figure whose titles fit is placed once."""
+    _place(fig, colorbars)
+    if _fit_titles(fig):
+        _place(fig, colorbars)
+
+
+def _place(fig: Figure, colorbars: dict[Any, Any]) -> None:
     for _ in range(2):
         ticks = _tick_locations(fig)
         _arrange(fig, colorbars)
         if _tick_locations(fig) == ticks:
             break
+
+
+def _fit_titles(fig: Figure) -> bool:
+    """Re-wrap each axes title that reaches nearer than :data:`PAD_IN` to the figure's left or right edge (a title
+    is centred on its plot, which tick labels push off the figure's centre) at the most characters per line that
+    keep it inside, the same words; whether any title changed. Titles are wrapped to the figure's width when set
+    (``bench.report.plots``), so this is for a plot standing off-centre."""
+    renderer = fig.canvas.get_renderer()
+    pad, width = PAD_IN * fig.dpi, fig.bbox.width
+    changed = False
+    for ax in fig.axes:
+        title = ax.title
+        if not (ax.get_visible() and _visible(title)):
+            continue
+        box = title.get_window_extent(renderer)
+        centre = (box.x0 + box.x1) / 2
+        room = 2 * min(centre - pad, width - pad - centre)  # the widest a title centred there may be
+        if box.width <= room + SLACK_PX:
+            continue
+        words = " ".join(title.get_text().split())
+        chars = max(len(line) for line in title.get_text().splitlines())
+        while box.width > room + SLACK_PX and chars > 1:
+            chars = max(1, min(chars - 1, int(chars * room / box.width)))
+            title.set_text(textwrap.fill(words, chars))
+            box = title.get_window_extent(renderer)
+        changed = True
+    return changed
 
 
 def _arrange(fig: Figure, colorbars: dict[Any, Any]) -> None:

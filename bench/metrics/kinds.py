@@ -9,10 +9,12 @@ with tensor operations on the tensor's device. Two evaluations of the one decisi
   :data:`KINDS`), the event total a 0-dim float64 tensor, and the probe moves them to the host once, after
   the forward (:meth:`bench.metrics.probe.Probe.finish`). A GPU never waits between layers.
 - :func:`classify_on_host` (host path, CPUs, where reading a value costs no device round-trip): the same
-  decision taken step by step in Python, skipping what the answer no longer needs, with a cheap first
-  look at the tensor's first block of 4096 elements and (from 2^21 elements) a strided 1/61 sample (a
-  negative or a non-integer value other than 0 and the looked-at part's max proves a tensor analog; a
-  head value outside {0, max} proves it is not two-level, a fractional one that it is not multispike). Every shortcut is a proof, so both paths give
+  decision taken step by step in Python, skipping what the answer no longer needs, with cheap first
+  looks: the first 32 elements of the tensor's first row, read on the host (a negative, NaN or infinite
+  value, or a non-integer beside another nonzero value, proves it analog), then its first block of 4096
+  elements and (from 2^21 elements) a strided 1/61 sample (a negative or a non-integer value other than 0
+  and the looked-at part's max proves a tensor analog; a head value outside {0, max} proves it is not
+  two-level, a fractional one that it is not multispike). Every shortcut is a proof, so both paths give
   the same kinds and events (tests compare them on every family).
 
 The decision (its conventions text: ``bench.metrics.conventions``, ``INPUT_KINDS`` and "Input kind"):
@@ -288,6 +290,24 @@ def _head(x: torch.Tensor) -> torch.Tensor:
     return x[:rows]
 
 
+_ROW = 32  # elements of the first row read on the host by :func:`_row_witness`
+
+
+def _row_witness(x: torch.Tensor) -> bool:
+    """True when the first elements of ``x``'s first row (read on the host: two small operations, cheaper than
+    :func:`_analog_witness`' reductions) prove it analog: a negative, NaN or infinite value, or a non-integer
+    beside another nonzero value (a two-level tensor has one nonzero value, a multispike one only integers)."""
+    if not x.is_floating_point():
+        return False
+    row = torch.as_strided(x, (min(_ROW, x.shape[-1]),), (x.stride(-1),), x.storage_offset()).tolist()
+    fractional = False
+    for v in row:
+        if not 0 <= v < math.inf:
+            return True
+        fractional = fractional or v != int(v)
+    return fractional and len({v for v in row if v}) > 1
+
+
 def _analog_witness(xs: torch.Tensor) -> bool:
     """True when the sample proves the tensor analog: a negative (or NaN) value, or a non-integer value
     other than the sample's max (a two-level tensor has only 0 and its max; a multispike one only
@@ -333,7 +353,8 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
             return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
     if x.dtype == torch.bool:
         return InputInfo(BINARY, nonzeros(), n)
-    if prescreen and x.dim() and (_analog_witness(_head(x)) or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
+    if prescreen and x.dim() and (_row_witness(x) or _analog_witness(_head(x))
+                                  or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
         return InputInfo(ANALOG, 0.0, n)
     mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax
     if mn < 0 or math.isnan(mn) or math.isnan(mx) or math.isinf(mx):

@@ -344,6 +344,30 @@ def test_an_analog_witness_in_the_head_block_decides_without_a_full_pass(monkeyp
     assert kinds.classify_on_host(integers).events == float(integers.sum())
 
 
+def test_the_first_row_witness_proves_only_analog_tensors(monkeypatch):
+    """The host's first look (32 elements of the first row) claims analog only where the device decision says
+    analog, on spike kinds whose first row holds fractions, zeros, -0.0 or one repeated value; it decides the
+    LayerNorm and attention outputs without any reduction."""
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(8, 4, 64, generator=gen) < 0.5).float()
+    tensors = [spikes, spikes * 0.25, spikes * 3.5, spikes * -0.0, spikes + spikes.roll(1, -1),
+               torch.zeros(8, 4, 64), torch.full((8, 4, 64), 0.5), spikes.half() * 0.5, spikes.bfloat16(),
+               torch.randn(8, 4, 64, generator=gen), torch.rand(8, 4, 64, generator=gen),
+               spikes * 0.25 + spikes.roll(1, -1) * 0.5, spikes.masked_fill(spikes == 1, float("inf")),
+               spikes.masked_fill(spikes == 1, float("nan")), spikes.transpose(0, 2), torch.randint(0, 3, (8, 4, 64))]
+    claimed = [kinds._row_witness(x) for x in tensors]
+    assert all(kinds.classify(x).kind == "analog" for x, c in zip(tensors, claimed, strict=True) if c)
+    assert claimed == [False] * 9 + [True] * 5 + [False] * 2
+
+    def no_reduction(x):
+        raise AssertionError("a reduction was made")
+
+    monkeypatch.setattr(kinds, "_analog_witness", no_reduction)
+    assert kinds.classify_on_host(torch.randn(64, 4, 256, generator=gen)).kind == "analog"
+    attention = torch.softmax(torch.randn(64, 4, 64, 64, generator=gen), -1).transpose(-1, -2)
+    assert kinds.classify_on_host(attention).kind == "analog"
+
+
 # ------------------------------------------------------------------------- sums of spike tensors (SEW ADD)
 
 def integer_tensors() -> list[torch.Tensor]:

@@ -298,6 +298,10 @@ class Probe:
             flat = flat.view(torch.uint8)
         lo, hi = flat.amin(0), flat.amax(0)  # (aminmax along dim 0 is several times slower on CPUs)
         mn, mx = float(lo.min()), float(hi.max())  # (host reads: this is the CPU path)
+        if mn == mx == 0 and o.dtype != torch.bool:  # a silent layer: every count is 0, no further pass
+            grid = x3.new_zeros((T, x3.shape[2]), dtype=torch.float64)
+            none = x3.new_zeros((), dtype=torch.float64)
+            return InputInfo(kinds.ZERO, 0.0, o.numel(), 0.0), Grids(grid, grid), none, none
         values = exact_sum(x3, 1, mx)
         info = classify_on_host(o, [mn, mx], values=lambda _: float(values.sum()), prescreen=False)
         if info.code in (kinds.BINARY, kinds.ZERO):  # the values are the events; lo and hi are 0 or 1
@@ -360,7 +364,7 @@ class Probe:
         neurons_d = {name: (a, [host.add(v) for v in a.codes], [host.add(v) for v in a.events_t],
                             [host.add(v) for v in a.active], [host.add(v) for v in a.saturated])
                      for name, a in self.neurons.items()}
-        layers_d = {name: (a, [({f: host.add(getattr(c, f)) for f in COUNT_FIELDS}, [host.add(k) for k in c.kinds])
+        layers_d = {name: (a, [([host.add(getattr(c, f)) for f in COUNT_FIELDS], [host.add(k) for k in c.kinds])
                                for c in a.calls])
                     for name, a in self.layers.items()}
         host.fetch()
@@ -387,18 +391,17 @@ class Probe:
         )
 
     @staticmethod
-    def _layer_totals(name: str, a: LayerAcc, calls: list[tuple[dict[str, Any], list[Any]]],
+    def _layer_totals(name: str, a: LayerAcc, calls: list[tuple[list[Any], list[Any]]],
                       host: _Transfer) -> dict[str, Any]:
-        """One layer's totals over its calls; ``approx_sops`` only from calls with a spike input."""
-        totals: dict[str, Any] = {}
+        """One layer's totals over its calls (values in :data:`COUNT_FIELDS` order); ``approx_sops`` only from
+        calls with a spike input."""
         kinds_per_call = [[_kind(name, host.value(k)) for k in ks] for _, ks in calls]
-        for f in COUNT_FIELDS:
-            values = []
-            for (fields, _), names in zip(calls, kinds_per_call, strict=True):
-                v = host.value(fields[f])
-                if v is None or (f == "approx_sops" and not kinds.SPIKE_KINDS.intersection(names)):
-                    continue
-                values.append(v)
+        with_spikes = [not kinds.SPIKE_KINDS.isdisjoint(names) for names in kinds_per_call]
+        totals: dict[str, Any] = {}
+        for i, f in enumerate(COUNT_FIELDS):
+            values = [host.value(fields[i]) for (fields, _), spikes in zip(calls, with_spikes, strict=True)
+                      if spikes or f != "approx_sops"]
+            values = [v for v in values if v is not None]
             totals[f] = float(sum(values)) if values else None
         return {
             "type": a.type, "calls": len(a.calls), "counts": totals,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn as nn
 
-from bench.models.registry import ModelInfo, create_model
+from bench.models.registry import ModelInfo, build_on_meta, create_model
 
 if TYPE_CHECKING:
     from bench.checkpoints import LoadedCheckpoint
@@ -159,8 +159,7 @@ def memory_profile(name: str, kwargs_T1: dict[str, Any], sample_shape: tuple[int
     true need larger. Where the meta forward fails (a user model that needs real data), the activation is
     left out (None) and the bound keeps the input and the parameters.
     """
-    with torch.device("meta"):
-        model = create_model(name, **kwargs_T1)
+    model = build_on_meta(name, **kwargs_T1)
     params = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     per_sample = 4  # float32
     for d in sample_shape:

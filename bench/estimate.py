@@ -168,13 +168,13 @@ def model_work(name: str, kwargs_T1: dict[str, Any], sample_shape: tuple[int, ..
 
     from spikingjelly.activation_based import functional
 
-    from bench.models import create_model
+    from bench.models.registry import build_on_meta
 
     key = json.dumps([name, kwargs_T1, sample_shape], sort_keys=True, default=str)
     if key not in _WORK:
         try:
+            model = build_on_meta(name, **kwargs_T1)
             with torch.device("meta"):
-                model = create_model(name, **kwargs_T1)
                 functional.reset_net(model)
                 _WORK[key] = count_work(model, torch.zeros(1, 1, *sample_shape))
         except Exception as exc:  # noqa: BLE001 - an op without a meta kernel: no rough figure, and why

@@ -264,3 +264,24 @@ def test_limits_in_range_load(write_suite):
         'metrics = ["params"]', 'metrics = ["params"]\ncase_timeout_s = 0.001\nmemory_limit_gib = 4096')
     suite = load_suite(write_suite(text))
     assert suite.case_timeout_s == 0.001 and suite.memory_limit_gib == 4096
+
+
+def test_meta_builds_skip_random_init_and_import_no_compiler():
+    """Suite checks build every registered model on the meta device (``build_on_meta``): shapes only, the random
+    initialisers skipped (on meta, ``normal_`` reaches torch's Python references, whose decorator imports
+    torch._dynamo and Triton, about a second). A fresh interpreter checks that no such import happens."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from bench.models import list_models
+from bench.models.registry import build_on_meta, model_info
+for name in list_models():
+    kwargs = {"T": 2} if model_info(name).fixed_T else {}
+    model = build_on_meta(name, num_classes=10, input_size="cifar", **kwargs)
+    assert all(p.is_meta for p in model.parameters()), name
+assert "torch._dynamo" not in sys.modules, "torch._dynamo imported"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

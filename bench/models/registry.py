@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.overrides import TorchFunctionMode
 
 from bench.checking import MAX_TIME_STEP, nearest
 from bench.models.common import INPUT_SIZES
@@ -334,6 +335,34 @@ class KwargError(ValueError):
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
+# Random initialisers: on the meta device they have nothing to fill, and some (normal_) reach torch's Python
+# references there, whose decorator imports torch._dynamo (and Triton): about a second of every suite check.
+_RANDOM_INIT = frozenset({
+    torch.Tensor.normal_, torch.Tensor.uniform_, nn.init.normal_, nn.init.uniform_, nn.init.trunc_normal_,
+    nn.init.kaiming_normal_, nn.init.kaiming_uniform_, nn.init.xavier_normal_, nn.init.xavier_uniform_,
+    nn.init.orthogonal_, nn.init.sparse_,
+})
+
+
+class _RandomInitSkippedOnMeta(TorchFunctionMode):
+    """Returns a meta tensor unchanged from a random initialiser (a build that only checks arguments)."""
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _RANDOM_INIT:
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
+def build_on_meta(name: str, **kwargs: Any) -> nn.Module:
+    """:func:`create_model` on the meta device: shapes only, no memory, random initialisers skipped."""
+    with torch.device("meta"), _RandomInitSkippedOnMeta():
+        return create_model(name, **kwargs)
+
+
 def check_kwargs(info: ModelInfo, kwargs: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
     """Refuse ``kwargs`` a model would not take (raises KwargError), before anything runs.
 
@@ -362,8 +391,7 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any], defaults: dict[str, An
     if info.is_user:
         return
     try:
-        with torch.device("meta"):
-            create_model(info.name, **{**(defaults or {}), **kwargs})
+        build_on_meta(info.name, **{**(defaults or {}), **kwargs})
     except Exception as exc:  # the family's own checks: TypeError for names, ValueError/AssertionError for values
         raise _build_error(info, kwargs, known, exc) from exc
 

@@ -93,6 +93,10 @@ class _GraphBuilder:
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise _refuse(f"{path}.0", conv, f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}: "
                           "NIR convs pad with zeros by a fixed amount", "use zero-padded convolutions")
+        if conv.groups != 1:  # nir 1.0 types a Conv2d's input as weight.shape[1] channels: in_channels / groups
+            raise _refuse(f"{path}.0", conv, f"groups={conv.groups}: NIR's Conv2d takes its input channels from the "
+                          "weight (in_channels / groups), so a grouped conv does not type-check",
+                          "use groups=1 convolutions")
         weight, bias = fold_bn(conv, bn)
         in_shape = self.shapes[f"{path}.0:in"]
         node = nir.Conv2d(input_shape=in_shape[-2:], weight=weight, stride=conv.stride, padding=conv.padding,

@@ -237,3 +237,20 @@ def test_a_conv_not_zero_padded_is_refused():
     with pytest.raises(NIRExportError, match=r"cannot export 'x' as nir: layers\.0\.1\.branch\.2\.0 \(Conv2d\): "
                        r"padding=\(1, 1\), padding_mode='reflect'"):
         to_nir(model, "x", (SIZE, SIZE))
+
+
+
+def test_a_grouped_conv_is_refused_naming_it(tmp_path):
+    """NIR 1.0's Conv2d types its input as ``weight.shape[1]`` channels (in_channels / groups): a grouped conv (here
+    one swapped into a Spiking ResNet's first block) is refused, naming the module, before anything is written; it
+    used to reach NIR's type inference and end in a bare ValueError."""
+    from bench.nir_export import NIRExportError, write_nir
+
+    model = create_model("spiking_resnet18", **SMALL)
+    block = model.layers[0][0].branch
+    conv = block[0][0]
+    block[0][0] = torch.nn.Conv2d(conv.in_channels, conv.out_channels, 3, conv.stride, conv.padding, groups=2,
+                                  bias=False)
+    with pytest.raises(NIRExportError, match=r"layers\.0\.0\.branch\.0\.0 \(Conv2d\): groups=2.*groups=1"):
+        write_nir(randomised(model), "spiking_resnet18", (SIZE, SIZE), tmp_path / "model.nir")
+    assert not (tmp_path / "model.nir").exists()

@@ -22,9 +22,14 @@ figure, no two texts overlapping):
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import sys
 import textwrap
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import matplotlib
@@ -456,16 +461,54 @@ def energy_vs_rate(records: list[dict[str, Any]], styles: dict[str, ModelStyle])
 MODEL_FIGURES = (firing_heatmap, ops_per_layer)  # one figure per model, from a record at its main T
 
 
+def _first_figure(draw: Callable[..., FigureData | None], label: str, records: list[dict[str, Any]],
+                  style: ModelStyle, max_layers: int) -> FigureData | None:
+    """A per-model figure from the first of the model's records (at its main T) that gives one."""
+    return next((f for r in records if (f := draw(label, r, style, max_layers))), None)
+
+
 def report_figures(records: list[dict[str, Any]], declared: Declared, styles: dict[str, ModelStyle],
                    max_layers: int = MAX_LAYERS) -> list[FigureData]:
-    """Every figure the records allow, in report order: across models, per model, per device, energy."""
-    figures = [accuracy_vs_T(records, declared, styles), accuracy_vs_energy(records, declared, styles)]
+    """Every figure the records allow, in report order: across models, per model, per device, energy (drawn
+    by :func:`draw_all`)."""
+    jobs: list[Callable[[], FigureData | None]] = [partial(accuracy_vs_T, records, declared, styles),
+                                                     partial(accuracy_vs_energy, records, declared, styles)]
     groups = tb.by_model(records)
     for draw in MODEL_FIGURES:
-        for label, recs in groups.items():
-            figures.append(next((f for r in tb.at_main_T(recs) if (f := draw(label, r, styles[label], max_layers))),
-                                None))
-    figures.append(throughput_per_device(records, declared, styles))
-    figures.append(estimated_vs_measured(records, declared, styles))
-    figures.append(energy_vs_rate(records, styles))
-    return [f for f in figures if f is not None]
+        jobs += [partial(_first_figure, draw, label, list(tb.at_main_T(recs)), styles[label], max_layers)
+                 for label, recs in groups.items()]
+    jobs += [partial(throughput_per_device, records, declared, styles),
+             partial(estimated_vs_measured, records, declared, styles), partial(energy_vs_rate, records, styles)]
+    return [f for f in draw_all(jobs) if f is not None]
+
+
+_JOBS: list[Callable[[], Any]] = []  # the figures being drawn, inherited by the forked workers of draw_all
+
+
+def _draw_job(i: int) -> Any:
+    return _JOBS[i]()
+
+
+def figure_workers() -> int:
+    """Processes that draw a report's figures: ``SNNBENCH_FIGURE_WORKERS`` if set, else the cores this process
+    may use (Linux); 1 draws them here, one after the other."""
+    if os.environ.get("SNNBENCH_FIGURE_WORKERS"):
+        return max(1, int(os.environ["SNNBENCH_FIGURE_WORKERS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def draw_all(jobs: list[Callable[[], Any]]) -> list[Any]:
+    """``[job() for job in jobs]``, in order. Where several cores are free and ``fork`` is the platform's way
+    to start processes (Linux), the jobs run in forked worker processes, which inherit them (nothing is
+    pickled but the results: PNG bytes and text); matplotlib draws the same bytes in either, and an error in
+    a job is raised here as it would be in the loop."""
+    workers = min(figure_workers(), len(jobs))
+    if workers < 2 or sys.platform != "linux":
+        return [job() for job in jobs]
+    global _JOBS
+    _JOBS = jobs
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_draw_job, range(len(jobs)), chunksize=1)
+    finally:
+        _JOBS = []

@@ -265,3 +265,26 @@ def test_estimated_vs_measured_energy_is_in_the_report(trained, tmp_path):
     assert fig.name == "estimated_vs_measured_energy" and fig.problems == []
     assert "log-log fit" in fig.caption
     assert plots.estimated_vs_measured(trained.records, declarations([trained]), {}) is None  # no GPU values
+
+
+def test_figures_drawn_in_worker_processes_equal_those_drawn_here(trained, monkeypatch):
+    """Forked workers (several cores, Linux) draw the same figures, byte for byte, in the same order, as one
+    process drawing them in turn (``SNNBENCH_FIGURE_WORKERS=1``)."""
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "1")
+    serial = build_content([trained]).figures
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "2")
+    forked = build_content([trained]).figures
+    assert len(serial) >= 7
+    assert [(f.name, f.png, f.caption, f.problems) for f in forked] == \
+        [(f.name, f.png, f.caption, f.problems) for f in serial]
+
+
+def _fails() -> None:
+    raise ValueError("a figure that cannot be drawn")
+
+
+def test_an_error_in_a_worker_is_raised_as_in_the_loop(monkeypatch):
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "2")
+    assert plots.draw_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        plots.draw_all([lambda: 1, _fails])

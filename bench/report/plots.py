@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import sys
 import textwrap
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -490,10 +491,13 @@ def _draw_job(i: int) -> Any:
 
 
 def figure_workers() -> int:
-    """Processes that draw a report's figures: ``SNNBENCH_FIGURE_WORKERS`` if set, else the cores this process
-    may use (Linux); 1 draws them here, one after the other."""
-    if os.environ.get("SNNBENCH_FIGURE_WORKERS"):
-        return max(1, int(os.environ["SNNBENCH_FIGURE_WORKERS"]))
+    """Processes that draw a report's figures: ``SNNBENCH_FIGURE_WORKERS`` if set (a positive integer; anything
+    else is ignored with a warning), else the cores this process may use (Linux); 1 draws them here, in turn."""
+    setting = os.environ.get("SNNBENCH_FIGURE_WORKERS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    if setting:
+        warnings.warn(f"SNNBENCH_FIGURE_WORKERS={setting!r} is not a positive integer: ignored", stacklevel=2)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 

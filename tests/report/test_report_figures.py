@@ -288,3 +288,11 @@ def test_an_error_in_a_worker_is_raised_as_in_the_loop(monkeypatch):
     assert plots.draw_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
     with pytest.raises(ValueError, match="cannot be drawn"):
         plots.draw_all([lambda: 1, _fails])
+
+
+def test_the_worker_count_setting(monkeypatch):
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "3")
+    assert plots.figure_workers() == 3
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "zero")
+    with pytest.warns(UserWarning, match="not a positive integer"):
+        assert plots.figure_workers() >= 1

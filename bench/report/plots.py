@@ -29,6 +29,7 @@ import textwrap
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -511,8 +512,8 @@ def draw_all(jobs: list[Callable[[], Any]]) -> list[Any]:
         return [job() for job in jobs]
     global _JOBS
     _JOBS = jobs
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_draw_job, range(len(jobs)), chunksize=1)
+    try:  # (a worker that dies raises BrokenProcessPool here, where a multiprocessing.Pool would wait forever)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_draw_job, range(len(jobs))))
     finally:
         _JOBS = []

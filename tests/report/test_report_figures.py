@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -296,3 +297,15 @@ def test_the_worker_count_setting(monkeypatch):
     monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "zero")
     with pytest.warns(UserWarning, match="not a positive integer"):
         assert plots.figure_workers() >= 1
+
+
+def _dies() -> None:
+    os._exit(3)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_wait(monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "2")
+    with pytest.raises(BrokenProcessPool):
+        plots.draw_all([lambda: 1, _dies])

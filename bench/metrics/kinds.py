@@ -346,13 +346,13 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     n = x.numel()
     if n == 0:
         return InputInfo(ZERO, 0.0, 0)
-    if integers and x.dtype != torch.bool:
-        return _classify_integers(x, n, nonzeros, values)
     if nonzeros is None:
         def nonzeros() -> float:
             return float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0))
     if x.dtype == torch.bool:
         return InputInfo(BINARY, nonzeros(), n)
+    if integers:  # non-negative integers: only the max is unknown, and nothing can witness analog
+        minmax, prescreen = [0.0, float(x.amax())], False
     if prescreen and x.dim() and (_row_witness(x) or _analog_witness(_head(x))
                                   or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
         return InputInfo(ANALOG, 0.0, n)
@@ -365,36 +365,15 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
         def values(bound: float) -> float:
             return float(exact_sum(x.reshape(-1), 0, bound))
     if mx == 1:
-        return InputInfo(BINARY, values(mx), n, mx) if bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
+        return InputInfo(BINARY, values(mx), n, mx) if integers or bool(all_integer(x)) else InputInfo(ANALOG, 0.0, n, mx)
     xs = _head(x) if x.dim() else x  # witnesses that skip a full pass (a value outside {0, max}, a fraction)
     if bool(((xs == 0) | (xs == mx)).all()):
         count = nonzeros()
         if float(count_at(x, mx)) == count:
             return InputInfo(SCALED, count, n, mx)
-    if mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x)):
+    if integers or (mx == round(mx) and bool((xs == torch.round(xs)).all()) and bool(all_integer(x))):
         if mx > MULTISPIKE_MAX:
             return InputInfo(UNSUPPORTED, 0.0, n, mx)
         return InputInfo(MULTISPIKE, values(mx), n, mx)
     return InputInfo(ANALOG, 0.0, n, mx)
 
-
-def _classify_integers(x: torch.Tensor, n: int, nonzeros: Callable[[], float] | None,
-                       values: Callable[[float], float] | None) -> InputInfo:
-    """:func:`classify_on_host` for a tensor known to hold only non-negative integers: one max pass, then
-    the two-level test only where the head block allows it, then the value sum."""
-    mx = float(x.amax())
-    if mx == 0:
-        return InputInfo(ZERO, 0.0, n, mx)
-    if values is None:
-        def values(bound: float) -> float:
-            return float(exact_sum(x.reshape(-1), 0, bound))
-    if mx == 1:  # integers in [0, 1]: binary
-        return InputInfo(BINARY, values(mx), n, mx)
-    xs = _head(x) if x.dim() else x
-    if bool(((xs == 0) | (xs == mx)).all()):
-        count = float(exact_sum(nonzero_mask(x).reshape(-1), 0, 1.0)) if nonzeros is None else nonzeros()
-        if float(count_at(x, mx)) == count:
-            return InputInfo(SCALED, count, n, mx)
-    if mx > MULTISPIKE_MAX:
-        return InputInfo(UNSUPPORTED, 0.0, n, mx)
-    return InputInfo(MULTISPIKE, values(mx), n, mx)

@@ -324,9 +324,19 @@ EXACT_INTEGERS = {torch.float64: 2.0 ** 53, torch.float32: 2.0 ** 24, torch.floa
                   torch.bfloat16: 2.0 ** 8}
 
 
+def _max_under(x: torch.Tensor, bound: float) -> float:
+    """The max of ``x``, known to hold no value above ``bound``: ``bound`` itself when its head block (or, from
+    2^21 elements, its strided sample) holds that value, which proves it with no full pass; else one max pass."""
+    if x.dim():
+        for part in (_head(x), _sample(x)) if x.numel() >= _PRESCREEN_MIN else (_head(x),):
+            if float(part.amax()) == bound:
+                return bound
+    return float(x.amax())
+
+
 def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
                      nonzeros: Callable[[], float] | None = None, values: Callable[[float], float] | None = None,
-                     prescreen: bool = True, integers: bool = False) -> InputInfo:
+                     prescreen: bool = True, integer_bound: float | None = None) -> InputInfo:
     """:func:`classify`'s decision taken on the host (plain-number :class:`InputInfo`), step by step.
 
     Reads a few scalars and skips every statistic the answer no longer needs: the CPU path, where a read
@@ -339,10 +349,12 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     [0, 1] are all in {0, 1} exactly when they are all integers, which is when the count of ones equals
     the count of nonzeros (the device path's test), so both paths agree; the value sum then counts them.
 
-    ``integers=True``: the caller has proved ``x`` holds only non-negative integers (a sum of such tensors,
-    exact in its dtype: ``ProbeState.note_sum``), so the sign and integrality passes are skipped; the
+    ``integer_bound``: the caller has proved ``x`` holds only non-negative integers no larger than this (a
+    sum of such tensors, exact in its dtype: ``ProbeState.note_sum``), so the sign and integrality passes are
+    skipped, and the max is read off the head block when it holds the bound (:func:`_max_under`); the
     decision is the same.
     """
+    integers = integer_bound is not None
     n = x.numel()
     if n == 0:
         return InputInfo(ZERO, 0.0, 0)
@@ -352,7 +364,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
     if x.dtype == torch.bool:
         return InputInfo(BINARY, nonzeros(), n)
     if integers:  # non-negative integers: only the max is unknown, and nothing can witness analog
-        minmax, prescreen = [0.0, float(x.amax())], False
+        minmax, prescreen = [0.0, _max_under(x, integer_bound)], False
     if prescreen and x.dim() and (_row_witness(x) or _analog_witness(_head(x))
                                   or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
         return InputInfo(ANALOG, 0.0, n)

@@ -234,6 +234,22 @@ class _Seen:
     trailing: tuple[Any, ...] | None
 
 
+@dataclass(frozen=True)
+class _Sum:
+    """A live sum of non-negative integer tensors (:meth:`ProbeState.note_sum`): an upper bound on its values
+    and, when both terms had one over the same positions, its value grid (their grids added: exact)."""
+
+    span: _Span
+    bound: float
+    grids: Grids | None
+    trailing: tuple[Any, ...] | None
+
+
+def _trail(entry: _Seen | _Sum) -> int:
+    """The number of trailing dims an entry's grids are over."""
+    return len(entry.trailing[0]) if entry.trailing else 0
+
+
 class ProbeState:
     """Per-forward bookkeeping the rules share: kinds (and event grids) of live tensors already classified,
     and which live tensor came out of which conv/linear (for BN folding).
@@ -254,7 +270,7 @@ class ProbeState:
         self.names: dict[nn.Module, str] = {}
         self._seen: dict[int, _Seen] = {}
         self._producers: dict[int, tuple[_Span, str]] = {}
-        self._integer_sums: dict[int, tuple[_Span, float]] = {}  # live sums of non-negative integer tensors
+        self._integer_sums: dict[int, _Sum] = {}  # live sums of non-negative integer tensors
 
     def remember(self, x: torch.Tensor, info: InputInfo, g: Grids | None = None, trail: int = 0) -> None:
         """Cache ``x``'s kind and optionally its :class:`Grids` over its last ``trail`` dims."""
@@ -275,13 +291,34 @@ class ProbeState:
             if entry.info.code not in (ZERO, BINARY, MULTISPIKE) or not entry.info.on_host:
                 return None
             return 1.0 if entry.info.max_value is None else entry.info.max_value
+        noted = self._noted_sum(x)
+        return None if noted is None else noted.bound
+
+    def _noted_sum(self, x: torch.Tensor) -> _Sum | None:
         noted = self._integer_sums.get(x.data_ptr())
-        return noted[1] if noted is not None and noted[0].covers(x) else None
+        return noted if noted is not None and noted.span.covers(x) else None
+
+    def _value_grid(self, x: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """The value grid of an integer tensor seen or noted before, and the trailing dims it is over (None
+        when unknown). A binary or zero tensor's nonzero grid is its value grid."""
+        entry = self._entry(x) or self._noted_sum(x)
+        if entry is None:
+            return None
+        trail = _trail(entry)
+        g = self._cached_grids(entry, x, trail)
+        if g is None:
+            return None
+        values = g.values
+        if values is None and isinstance(entry, _Seen) and entry.info.code in (BINARY, ZERO):
+            values = g.nonzero
+        return None if values is None else (values, trail)
 
     def note_sum(self, args: tuple[Any, ...], out: Any) -> None:
         """Remember that ``out = a + b`` holds only non-negative integers when ``a`` and ``b`` do and the sum of
         their bounds stays exact in ``out``'s dtype (a SEW ADD of spikes): its kind is then decided without
-        the sign and integrality passes (same decision). Anything else is left to the full decision."""
+        the sign and integrality passes (same decision). When ``a``, ``b`` and ``out`` have one shape and
+        the value grids of ``a`` and ``b`` are known over the same positions, ``out``'s is their sum (exact
+        integers in float64), so no pass over ``out`` computes it. Anything else is left to the full decision."""
         if len(args) != 2 or not isinstance(out, torch.Tensor) or out.is_inference():
             return
         exact = EXACT_INTEGERS.get(out.dtype)
@@ -290,10 +327,19 @@ class ProbeState:
             return
         bound_a = self.integer_bound(a)
         bound_b = None if bound_a is None else self.integer_bound(b)
-        if bound_b is not None and bound_a + bound_b <= exact:
-            self._integer_sums[out.data_ptr()] = (_Span.of(out), bound_a + bound_b)
+        if bound_b is None or bound_a + bound_b > exact:
+            return
+        grids, trailing = None, None
+        ga = self._value_grid(a) if a.shape == b.shape == out.shape else None
+        gb = None if ga is None else self._value_grid(b)
+        if gb is not None and ga[1] == gb[1] and (layout := _trailing_layout(out, ga[1])) is not None:
+            va, vb = ga[0], gb[0]
+            if va.shape != vb.shape:  # per-step grids beside whole-call ones: both summed over their steps
+                va, vb = va.sum(0, keepdim=True), vb.sum(0, keepdim=True)
+            grids, trailing = Grids(None, va + vb), layout
+        self._integer_sums[out.data_ptr()] = _Sum(_Span.of(out), bound_a + bound_b, grids, trailing)
 
-    def _cached_grids(self, entry: _Seen | None, x: torch.Tensor, trail: int) -> Grids | None:
+    def _cached_grids(self, entry: _Seen | _Sum | None, x: torch.Tensor, trail: int) -> Grids | None:
         if entry is None or entry.grids is None or entry.trailing is None:
             return None
         if trail == 0 or entry.trailing == _trailing_layout(x, trail):
@@ -321,14 +367,20 @@ class ProbeState:
                 return made["values"]
 
             if entry is None:
+                noted = self._noted_sum(x)
+                noted_grids = self._cached_grids(noted, x, trail)
+                if noted_grids is not None:
+                    made["values"] = noted_grids.values
                 info = classify_on_host(x, nonzeros=lambda: float(nonzero_grid().sum()),
                                         values=lambda mx: float(value_grid(mx).sum()),
-                                        integers=self.integer_bound(x) is not None)
-                self.remember(x, info)
+                                        integer_bound=None if noted is None else noted.bound)
+                if not info.spikes:
+                    self.remember(x, info)
+                    return info, None
             else:
                 info = entry.info
-            if not info.spikes:
-                return info, None
+                if not info.spikes:
+                    return info, None
             if g is None or g.events(info) is None:
                 if info.multispike:
                     g = Grids(None, value_grid(info.max_value))
@@ -336,6 +388,7 @@ class ProbeState:
                     g = Grids(value_grid(1.0), None)
                 else:
                     g = Grids(nonzero_grid(), None)
+                self.remember(x, info, g, trail)  # a second reader (a shortcut conv) reuses them
         elif entry is not None:
             info = entry.info
             g = g if g is not None else stats(as_3d(x, 0, trail)).grids  # same kind, other positions
@@ -354,7 +407,7 @@ class ProbeState:
         if entry is not None:
             return entry.info
         if self.on_host:
-            info = classify_on_host(x, integers=self.integer_bound(x) is not None)
+            info = classify_on_host(x, integer_bound=self.integer_bound(x))
             self.remember(x, info)
             return info
         return self.inspect(x, 0)[0]

@@ -388,10 +388,13 @@ def integer_tensors() -> list[torch.Tensor]:
 
 
 def test_the_integer_decision_equals_the_full_one():
-    """``integers=True`` (the sign and integrality passes skipped) gives the full decision's kind, events and max."""
+    """``integer_bound`` (the sign and integrality passes skipped) gives the full decision's kind, events and max,
+    with the bound equal to the max (read off the head block when it holds it) or above it (a max pass)."""
     for x in integer_tensors():
-        fast, full = kinds.classify_on_host(x, integers=True), kinds.classify_on_host(x)
-        assert (fast.code, fast.events, fast.max_value) == (full.code, full.events, full.max_value), x.dtype
+        full = kinds.classify_on_host(x)
+        for bound in (float(x.amax()), float(x.amax()) + 1):
+            fast = kinds.classify_on_host(x, integer_bound=bound)
+            assert (fast.code, fast.events, fast.max_value) == (full.code, full.events, full.max_value), x.dtype
     codes = {kinds.classify_on_host(x).code for x in integer_tensors()}
     assert codes == {kinds.ZERO, kinds.BINARY, kinds.SCALED, kinds.MULTISPIKE, kinds.UNSUPPORTED}
 
@@ -431,3 +434,83 @@ def test_a_sum_of_spike_tensors_is_decided_as_without_the_shortcut(case):
     assert host[1].to_dict() == device[1].to_dict()
     (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
     assert conv.kinds == (kind,)
+
+
+def test_the_max_under_a_bound_is_the_max():
+    """``_max_under`` returns the bound only when some element holds it (the head block, the strided sample,
+    or the full pass): a max present only at the last element, or below the bound, is still found."""
+    x = torch.zeros(4, 16, 64, 32, 32)
+    assert kinds._max_under(x, 2.0) == 0.0
+    x[-1, -1, -1, -1, -1] = 2.0
+    assert kinds._max_under(x, 2.0) == 2.0
+    assert kinds._max_under(x, 3.0) == 2.0
+    x[0, 0, 0, 0, 0] = 1.0
+    assert kinds._max_under(x[:, :, :1], 2.0) == 1.0  # a view whose head holds a value below the bound
+
+
+class DisjointSpikes(nn.Module):
+    """Two IF maps firing on disjoint positions (a checkerboard mask), so their sum's max (1) is below the
+    noted bound (2); then a conv reads ``sum + third``, a sum of a sum; ``broadcast`` adds one channel instead."""
+
+    def __init__(self, broadcast: bool = False):
+        super().__init__()
+        self.sn1, self.sn2 = (neuron.IFNode(step_mode="m") for _ in range(2))
+        self.sn3 = neuron.IFNode(v_threshold=0.5, step_mode="m")
+        self.conv = layer.SeqToANNContainer(nn.Conv2d(2, 3, 3, padding=1))
+        self.broadcast = broadcast
+
+    def forward(self, x):
+        mask = (torch.arange(x.shape[-1]) % 2 == 0).to(x.dtype)
+        s = self.sn1(x * mask) + self.sn2(x * (1 - mask))
+        third = self.sn3(x[:, :, :1] if self.broadcast else x)
+        return self.conv(s + third)
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["same shape", "broadcast"])
+def test_sums_of_spike_sums_count_as_on_the_device(broadcast):
+    """Grids of sums (added from their terms' grids) and a bound the sum never reaches give the device path's
+    kinds and counts; a broadcast term gives no grid, and the full passes decide."""
+    torch.manual_seed(0)
+    model = DisjointSpikes(broadcast).eval()
+    x = torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2
+    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
+    assert host[1].to_dict() == device[1].to_dict()
+    (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
+    assert conv.kinds == ("multispike",) and conv.acs > 0
+
+
+class _FullPasses(torch.overrides.TorchFunctionMode):
+    """Counts torch calls reading a tensor of ``numel`` elements (full passes over it)."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.numel, self.calls = numel, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if args and isinstance(args[0], torch.Tensor) and args[0].numel() == self.numel and \
+                getattr(func, "__name__", "") not in ("data_ptr", "numel", "dim", "stride", "is_inference",
+                                                      "__get__", "__getitem__", "storage_offset", "reshape", "view",
+                                                      "flatten"):
+            self.calls.append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_conv_reading_a_sum_of_spike_maps_makes_no_full_pass_over_it(monkeypatch):
+    """The SEW ADD shortcut: the sum's value grid is its terms' grids added and its max is read off its head
+    block, so the conv reading it makes no pass over all its elements (host path)."""
+    from bench.metrics import ops_rules
+
+    model = AddedSpikes(AFTER["unchanged"][0]).eval()
+    x = torch.rand(T, B, 2, 32, 32, generator=torch.Generator().manual_seed(1)) * 2  # 2 head blocks
+    seen: list[list[str]] = []
+    inspect = ops_rules.ProbeState.inspect
+
+    def counted(self, t, trail):
+        with _FullPasses(t.numel()) as mode:
+            out = inspect(self, t, trail)
+        seen.append(mode.calls)
+        return out
+
+    monkeypatch.setattr(ops_rules.ProbeState, "inspect", counted)
+    profile(model, x, host_decisions=True)
+    assert seen == [[]]

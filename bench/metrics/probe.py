@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import operator
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -364,8 +365,8 @@ class Probe:
         neurons_d = {name: (a, [host.add(v) for v in a.codes], [host.add(v) for v in a.events_t],
                             [host.add(v) for v in a.active], [host.add(v) for v in a.saturated])
                      for name, a in self.neurons.items()}
-        layers_d = {name: (a, [([host.add(getattr(c, f)) for f in COUNT_FIELDS], [host.add(k) for k in c.kinds])
-                               for c in a.calls])
+        layers_d = {name: (a, [([v if not isinstance(v, torch.Tensor) else host.add(v) for v in _count_values(c)],
+                                [host.add(k) for k in c.kinds]) for c in a.calls])
                     for name, a in self.layers.items()}
         host.fetch()
         neurons = {}
@@ -398,9 +399,10 @@ class Probe:
         kinds_per_call = [[_kind(name, host.value(k)) for k in ks] for _, ks in calls]
         with_spikes = [not kinds.SPIKE_KINDS.isdisjoint(names) for names in kinds_per_call]
         totals: dict[str, Any] = {}
-        for i, f in enumerate(COUNT_FIELDS):
-            values = [host.value(fields[i]) for (fields, _), spikes in zip(calls, with_spikes, strict=True)
-                      if spikes or f != "approx_sops"]
+        for f, column in zip(COUNT_FIELDS, zip(*(fields for fields, _ in calls), strict=True), strict=True):
+            if f == "approx_sops":
+                column = [v for v, spikes in zip(column, with_spikes, strict=True) if spikes]
+            values = [host.value(v) if isinstance(v, _Pending) else v for v in column]
             values = [v for v in values if v is not None]
             totals[f] = float(sum(values)) if values else None
         return {
@@ -408,6 +410,9 @@ class Probe:
             "kinds": sorted({k for ks in kinds_per_call for k in ks}),
             "notes": sorted({c.note for c in a.calls if c.note}),
         }
+
+
+_count_values = operator.attrgetter(*COUNT_FIELDS)  # a Counts' values in COUNT_FIELDS order (one C call)
 
 
 def _top_function_mode() -> Any:

@@ -1,0 +1,150 @@
+"""An independent check of the energy model with data movement: a conv -> IF -> linear -> IF net whose spikes are
+counted by hand, priced by hand from the sources' own numbers (Horowitz ISSCC 2014 45 nm; Davies et al. 2018 Table 2
+for Loihi, its ANN and MAC layers on SATA_Sim's 28 nm figures), with plain arithmetic: no constant is read from
+the code under test. Per layer and per sample (a batch of two, one image too faint to spike), SNN and ANN equivalent, the
+break-even rate, the record's millijoules, and what T and the batch do and do not change."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import layer, neuron
+
+from bench.metrics.energy import hardware_record
+from bench.metrics.ops import profile
+
+
+def two_layer_net() -> nn.Module:
+    """Conv2d(1 -> 2, 1x1, no bias; weights 1 and 0.5) -> IF -> flatten -> Linear(8 -> 2, no bias) -> IF (threshold 1,
+    hard reset to 0). Linear row 0 reads input 0 (weight 1); row 1 reads inputs 1 and 4 (0.5, 0.25)."""
+    conv, lin = nn.Conv2d(1, 2, 1, bias=False), nn.Linear(8, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, 0.5]).reshape(2, 1, 1, 1))
+        w = torch.zeros(2, 8)
+        w[0, 0], w[1, 1], w[1, 4] = 1.0, 0.5, 0.25
+        lin.weight.copy_(w)
+    return nn.Sequential(layer.SeqToANNContainer(conv), neuron.IFNode(v_threshold=1.0, v_reset=0.0, step_mode="m"),
+                         nn.Flatten(2), lin, neuron.IFNode(v_threshold=1.0, v_reset=0.0, step_mode="m")).eval()
+
+
+def batch(T: int) -> torch.Tensor:
+    """[T, B=2, 1, 2, 2]: sample 0 the image [[1, .6], [.2, 0]] at every step, sample 1 a faint image [[.4, .3],
+    [.2, .1]] (real-valued, as sample 0: both analog, whether batched or alone) that never reaches the threshold."""
+    img, faint = torch.tensor([[1.0, 0.6], [0.2, 0.0]]), torch.tensor([[0.4, 0.3], [0.2, 0.1]])
+    return torch.stack([img, faint]).reshape(1, 2, 1, 2, 2).repeat(T, 1, 1, 1, 1)
+
+
+# Spikes by hand, T = 2, sample 0 (sample 1's currents stay below 0.4 + 0.4: it never spikes). Conv currents each step: channel 0 (w 1) [1, .6, .2, 0],
+# channel 1 (w .5) [.5, .3, .1, 0]. IF1: t0 channel 0 position 0 reaches 1 (spike, reset); t1 it spikes again,
+# position 1 reaches 1.2 (spike), channel 1 position 0 reaches 1.0 (spike): 4 spikes, flattened inputs t0 {0},
+# t1 {0, 1, 4}. Linear: neuron 0 gets 1 at t0 and t1 (2 spikes), neuron 1 gets .5 + .25 = .75 at t1 (none).
+# Per sample (/ B = 2): conv 2 x 4 x 2 = 16 MACs (8 one inference, 2 weights, 4 pixels read per step);
+# IF1 16 updates, 2 spikes; linear 4 events -> 4 x 2 fan-out / 2 = 4 SOPs (16 MACs one inference, 16 weights);
+# IF2 4 updates, 1 spike. Mean rate (neuron-weighted): (4 + 2) / (2 x (16 + 4)) = 0.15.
+RATE = 6 / 40
+
+# Horowitz ISSCC 2014, 45 nm (pJ): int8 add 0.03, int8 mult 0.2; 64-bit reads: 1 MB SRAM 100, 32 KB SRAM 20.
+# Widths: weights 8, membrane / accumulator 16, activations 8 (ANN too), address events 16; dense reuse 16.
+ADD16, MULT8 = 0.03 * 16 / 8, 0.2  # an add scales with its width
+W_BIT, M_BIT, A_BIT = 100 / 64, 20 / 64, 20 / 64  # pJ per bit; writes priced as reads
+SRAM_SNN = {  # per layer: compute, weights, membrane, spikes, activations
+    "conv": (16 * (MULT8 + ADD16), 4 * 8 * W_BIT, 0, 0, 8 * 8 * A_BIT),  # 4 weight passes > 16 MACs / 16
+    "if1": (16 * 2 * ADD16, 0, 16 * 16 * 2 * M_BIT, 2 * 16 * A_BIT, 0),  # 2 spikes written as 16-bit addresses
+    "linear": (4 * ADD16, 4 * 8 * W_BIT, 0, 2 * 16 * A_BIT, 0),  # one weight per SOP; 2 input events read
+    "if2": (4 * 2 * ADD16, 0, 4 * 16 * 2 * M_BIT, 1 * 16 * A_BIT, 0),
+}
+SRAM_EVENT = 2 * 16 * A_BIT + (4 * ADD16 + 4 * 8 * W_BIT + 2 * 16 * A_BIT) + 1 * 16 * A_BIT
+SRAM_ANN = {  # compute, weights, activations (one inference: inputs read and outputs written at 8 bits)
+    "conv": (8 * (MULT8 + ADD16), 2 * 8 * W_BIT, (4 + 8) * 8 * A_BIT),
+    "linear": (16 * (MULT8 + ADD16), 16 * 8 * W_BIT, (8 + 2) * 8 * A_BIT),
+}
+
+# Loihi, Davies et al. 2018 Table 2 (pJ): synaptic op 23.6, neuron update (active) 81, spike within tile 1.7.
+# Its MAC layers, their weights and pixels, and the ANN on SATA_Sim's 28 nm figures: 16-bit mult 0.239 and
+# accumulate 0.0389; per 256-bit access, weight GLB read 28.6315, spike GLB read 11.0295 and write 12.772.
+SATA_MAC = 0.239 * 8 * 8 / 16 ** 2 + 0.0389
+SW_BIT, SR_BIT, SWR_BIT = 28.6315 / 256, 11.0295 / 256, 12.772 / 256
+LOIHI_SNN = {
+    "conv": (16 * SATA_MAC, 4 * 8 * SW_BIT, 0, 0, 8 * 8 * SR_BIT),
+    "if1": (16 * 81.0, 0, 0, 2 * 1.7, 0),
+    "linear": (4 * 23.6, 0, 0, 0, 0),
+    "if2": (4 * 81.0, 0, 0, 1 * 1.7, 0),
+}
+LOIHI_EVENT = 2 * 1.7 + 4 * 23.6 + 1.7
+LOIHI_ANN = {
+    "conv": (8 * SATA_MAC, 2 * 8 * SW_BIT, 4 * 8 * SR_BIT + 8 * 8 * SWR_BIT),
+    "linear": (16 * SATA_MAC, 16 * 8 * SW_BIT, 8 * 8 * SR_BIT + 2 * 8 * SWR_BIT),
+}
+SNN_TERMS, ANN_TERMS = ("compute", "weights", "membrane", "spikes", "activations"), ("compute", "weights", "activations")
+
+
+def totals(per_layer: dict[str, tuple[float, ...]], terms: tuple[str, ...]) -> dict[str, float]:
+    out = {t: sum(row[i] for row in per_layer.values()) for i, t in enumerate(terms)}
+    return out | {"total": sum(out.values())}
+
+
+@pytest.fixture(scope="module")
+def record() -> dict:
+    firing, ops = profile(two_layer_net(), batch(2))
+    return hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram", "loihi"]})
+
+
+@pytest.mark.parametrize("name, snn, ann, event", [("45nm-sram", SRAM_SNN, SRAM_ANN, SRAM_EVENT),
+                                                   ("loihi", LOIHI_SNN, LOIHI_ANN, LOIHI_EVENT)])
+def test_per_sample_energy_by_hand(record, name, snn, ann, event):
+    entry = record["hardware"][name]
+    assert entry["snn_pj"] == pytest.approx(totals(snn, SNN_TERMS), rel=1e-12)
+    assert entry["ann_pj"] == pytest.approx(totals(ann, ANN_TERMS), rel=1e-12)
+    assert entry["rate"] == pytest.approx(RATE)
+    e_snn, e_ann = totals(snn, SNN_TERMS)["total"], totals(ann, ANN_TERMS)["total"]
+    assert entry["snn_fixed_pj"] == pytest.approx(e_snn - event) and entry["snn_slope_pj"] == pytest.approx(event / RATE)
+    assert entry["ann_over_snn"] == pytest.approx(e_ann / e_snn)  # ANN over SNN: below 1 here, the ANN is cheaper
+
+
+def test_break_even_rates_by_hand(record):
+    # 45 nm SRAM: E_snn = 351.8 pJ, event part 75.24 pJ, ANN 286.24 pJ: (286.24 - 276.56) / (75.24 / 0.15) = 1.93 %.
+    sram = record["hardware"]["45nm-sram"]
+    e_snn, e_ann = totals(SRAM_SNN, SNN_TERMS)["total"], totals(SRAM_ANN, ANN_TERMS)["total"]
+    assert (e_snn, e_ann) == pytest.approx((351.8, 286.24))
+    assert sram["break_even_rate"] == pytest.approx((e_ann - (e_snn - SRAM_EVENT)) / (SRAM_EVENT / RATE))
+    assert sram["break_even_rate"] == pytest.approx(0.0193, abs=5e-5) and sram["break_even_why"] is None
+    # Loihi: 20 neuron updates x 81 pJ alone (1620 pJ) exceed the ANN on 28 nm (26.6 pJ): no break-even.
+    loihi = record["hardware"]["loihi"]
+    assert totals(LOIHI_ANN, ANN_TERMS)["total"] == pytest.approx(26.60013125)
+    assert loihi["break_even_rate"] is None and "does not win at any rate" in loihi["break_even_why"]
+    assert record["break_even_rate"] == sram["break_even_rate"]  # the headline field: the primary profile's
+
+
+def test_layers_and_millijoules(record):
+    rows = {lay["name"]: lay for lay in record["hw_layers"]}  # the primary profile, 45nm-sram
+    assert [(r["type"], r["kind"]) for r in rows.values()] == [("Conv2d", "dense"), ("IFNode", "neuron"),
+                                                               ("Linear", "event-driven"), ("IFNode", "neuron")]
+    for row, (mine, ann) in zip(rows.values(), [("conv", "conv"), ("if1", None), ("linear", "linear"), ("if2", None)],
+                                strict=True):
+        assert [row["snn_pj"][t] for t in SNN_TERMS] == pytest.approx(SRAM_SNN[mine])
+        assert [row["ann_pj"][t] for t in ANN_TERMS] == pytest.approx(SRAM_ANN[ann] if ann else (0, 0, 0))
+    snn = totals(SRAM_SNN, SNN_TERMS)
+    assert record["hw_energy_mj"] == pytest.approx(snn["total"] * 1e-12 / 1e-3)  # pJ -> mJ: x 1e-9
+    assert record["hw_ann_energy_mj"] == pytest.approx(totals(SRAM_ANN, ANN_TERMS)["total"] * 1e-9)
+    assert (record["hw_weight_mj"], record["hw_activation_mj"]) == pytest.approx((snn["weights"] * 1e-9,
+                                                                                 snn["activations"] * 1e-9))
+
+
+def test_per_sample_is_the_mean_of_the_samples_and_the_ann_one_inference_whatever_T():
+    """Per sample, not per batch: the [image, faint] batch is the mean of the image alone and the faint one alone (the
+    faint one still costs its MACs, updates and weight passes). The ANN equivalent is one inference: T = 2 and T = 4
+    price it the same, while the SNN's terms grow with T."""
+    net = two_layer_net()
+
+    def entry(x: torch.Tensor) -> dict:
+        firing, ops = profile(net, x)
+        return hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram"]})["hardware"]["45nm-sram"]
+
+    both, image, faint = entry(batch(2)), entry(batch(2)[:, :1]), entry(batch(2)[:, 1:])
+    for term in SNN_TERMS:
+        assert both["snn_pj"][term] == pytest.approx((image["snn_pj"][term] + faint["snn_pj"][term]) / 2)
+    assert both["ann_pj"] == pytest.approx(image["ann_pj"]) and both["ann_pj"] == pytest.approx(faint["ann_pj"])
+    four = entry(batch(4))
+    assert four["ann_pj"] == pytest.approx(both["ann_pj"])
+    assert four["snn_pj"]["membrane"] == pytest.approx(2 * both["snn_pj"]["membrane"])  # an update per step

@@ -299,10 +299,14 @@ def _check_profile(options: dict[str, Any]) -> None:
     except ValueError as exc:
         raise OptionError("profile", str(exc), "name a built-in profile or define it under profiles") from exc
     try:
-        _, table = resolve_hardware_profiles(options["hardware_profiles"], options["hw_evaluate"])
+        _, table = resolve_hardware_profiles(options["hardware_profiles"])
     except ValueError as exc:
         raise OptionError("hardware_profiles", str(exc), "give every hardware profile a kind, a source and the "
                           "fields its kind needs (README: Energy with data movement)") from exc
+    unknown = [n for n in options["hw_evaluate"] if n not in table]
+    if unknown:
+        raise OptionError("hw_evaluate", f"unknown hardware profile(s) {unknown}",
+                          f"choose from {sorted(table)} or define them under hardware_profiles")
     if options["hw_primary"] not in table:
         raise OptionError("hw_primary", f"unknown hardware profile {options['hw_primary']!r}",
                           f"choose one of {sorted(table)}")

@@ -179,7 +179,11 @@ def _number(name: str, key: str, v: Any, integer: bool) -> float | int:
 
 
 def hardware_profile_from_dict(name: str, d: Mapping[str, Any]) -> HardwareProfile:
-    """A user profile from a suite table; raises ValueError naming the profile, the field and the fix."""
+    """A user profile from a suite table; raises ValueError naming the profile, the field and the fix. Refused: an
+    empty name, notes that are not text, and a profile whose every cost is 0 (it prices nothing: every estimate
+    on it would read 0 pJ); a single cost of 0 is allowed (that term is free on the chip)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"hardware profile name must be a non-empty string, got {name!r}: name the table")
     if not isinstance(d, Mapping):
         raise ValueError(f"hardware profile {name!r} must be a table with kind, source and its costs; got {d!r}")
     kind = d.get("kind")
@@ -197,6 +201,9 @@ def hardware_profile_from_dict(name: str, d: Mapping[str, Any]) -> HardwareProfi
     missing = [k for k in fields if k not in d]
     if missing:
         raise ValueError(f"hardware profile {name!r} lacks {missing}: a {kind} profile needs {list(fields)}")
+    notes = d.get("notes", "")
+    if not isinstance(notes, str):
+        raise ValueError(f"hardware profile {name!r}: notes must be text (a string), got {notes!r}")
     values: dict[str, Any] = {}
     for key in (*fields, *_OPTIONAL[kind]):
         if key not in d:
@@ -207,7 +214,11 @@ def hardware_profile_from_dict(name: str, d: Mapping[str, Any]) -> HardwareProfi
             values[key] = d[key]
         else:
             values[key] = _number(name, key, d[key], key in _BITS)
-    return HardwareProfile(name=name, kind=kind, source=source, notes=str(d.get("notes", "")), **values)
+    costs = [k for k in values if k.endswith("_pj")]
+    if not any(values[k] for k in costs):
+        raise ValueError(f"hardware profile {name!r}: every cost ({', '.join(costs)}) is 0, so it prices nothing; "
+                         "give the energies its source states (picojoules)")
+    return HardwareProfile(name=name, kind=kind, source=source, notes=notes, **values)
 
 
 def resolve_hardware_profiles(user: Mapping[str, Any] | None = None, names: list[str] | tuple[str, ...] = ()

@@ -167,7 +167,8 @@ ENERGY_PROFILES: dict[str, EnergyProfile] = {
 ENERGY_RULES: tuple[tuple[str, str], ...] = (
     ("SNN energy", "E = MACs x mac_pj + ACs x ac_pj (+ neuron_updates x neuron_update_pj when the profile "
                    "prices neuron updates), per sample, compute only (no memory access)."),
-    ("ANN-equivalent", "E_ANN = dense MACs x mac_pj; ann_over_snn = E_ANN / E (above 1: the SNN is cheaper)."),
+    ("ANN-equivalent", "E_ANN = ann MACs x mac_pj, ann MACs = the dense MACs of ONE inference of a same-shape ANN "
+                       "(not the T-step total dense_macs); ann_over_snn = E_ANN / E (above 1: the SNN is cheaper)."),
     ("Literature figure", "E_lit = MACs x mac_pj + approx SOPs x ac_pj: the usual paper formula, for comparison."),
     ("Not priced", "Max-pool comparisons, element-wise ops, memory access. The optional spikingjelly "
                    "SimpleEnergyProfiler figure (energy option memory_aware) adds parameter and neuron-state "

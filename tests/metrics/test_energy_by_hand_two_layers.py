@@ -148,3 +148,16 @@ def test_per_sample_is_the_mean_of_the_samples_and_the_ann_one_inference_whateve
     four = entry(batch(4))
     assert four["ann_pj"] == pytest.approx(both["ann_pj"])
     assert four["snn_pj"]["membrane"] == pytest.approx(2 * both["snn_pj"]["membrane"])  # an update per step
+
+
+def test_the_printed_compute_only_ann_rule_is_the_one_applied():
+    """Every report prints ``conventions.ENERGY_RULES``: its ANN-equivalent rule must be the one the code applies,
+    one inference (conv 8 + linear 16 = 24 MACs per sample here), not the T-step dense total (2 x 24 = 48)."""
+    from bench.metrics.conventions import ENERGY_RULES
+    from bench.metrics.energy import estimate_energy
+
+    firing, ops = profile(two_layer_net(), batch(2))
+    assert ops.totals["dense_macs"] == 48
+    assert estimate_energy(ops, "45nm-fp32").ann_energy_pj == pytest.approx(24 * 4.6)
+    rule = dict(ENERGY_RULES)["ANN-equivalent"]
+    assert "ONE inference" in rule and "E_ANN = ann MACs x mac_pj" in rule and "E_ANN = dense MACs" not in rule

@@ -34,7 +34,9 @@ Per layer (``HardwareEstimate.layers``, the record's ``hw_layers``), ``kind`` sa
 layer (``LAYER_KINDS``): ``dense`` (MACs only: its input is real-valued, e.g. the encoding conv on the image,
 priced as multiply-accumulates at every call), ``event-driven`` (ACs only: spike input, priced per event),
 ``mixed`` (both, over different calls or operands), ``neuron`` (neuron updates only) or ``data`` (memory
-traffic only: max pooling, a flatten with data counts); ``event_pj`` is the layer's rate-scaled part.
+traffic only: max pooling, a flatten with data counts); a synaptic layer whose spike input held no event (no
+MACs, no ACs, but one-inference ANN MACs) is ``event-driven``, not ``data``; ``event_pj`` is the layer's
+rate-scaled part.
 """
 
 from __future__ import annotations
@@ -150,6 +152,8 @@ def layer_kind(lay: LayerOps) -> str:
     macs, acs = _v(lay, "macs") > 0, _v(lay, "acs") > 0
     if macs or acs:
         return "mixed" if macs and acs else "dense" if macs else "event-driven"
+    if _v(lay, "ann_macs") > 0:  # a synaptic layer whose spike input carried no event: event-driven, 0 events
+        return "event-driven"
     return "neuron" if _v(lay, "neuron_updates") > 0 else "data"
 
 

@@ -161,3 +161,14 @@ def test_the_printed_compute_only_ann_rule_is_the_one_applied():
     assert estimate_energy(ops, "45nm-fp32").ann_energy_pj == pytest.approx(24 * 4.6)
     rule = dict(ENERGY_RULES)["ANN-equivalent"]
     assert "ONE inference" in rule and "E_ANN = ann MACs x mac_pj" in rule and "E_ANN = dense MACs" not in rule
+
+
+def test_a_synaptic_layer_without_input_events_is_event_driven_not_data():
+    """The linear layer of the net on the faint image alone: IF1 never fires, so the layer does 0 ACs, but it is a
+    synaptic layer on spikes (16 one-inference ANN MACs), not memory traffic: an untrained Spikeformer's silent
+    MLP read as "data" in the report's layer split."""
+    firing, ops = profile(two_layer_net(), batch(2)[:, 1:])
+    lin = next(lay for lay in ops.layers if lay.type == "Linear")
+    assert (lin.acs, lin.macs, lin.ann_macs) == (0, 0, 16)
+    rows = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram"]})["hw_layers"]
+    assert next(r for r in rows if r["type"] == "Linear")["kind"] == "event-driven"

@@ -134,7 +134,7 @@ class HardwareEstimate:
         rate, why = self.break_even()
         p = self.profile
         return {
-            "kind": p.kind, "source": p.source, "notes": p.notes, "reference": p.reference,
+            "kind": p.kind, "source": p.source, "notes": p.notes, "reference": p.reference, "costs": p.costs(),
             "snn_pj": dict(self.snn), "ann_pj": None if self.ann is None else dict(self.ann),
             "ann_why": self.ann_why, "ann_over_snn": self.ann_over_snn, "rate": self.rate,
             "snn_fixed_pj": self.snn_fixed, "snn_slope_pj": self.slope, "break_even_rate": rate,

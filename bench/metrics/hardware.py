@@ -125,6 +125,11 @@ class HardwareProfile:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
 
+    def costs(self) -> dict[str, Any]:
+        """The numbers that price an estimate (and a neuromorphic profile's ``reference``): the record keeps them
+        beside each estimate, so a report shows a user profile's constants, which no stored convention holds."""
+        return {k: v for k, v in self.as_dict().items() if k not in ("name", "kind", "source", "notes")}
+
 
 DIGITAL_FIELDS = ("add_pj", "mult_pj", "ref_bits", "weight_read_pj", "weight_access_bits", "membrane_read_pj",
                   "membrane_write_pj", "membrane_access_bits", "act_read_pj", "act_write_pj", "act_access_bits")

@@ -213,6 +213,8 @@ def conventions_blocks(runs: list[RunData], declared: Declared, ok: list[dict[st
 
 def headline_section(records: list[dict[str, Any]], declared: Declared, options: ReportOptions) -> Section:
     efficiency, notes = tb.headline_table(records, declared)
+    if (hw_note := energy_section.headline_note(records)) is not None:
+        notes = [*notes, hw_note]
     speed, speed_notes = tb.speed_table(records, declared, options.unstable_rel_iqr)
     blocks: list[Block] = [
         TextBlock(tb.MAIN_T_RULE),

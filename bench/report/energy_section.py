@@ -46,8 +46,15 @@ TITLE = "Energy with data movement"
 HARDWARE = ("energy", "hardware")
 COMPUTE_ONLY = ("energy", "energy_mj")
 COMPUTE_ONLY_LABEL = "literature's compute-only estimate (Horowitz 2014 arithmetic)"
-SNN_PARTS = ("compute", "weights", "membrane", "spikes")
+SNN_PARTS = ("compute", "weights", "membrane", "spikes", "activations")  # they add up to the SNN total
 MEMORY_PARTS = ("weights", "membrane", "spikes", "activations")  # the SNN's memory-traffic terms
+# Cells of a term the profile does not price as such (the record's ``unpriced``, ``included``), never "0 pJ".
+NOT_PRICED = "not priced"
+IN_COMPUTE = "in compute"
+# The neuromorphic profiles price membrane reads and writes inside neuron_update_pj (SNN compute): that term,
+# listed in the record's ``included``, reads "in compute". Their other included terms hold what the chip does
+# not do event by event (MAC layers' weights, output spikes) and show their value; the notes say what is in it.
+IN_COMPUTE_WHEN_INCLUDED = ("membrane",)
 HW_LAYERS = ("energy", "hw_layers")
 # The energy model's layer kinds (``energy_model.LAYER_KINDS``), in the order the split table lists them.
 LAYER_KINDS = ("event-driven", "dense", "mixed", "neuron", "data")
@@ -88,6 +95,10 @@ class ProfileRow:
     slope_pj: float | None
     break_even_rate: float | None
     break_even_why: str | None
+    reference: str | None = None  # a neuromorphic profile's digital profile (the ANN, the SNN's MAC layers)
+    included: dict[str, str] = field(default_factory=dict)  # SNN term -> where its cost is counted instead
+    unpriced: tuple[str, ...] = ()  # SNN terms the profile has no cost for
+    params: dict[str, Any] = field(default_factory=dict)  # notes and costs as recorded (runs since the record held them)
 
     def snn_at(self, rate: float) -> float | None:
         """The SNN's energy per sample (pJ) at mean firing rate ``rate`` on the profile's linear cost model."""
@@ -114,8 +125,35 @@ def profile_rows(record: dict[str, Any]) -> list[ProfileRow]:
             ann_pj=None if ann is None else number(ann.get("total")), ann_why=p.get("ann_why"),
             ann_over_snn=number(p.get("ann_over_snn")), rate=number(p.get("rate")),
             fixed_pj=number(p.get("snn_fixed_pj")), slope_pj=number(p.get("snn_slope_pj")),
-            break_even_rate=number(p.get("break_even_rate")), break_even_why=p.get("break_even_why")))
+            break_even_rate=number(p.get("break_even_rate")), break_even_why=p.get("break_even_why"),
+            reference=p.get("reference") if isinstance(p.get("reference"), str) else None,
+            included={str(k): str(v) for k, v in p["included"].items()} if isinstance(p.get("included"), Mapping) else {},
+            unpriced=tuple(str(t) for t in p["unpriced"]) if isinstance(p.get("unpriced"), list) else (),
+            params=({"notes": p["notes"]} if p.get("notes") else {})
+            | (dict(p["costs"]) if isinstance(p.get("costs"), Mapping) else {})))
     return rows
+
+
+def part_cell(f: Field, row: ProfileRow, part: str) -> str:
+    """One SNN term of a profile row: its energy, or ``not priced`` / ``in compute`` where the record says the
+    profile has no cost for it or counts it in another term (see ``IN_COMPUTE_WHEN_INCLUDED``)."""
+    if part in row.unpriced:
+        return NOT_PRICED
+    if part in row.included and part in IN_COMPUTE_WHEN_INCLUDED and not row.snn_pj[part]:
+        return IN_COMPUTE
+    return _energy(f, row.snn_pj[part])
+
+
+def pricing_note(row: ProfileRow) -> str | None:
+    """What a profile's row holds beyond its own per-event costs: the terms counted elsewhere, those not priced,
+    and the digital profile that prices the ANN equivalent and the SNN's MAC layers (None for a plain digital row)."""
+    said = [text for part, text in row.included.items() if part not in row.unpriced]
+    if row.unpriced:
+        said.append(f"{', '.join(row.unpriced)}: {NOT_PRICED} (no cost in the profile)")
+    if row.reference:
+        said.append(f"its ANN-equivalent, and the SNN's MAC layers with their weights and real-valued data, are "
+                    f"priced on the digital profile {row.reference}")
+    return f"{row.profile}: " + "; ".join(said) + "." if said else None
 
 
 def verdict(row: ProfileRow) -> str:
@@ -219,7 +257,7 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
     table, notes = [], []
     for row in rows:
         cells: dict[str, Any] = {"profile": row.profile, "kind": row.kind}
-        cells |= {f"SNN {part}": _energy(energy, row.snn_pj[part]) for part in SNN_PARTS}
+        cells |= {f"SNN {part}": part_cell(energy, row, part) for part in SNN_PARTS}
         cells["SNN total"] = _energy(energy, row.snn_pj["total"])
         cells["ANN-equivalent"] = _energy(energy, row.ann_pj)
         cells[ratio.column] = tb.UNTRAINED_MARK if untrained and ratio.trained_only else format_value(ratio, row.ann_over_snn)
@@ -230,17 +268,31 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
         table.append(cells)
         if row.ann_pj is None:
             notes.append(f"ANN-equivalent, {row.profile}: {NA} ({row.ann_why or 'no reason recorded'})")
+        if (said := pricing_note(row)) is not None:
+            notes.append(said)
     compute_only = metric_value(record, *COMPUTE_ONLY)
     if compute_only is not None:
         profile = metric_value(record, "energy", "profile")
         notes.append(f"{compute_only_label(record)}: {format_value(declared.field(*COMPUTE_ONLY) or energy, compute_only)}"
                      f" per sample (energy.energy_mj, profile {profile}): arithmetic only, no memory traffic.")
     caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
-               "each hardware profile, SNN split into compute, weight, membrane and spike traffic.")
+               "each hardware profile, SNN split into compute, weight, membrane, spike and real-valued activation traffic "
+               "(the parts add up to the SNN total).")
     split = layer_split(label, record, declared)
     if split is None and hardware(record):
         notes.append("No layer split: this run's energy.hw_layers carry no layer kinds (recorded before they were).")
     return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes, split)
+
+
+def headline_note(records: list[dict[str, Any]]) -> str | None:
+    """The headline's note naming the hardware profile its data-movement columns (``hw_*``, break-even rate) are
+    on: they are one profile's figures (``energy.hw_profile``), which the column names alone do not say."""
+    names = list(dict.fromkeys(str(p) for r in tb.ok_records(records)
+                               if hardware(r) and (p := metric_value(r, "energy", "hw_profile"))))
+    if not names:
+        return None
+    return (f"energy with data movement, its ANN / SNN ratio and the break-even firing rate: on hardware profile "
+            f"{', '.join(names)} (energy.hw_profile); every profile is in \"{TITLE}\".")
 
 
 def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[list[ModelTable], list[str]]:
@@ -281,8 +333,8 @@ def stored_profiles(conventions: Mapping[str, Mapping[str, Any]]) -> dict[str, M
 
 
 def profiles_markdown(tables: list[ModelTable], declared: Declared) -> str:
-    """The profiles the tables use, each with its kind and source (the run's stored parameters when run.json
-    has them)."""
+    """The profiles the tables use, each with its kind, source and parameters: those the records hold (what priced
+    them; a user profile's are nowhere else), else those run.json's conventions store (built-in profiles)."""
     stored = stored_profiles(declared.conventions)
     lines = ["Hardware profiles:", ""]
     seen: dict[str, ProfileRow] = {}
@@ -290,7 +342,7 @@ def profiles_markdown(tables: list[ModelTable], declared: Declared) -> str:
         for row in t.rows:
             seen.setdefault(row.profile, row)
     for name, row in seen.items():
-        entry = stored.get(name, {})
+        entry = {"kind": row.kind, "source": row.source, **row.params} if row.params else stored.get(name, {})
         params = _scalars(entry)
         lines.append(f"- **{name}** ({entry.get('kind') or row.kind}): {entry.get('source') or row.source}"
                      + (f" ({params})" if params else ""))
@@ -298,8 +350,9 @@ def profiles_markdown(tables: list[ModelTable], declared: Declared) -> str:
 
 
 INTRO = ("Energy per sample of each model at its main T on hardware profiles that price memory traffic as well "
-         "as arithmetic: the SNN's weight reads, membrane-state reads and writes and spike traffic beside its "
-         "compute, and the ANN equivalent (the same layers run densely) on the same profile. The SNN's energy "
+         "as arithmetic: the SNN's weight reads, membrane-state reads and writes, spike traffic and real-valued "
+         "activation traffic beside its compute, and the ANN equivalent (the same layers run densely) on the same "
+         "profile (a neuromorphic chip's on its digital reference profile, named under its table). The SNN's energy "
          "is linear in its mean firing rate r, E(r) = fixed + slope x r; the break-even rate is the r at which "
          "it equals the ANN's. Verdict: at the measured rate, SNN cheaper (below break-even) or ANN cheaper "
          "(above); no break-even, with the energy plug-in's reason, where the two do not meet. These figures "

@@ -23,7 +23,7 @@ from bench.report.content import build_content
 from bench.report.declared import Declared, declarations
 from bench.results import load_run
 
-PARTS = ("compute", "weights", "membrane", "spikes")
+PARTS = ("compute", "weights", "membrane", "spikes", "activations")
 
 
 def profile(kind: str, parts: tuple[float, ...], ann: float | None, fixed: float, slope: float, rate: float,
@@ -44,9 +44,9 @@ def profile(kind: str, parts: tuple[float, ...], ann: float | None, fixed: float
 #   loihi: E(r) = 200 + 4000 r   -> E(0.15) = 800 pJ;  ANN 500   -> ratio 0.625; break-even (500-200)/4000 = 0.075
 #   sram:  E(r) = 9000 + 1000 r  -> E(0.15) = 9150 pJ; ANN 6000 < E(0): no break-even; ratio 6000/9150
 HARDWARE = {
-    "gpu": profile("digital", (1000, 4000, 2500, 500), 12000, 5000, 20000, 0.15, 0.35),
-    "loihi": profile("neuromorphic", (300, 100, 250, 150), 500, 200, 4000, 0.15, 0.075),
-    "sram": profile("digital", (6000, 2000, 1000, 150), 6000, 9000, 1000, 0.15, None,
+    "gpu": profile("digital", (1000, 4000, 2500, 400, 100), 12000, 5000, 20000, 0.15, 0.35),
+    "loihi": profile("neuromorphic", (300, 100, 250, 150, 0), 500, 200, 4000, 0.15, 0.075),
+    "sram": profile("digital", (6000, 2000, 1000, 150, 0), 6000, 9000, 1000, 0.15, None,
                     "the SNN's fixed cost alone exceeds the ANN's energy"),
 }
 
@@ -72,7 +72,8 @@ def test_cells_are_the_recorded_values_formatted():
     t = table_of([record()])
     rows = {r["profile"]: r for r in t.frame.to_dict("records")}
     assert rows["gpu"] == {"profile": "gpu", "kind": "digital", "SNN compute": "1 nJ", "SNN weights": "4 nJ",
-                           "SNN membrane": "2.5 nJ", "SNN spikes": "500 pJ", "SNN total": "8 nJ",
+                           "SNN membrane": "2.5 nJ", "SNN spikes": "400 pJ", "SNN activations": "100 pJ",
+                           "SNN total": "8 nJ",
                            "ANN-equivalent": "12 nJ", "ANN / SNN energy": "1.50", "measured firing rate (%)": "15.00",
                            "break-even rate (%)": "35.00", "verdict": "SNN cheaper"}
     assert (rows["loihi"]["SNN total"], rows["loihi"]["ANN-equivalent"], rows["loihi"]["ANN / SNN energy"],
@@ -110,7 +111,7 @@ def test_untrained_ratio_and_verdict_withheld_break_even_shown():
 
 
 def test_missing_ann_reads_na_with_its_reason():
-    hw = {"chip": profile("neuromorphic", (1, 2, 3, 4), None, 10, 20, 0.1, None, "no ANN equivalent")}
+    hw = {"chip": profile("neuromorphic", (1, 2, 3, 4, 0), None, 10, 20, 0.1, None, "no ANN equivalent")}
     t = table_of([record(hardware=hw)])
     row = t.frame.to_dict("records")[0]
     assert (row["ANN-equivalent"], row["ANN / SNN energy"]) == ("n/a", "n/a")
@@ -271,8 +272,9 @@ def with_hardware(run: Path, dst: Path) -> Path:
             continue
         base = energy["energy_mj"] * 1e9  # pJ
         energy["hardware"] = {
-            "gpu": profile("digital", (base, 4 * base, 2 * base, base), 12 * base, 5 * base, 20 * base, 0.15, 0.35),
-            "loihi": profile("neuromorphic", (base / 10, base / 20, base / 5, base / 8), base / 2, base / 5,
+            "gpu": profile("digital", (base, 4 * base, 2 * base, base, 0.0), 12 * base, 5 * base, 20 * base, 0.15, 0.35),
+            "loihi": profile("neuromorphic", (base / 10, base / 20, base / 5, base / 8, 0.325 * base),
+                             base / 2, base / 5,
                              4 * base, 0.15, 0.075),
         }
     write_jsonl(dst / "results.jsonl", records)

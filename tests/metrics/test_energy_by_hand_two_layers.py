@@ -172,3 +172,30 @@ def test_a_synaptic_layer_without_input_events_is_event_driven_not_data():
     assert (lin.acs, lin.macs, lin.ann_macs) == (0, 0, 16)
     rows = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram"]})["hw_layers"]
     assert next(r for r in rows if r["type"] == "Linear")["kind"] == "event-driven"
+
+
+def test_every_builtin_constant_is_a_number_its_source_string_cites():
+    """The report prints each profile's constants beside its source string: each constant must be one the string
+    states, in the string's unit (SATA_Sim's nJ per 32-byte access, Horowitz's pJ and nJ per 64-bit access)."""
+    from bench.metrics.hardware import HARDWARE_PROFILES
+
+    sram, dram, sata = (HARDWARE_PROFILES[n] for n in ("45nm-sram", "45nm-dram", "28nm-sata"))
+    for p in (sram, dram):
+        assert f"int8 add {p.add_pj:g} pJ" in p.source and f"int8 mult {p.mult_pj:g} pJ" in p.source
+        assert p.ref_bits == 8 and p.weight_access_bits == p.membrane_access_bits == p.act_access_bits == 64
+        assert f"32 KB {p.membrane_read_pj:g} pJ" in p.source and p.act_read_pj == p.membrane_read_pj
+        assert p.membrane_write_pj == p.membrane_read_pj and p.act_write_pj == p.act_read_pj  # "writes as reads"
+    assert f"1 MB {sram.weight_read_pj:g} pJ" in sram.source
+    assert f"DRAM {dram.weight_read_pj / 1000:g}-2.6 nJ" in dram.source  # the low end
+    assert f"16-bit multiplier {sata.mult_pj:g}" in sata.source and f"accumulator {sata.add_pj:g}" in sata.source
+    assert sata.ref_bits == 16 and sata.weight_access_bits == 256  # "32-byte blocks"
+    assert f"GLB-weight 144 KiB read {sata.weight_read_pj / 1000:g} nJ" in sata.source
+    assert f"GLB-spike 32 KiB read {sata.act_read_pj / 1000:g} nJ, write {sata.act_write_pj / 1000:g} nJ" in sata.source
+    assert (sata.membrane_read_pj, sata.membrane_write_pj) == (sata.act_read_pj, sata.act_write_pj)
+    loihi = HARDWARE_PROFILES["loihi"]
+    assert f"synaptic spike op (min) {loihi.sop_pj:g} pJ" in loihi.source
+    assert f"(active / inactive) {loihi.neuron_update_pj:g} / 52 pJ" in loihi.source
+    assert f"within-tile spike energy {loihi.spike_pj:g} pJ" in loihi.source
+    spinnaker2 = HARDWARE_PROFILES["spinnaker2"]
+    assert spinnaker2.source.startswith(f"{spinnaker2.sop_pj:g} pJ per synaptic operation and "
+                                        f"{spinnaker2.neuron_update_pj / 1000:g} nJ per neuron update")

@@ -201,6 +201,10 @@ def energy_vs_rate(records: list[dict[str, Any]], styles: dict[str, ModelStyle])
                for p, panel in by_profile.items() for c in panel if c.row.ann_pj is None]
     missing += [f"{c.label} on {p}: no break-even ({c.row.break_even_why or 'no reason recorded'})"
                 for p, panel in by_profile.items() for c in panel if c.row.break_even_rate is None]
+    references = {p: r for p, panel in by_profile.items() for c in panel if (r := c.row.reference)}
+    if references:  # a neuromorphic panel's ANN line is another chip's: say which
+        missing.append("ANN equivalent priced on the digital reference profile: "
+                       + ", ".join(f"{p} on {r}" for p, r in references.items()))
     caption = ("Energy per sample against the network's mean firing rate, one panel per hardware profile (log energy "
                "axis): each model's SNN cost line E(r) = fixed + slope x r (solid), its ANN equivalent (dashed), its "
                "measured rate on the line (marker) and the break-even rate where the line meets the ANN's energy (X)."

@@ -287,8 +287,13 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
 def headline_note(records: list[dict[str, Any]]) -> str | None:
     """The headline's note naming the hardware profile its data-movement columns (``hw_*``, break-even rate) are
     on: they are one profile's figures (``energy.hw_profile``), which the column names alone do not say."""
-    names = list(dict.fromkeys(str(p) for r in tb.ok_records(records)
-                               if hardware(r) and (p := metric_value(r, "energy", "hw_profile"))))
+    names = []
+    for r in tb.ok_records(records):
+        if not hardware(r) or not (name := metric_value(r, "energy", "hw_profile")):
+            continue
+        reference = (hardware(r).get(str(name)) or {}).get("reference")
+        names.append(f"{name} (its ANN equivalent on {reference})" if isinstance(reference, str) else str(name))
+    names = list(dict.fromkeys(names))
     if not names:
         return None
     return (f"energy with data movement, its ANN / SNN ratio and the break-even firing rate: on hardware profile "

@@ -109,3 +109,15 @@ def test_the_headline_names_the_profile_of_its_data_movement_columns(record):
     notes = [n for block in section.blocks for n in (getattr(block, "notes", None) or [])]
     assert any(n.startswith("energy with data movement, its ANN / SNN ratio and the break-even firing rate: on "
                             "hardware profile 45nm-sram (energy.hw_profile)") for n in notes)
+
+
+def test_a_neuromorphic_primary_names_its_reference_in_the_headline_and_the_plot_says_so(record):
+    from bench.palette import model_styles
+    from bench.report import energy_rate_plot as erp
+
+    rec = copy.deepcopy(record)
+    rec["metrics"]["energy"]["hw_profile"] = "myneuro"
+    assert es.headline_note([rec]).startswith("energy with data movement, its ANN / SNN ratio and the break-even "
+                                              "firing rate: on hardware profile myneuro (its ANN equivalent on mychip)")
+    plot = erp.energy_vs_rate([rec], model_styles(["A"]))
+    assert "ANN equivalent priced on the digital reference profile: myneuro on mychip." in plot.caption

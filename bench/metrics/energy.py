@@ -43,7 +43,8 @@ PJ_PER_MJ = 1e9
 
 def profile_from_dict(d: Mapping[str, Any]) -> EnergyProfile:
     """A user profile from a suite table: ``name``, ``mac_pj``, ``ac_pj``, ``source`` (required),
-    ``neuron_update_pj`` and ``notes`` (optional). Raises ValueError naming the field and the fix."""
+    ``neuron_update_pj`` and ``notes`` (optional, text). Raises ValueError naming the field and the fix; a profile
+    whose every cost is 0 prices nothing and is refused (one cost of 0 is allowed)."""
     if not isinstance(d, Mapping):
         raise ValueError(f"an energy profile must be a table with name, mac_pj, ac_pj, source; got {d!r}")
     allowed = {"name", "mac_pj", "ac_pj", "source", "neuron_update_pj", "notes"}
@@ -67,7 +68,13 @@ def profile_from_dict(d: Mapping[str, Any]) -> EnergyProfile:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"energy profile {name!r}: {key} must be a finite number >= 0 (picojoules), got {v!r}")
         values[key] = float(v)
-    return EnergyProfile(name=name, source=d["source"], notes=str(d.get("notes", "")), **values)
+    if not any(values.values()):
+        raise ValueError(f"energy profile {name!r}: every cost ({', '.join(values)}) is 0, so it prices nothing; "
+                         "give the energies its source states (picojoules per operation)")
+    notes = d.get("notes", "")
+    if not isinstance(notes, str):
+        raise ValueError(f"energy profile {name!r}: notes must be text (a string), got {notes!r}")
+    return EnergyProfile(name=name, source=d["source"], notes=notes, **values)
 
 
 def get_profile(profile: str | Mapping[str, Any] | EnergyProfile,
@@ -294,6 +301,12 @@ def hardware_record(ops: OpsReport, firing: FiringReport | None, options: dict[s
 
 def _check_profile(options: dict[str, Any]) -> None:
     """The named profiles must exist and every user profile (compute-only or hardware) must be well formed."""
+    for key, entry in options["profiles"].items():  # a bad user profile is named under profiles, not profile
+        try:
+            profile_from_dict({"name": key, **entry} if isinstance(entry, Mapping) else entry)
+        except ValueError as exc:
+            raise OptionError("profiles", str(exc), "give every profile mac_pj and ac_pj (picojoules per operation) "
+                              "and the source of those numbers") from exc
     try:
         get_profile(options["profile"], options["profiles"])
     except ValueError as exc:

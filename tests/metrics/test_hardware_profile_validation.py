@@ -75,3 +75,18 @@ def test_cli_exits_2_naming_the_file_and_field_without_a_traceback(tmp_path):
     out = r.stderr + r.stdout
     assert r.returncode == 2 and str(suite) in out and "metrics.energy.hardware_profiles" in out
     assert "prices nothing" in out and "fix:" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("entry, words", [
+    ('{ mac_pj = 0.0, ac_pj = 0.0, source = "s" }', ["'chip'", "every cost", "prices nothing"]),
+    ('{ mac_pj = 1.0, ac_pj = 0.1, source = "s", notes = 3 }', ["'chip'", "notes must be text"]),
+])
+def test_hostile_compute_only_profile_is_refused_at_load(write_suite, entry, words):
+    """The compute-only profiles (``profiles``) follow the same rules, and their errors are named under
+    ``profiles`` (the bad table), not ``profile`` (the name that chose it)."""
+    path = write_suite(suite_text(f'profile = "chip"\nprofiles = {{ chip = {entry} }}'))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.file == str(path) and info.value.field == "metrics.energy.profiles"
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))

@@ -57,7 +57,7 @@ def test_option_checks_type_range_choices_and_unknown_keys() -> None:
     ("[metrics.latency]\nmin_rnus = 5", "metrics.latency.min_rnus", "unknown option"),
     ("[metrics.latency]\ncompile = 'yes'", "metrics.latency.compile", "expected true or false"),
     ("[metrics.energy]\nprofile = 'nope'", "metrics.energy.profile", "unknown energy profile"),
-    ("[metrics.energy]\nprofiles = { chip = { mac_pj = 1.0 } }", "metrics.energy.profile", "lacks"),
+    ("[metrics.energy]\nprofiles = { chip = { mac_pj = 1.0 } }", "metrics.energy.profiles", "lacks"),
     ("[metrics.measured_energy]\ntracking_mode = 'everything'", "metrics.measured_energy.tracking_mode",
      "not an option"),
 ])

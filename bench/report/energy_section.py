@@ -147,9 +147,9 @@ def part_cell(f: Field, row: ProfileRow, part: str) -> str:
 def pricing_note(row: ProfileRow) -> str | None:
     """What a profile's row holds beyond its own per-event costs: the terms counted elsewhere, those not priced,
     and the digital profile that prices the ANN equivalent and the SNN's MAC layers (None for a plain digital row)."""
-    said = [text for part, text in row.included.items() if part not in row.unpriced]
+    said = list(row.included.values())
     if row.unpriced:
-        said.append(f"{', '.join(row.unpriced)}: {NOT_PRICED} (no cost in the profile)")
+        said.append(f"{NOT_PRICED}: {', '.join(row.unpriced)} (the profile's cost for them is 0)")
     if row.reference:
         said.append(f"its ANN-equivalent, and the SNN's MAC layers with their weights and real-valued data, are "
                     f"priced on the digital profile {row.reference}")

@@ -82,7 +82,7 @@ def test_a_neuromorphic_row_names_what_it_includes_and_its_reference(record):
     notes = table(record).notes
     note = next(n for n in notes if n.startswith("myneuro: "))
     assert "membrane reads and writes are in neuron_update_pj" in note
-    assert "spikes: not priced" in note and "output spikes cost spike_pj" not in note  # spike_pj is 0 here
+    assert "input event reads are in sop_pj" in note and "not priced: spikes (the profile's cost for them is 0)" in note
     assert "priced on the digital profile mychip" in note
     assert not any(n.startswith(("mychip: ", "45nm-sram: ")) for n in notes)  # digital rows price everything
 

@@ -45,7 +45,10 @@ from bench.results import metric_value
 TITLE = "Energy with data movement"
 HARDWARE = ("energy", "hardware")
 COMPUTE_ONLY = ("energy", "energy_mj")
-COMPUTE_ONLY_LABEL = "literature's compute-only estimate (Horowitz 2014 arithmetic)"
+# energy.energy_mj: the literature's compute-only method (arithmetic alone) on our exact counts. Not called "the
+# literature's estimate": that is energy.literature_energy_mj (the papers' formula, approximate SOPs), quoted beside.
+COMPUTE_ONLY_LABEL = "compute-only estimate (Horowitz 2014 arithmetic, exact op counts)"
+LITERATURE = ("energy", "literature_energy_mj")
 SNN_PARTS = ("compute", "weights", "membrane", "spikes", "activations")  # they add up to the SNN total
 MEMORY_PARTS = ("weights", "membrane", "spikes", "activations")  # the SNN's memory-traffic terms
 # Cells of a term the profile does not price as such (the record's ``unpriced``, ``included``), never "0 pJ".
@@ -172,12 +175,12 @@ def _energy(f: Field, pj: float | None) -> str:
 
 
 def compute_only_label(record: dict[str, Any]) -> str:
-    """The label of ``energy.energy_mj`` beside these tables: the literature's arithmetic (Horowitz 2014 for the
-    built-in profiles; a user profile is named with its own source instead)."""
+    """The label of ``energy.energy_mj`` beside these tables: arithmetic alone on the exact counts (Horowitz 2014
+    for the built-in profiles; a user profile is named with its own source instead)."""
     source = str(metric_value(record, "energy", "profile_source") or "")
     if not source or "horowitz" in source.lower():
         return COMPUTE_ONLY_LABEL
-    return f"literature's compute-only estimate ({metric_value(record, 'energy', 'profile')} arithmetic: {source})"
+    return f"compute-only estimate ({metric_value(record, 'energy', 'profile')} arithmetic: {source})"
 
 
 @dataclass
@@ -273,8 +276,12 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
     compute_only = metric_value(record, *COMPUTE_ONLY)
     if compute_only is not None:
         profile = metric_value(record, "energy", "profile")
-        notes.append(f"{compute_only_label(record)}: {format_value(declared.field(*COMPUTE_ONLY) or energy, compute_only)}"
-                     f" per sample (energy.energy_mj, profile {profile}): arithmetic only, no memory traffic.")
+        mj = declared.field(*COMPUTE_ONLY) or energy
+        literature = metric_value(record, *LITERATURE)
+        quoted = ("" if literature is None else f"; the papers' formula (approximate SOPs = rate x T x dense MACs): "
+                  f"{format_value(mj, literature)} (energy.literature_energy_mj)")
+        notes.append(f"{compute_only_label(record)}: {format_value(mj, compute_only)} per sample (energy.energy_mj, "
+                     f"profile {profile}): arithmetic only, no memory traffic{quoted}.")
     caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
                "each hardware profile, SNN split into compute, weight, membrane, spike and real-valued activation traffic "
                "(the parts add up to the SNN total).")

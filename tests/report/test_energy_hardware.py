@@ -81,7 +81,7 @@ def test_cells_are_the_recorded_values_formatted():
     assert (rows["sram"]["SNN total"], rows["sram"]["ANN / SNN energy"], rows["sram"]["break-even rate (%)"]) == (
         "9.15 nJ", "0.66", "n/a")  # 6000 / 9150 = 0.6557
     assert "T=4 (trained; weights: snnbench)" in t.caption
-    assert any(n.startswith("literature's compute-only estimate (Horowitz 2014 arithmetic): 3 nJ per sample")
+    assert any(n.startswith("compute-only estimate (Horowitz 2014 arithmetic, exact op counts): 3 nJ per sample")
                for n in t.notes)  # energy_mj 3e-6 mJ = 3 nJ
 
 
@@ -306,7 +306,7 @@ def test_report_shows_the_section_and_the_plot(runs, tmp_path):
     unit = next((u, f) for u, f in (("nJ", 1e3), ("pJ", 1.0)) if 8 * base >= f)
     assert f"| {8 * base / unit[1]:.3g} {unit[0]} | {12 * base / unit[1]:.3g} " in row
     assert row.endswith("| 1.50 | 15.00 | 35.00 | SNN cheaper |")
-    assert "literature's compute-only estimate (Horowitz 2014 arithmetic)" in section
+    assert "compute-only estimate (Horowitz 2014 arithmetic, exact op counts)" in section
     # The real plug-in's layer split: tiny's first conv reads the analog image (dense), the rest are spikes.
     assert "the SNN's layers on 45nm-sram" in section
     split_rows = [line for line in section.splitlines() if line.startswith(("| event-driven |", "| dense |"))]

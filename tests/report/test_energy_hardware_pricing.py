@@ -121,3 +121,14 @@ def test_a_neuromorphic_primary_names_its_reference_in_the_headline_and_the_plot
                                               "firing rate: on hardware profile myneuro (its ANN equivalent on mychip)")
     plot = erp.energy_vs_rate([rec], model_styles(["A"]))
     assert "ANN equivalent priced on the digital reference profile: myneuro on mychip." in plot.caption
+
+
+def test_the_compute_only_figure_is_not_called_the_literatures_estimate_beside_another_one(record):
+    """energy_mj (exact ACs) and literature_energy_mj (the papers' approximate SOPs) differ; the report's "All cases"
+    calls the second "literature estimate", so the note must not call the first "the literature's" too."""
+    rec = copy.deepcopy(record)
+    rec["metrics"]["energy"] |= {"energy_mj": 2e-9, "literature_energy_mj": 3e-9}  # 2 pJ and 3 pJ
+    note = next(n for n in table(rec).notes if "energy.energy_mj" in n)
+    assert note.startswith("compute-only estimate (Horowitz 2014 arithmetic, exact op counts): 2 pJ per sample")
+    assert "the papers' formula (approximate SOPs = rate x T x dense MACs): 3 pJ (energy.literature_energy_mj)" in note
+    assert "literature's" not in note

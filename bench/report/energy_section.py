@@ -11,6 +11,13 @@ Verdict of a row: ``no break-even: <why>`` when the record gives no break-even r
 reason); otherwise the measured rate against the break-even rate on the line ``E_snn(r)`` (``SNN cheaper``
 where the line lies below the ANN's energy at the measured rate, ``ANN cheaper`` above, ``break-even`` on it).
 
+Cells of the SNN's terms (compute, weights, membrane, spikes, real-valued activations: they add up to its total)
+read ``in compute`` where the record's ``included`` puts the term inside another cost (a neuromorphic chip's
+membrane traffic, in its neuron-update cost) and ``not priced`` where its ``unpriced`` lists it, never ``0 pJ``;
+a note under the table says what a neuromorphic row's costs include and on which digital ``reference`` its ANN
+and MAC layers are priced. The profiles' constants listed under the tables are the records' ``costs`` (what
+priced them), else those run.json's conventions store.
+
 Untrained nets (the README's "Untrained nets" rule): the ANN / SNN ratio is a figure of merit of trained
 weights (declared ``trained_only``), and the verdict says the same thing in words, so both read
 ``†`` (the caption says ``weights: untrained``); energies and the measured rate are shown as those of the untrained net, and the break-even

@@ -77,6 +77,22 @@ def profile_from_dict(d: Mapping[str, Any]) -> EnergyProfile:
     return EnergyProfile(name=name, source=d["source"], notes=notes, **values)
 
 
+def parse_user_profiles(user_profiles: Mapping[str, Any] | list[Any] | None) -> dict[str, EnergyProfile]:
+    """A suite's compute-only profiles by name: a table keyed by name (``profiles = { mychip = {...} }``, each
+    entry named by its key) or a list of tables with ``name``. A built-in's name is refused: a report would
+    print other constants under it. Raises ValueError naming the profile and the fix."""
+    entries = ([{"name": key, **entry} if isinstance(entry, Mapping) else entry for key, entry in user_profiles.items()]
+               if isinstance(user_profiles, Mapping) else (user_profiles or []))
+    users: dict[str, EnergyProfile] = {}
+    for entry in entries:
+        p = profile_from_dict(entry)
+        if p.name in ENERGY_PROFILES:
+            raise ValueError(f"energy profile {p.name!r} is a built-in profile's name; give yours another name "
+                             f"(e.g. {p.name + '-mine'!r}) so no report shows other constants under a built-in's name")
+        users[p.name] = p
+    return users
+
+
 def get_profile(profile: str | Mapping[str, Any] | EnergyProfile,
                 user_profiles: Mapping[str, Any] | list[Any] | None = None) -> EnergyProfile:
     """A profile by name (user profiles first, then built-ins), or from a dict / EnergyProfile."""
@@ -84,13 +100,7 @@ def get_profile(profile: str | Mapping[str, Any] | EnergyProfile,
         return profile
     if isinstance(profile, Mapping):
         return profile_from_dict(profile)
-    users: dict[str, EnergyProfile] = {}
-    # A table keyed by name (the suite's ``profiles = { mychip = {...} }``) names each entry by its key.
-    entries = ([{"name": key, **entry} if isinstance(entry, Mapping) else entry for key, entry in user_profiles.items()]
-               if isinstance(user_profiles, Mapping) else (user_profiles or []))
-    for entry in entries:
-        p = profile_from_dict(entry)
-        users[p.name] = p
+    users = parse_user_profiles(user_profiles)
     if profile in users:
         return users[profile]
     if profile in ENERGY_PROFILES:
@@ -301,12 +311,11 @@ def hardware_record(ops: OpsReport, firing: FiringReport | None, options: dict[s
 
 def _check_profile(options: dict[str, Any]) -> None:
     """The named profiles must exist and every user profile (compute-only or hardware) must be well formed."""
-    for key, entry in options["profiles"].items():  # a bad user profile is named under profiles, not profile
-        try:
-            profile_from_dict({"name": key, **entry} if isinstance(entry, Mapping) else entry)
-        except ValueError as exc:
-            raise OptionError("profiles", str(exc), "give every profile mac_pj and ac_pj (picojoules per operation) "
-                              "and the source of those numbers") from exc
+    try:  # a bad user profile is named under profiles, not profile
+        parse_user_profiles(options["profiles"])
+    except ValueError as exc:
+        raise OptionError("profiles", str(exc), "give every profile its own name, mac_pj and ac_pj (picojoules per "
+                          "operation) and the source of those numbers") from exc
     try:
         get_profile(options["profile"], options["profiles"])
     except ValueError as exc:

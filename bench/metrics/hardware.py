@@ -229,10 +229,14 @@ def hardware_profile_from_dict(name: str, d: Mapping[str, Any]) -> HardwareProfi
 def resolve_hardware_profiles(user: Mapping[str, Any] | None = None, names: list[str] | tuple[str, ...] = ()
                               ) -> tuple[dict[str, HardwareProfile], dict[str, HardwareProfile]]:
     """The profiles to evaluate (``names``; empty: every built-in and user profile) and the table they were
-    chosen from (user profiles shadow built-ins of the same name), where a neuromorphic profile's digital
-    ``reference`` is looked up. Raises ValueError naming the bad profile or name."""
+    chosen from, where a neuromorphic profile's digital ``reference`` is looked up. A user profile may not take a
+    built-in's name: a report would print other constants under it (and re-price every neuromorphic profile
+    whose reference it is). Raises ValueError naming the bad profile or name."""
     table = dict(HARDWARE_PROFILES)
     for key, entry in (user or {}).items():
+        if key in HARDWARE_PROFILES:
+            raise ValueError(f"hardware profile {key!r} is a built-in profile's name; give yours another name (e.g. "
+                             f"{key + '-mine'!r}) so no report shows other constants under a built-in's name")
         table[key] = hardware_profile_from_dict(key, entry)
     chosen = list(names) or list(table)
     for n in chosen:

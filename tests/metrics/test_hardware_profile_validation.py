@@ -49,6 +49,8 @@ def profiles(name: str, entries: dict[str, str]) -> str:
     (profiles("chip", NEURO | {"reference": "5"}), "hardware_profiles", ["reference must name a digital profile"]),
     (profiles("chip", NEURO | {"reference": '"nope"'}), "hardware_profiles", ["'nope'", "45nm-sram"]),
     ("hardware_profiles = { chip = 3 }", "hardware_profiles", ["'chip' must be a table"]),
+    (profiles("loihi", NEURO), "hardware_profiles", ["'loihi' is a built-in profile's name", "'loihi-mine'"]),
+    (profiles('"28nm-sata"', DIGITAL), "hardware_profiles", ["'28nm-sata' is a built-in profile's name"]),
 ])
 def test_hostile_profile_is_refused_at_load(write_suite, energy, field, words):
     path = write_suite(suite_text(energy))
@@ -90,3 +92,12 @@ def test_hostile_compute_only_profile_is_refused_at_load(write_suite, entry, wor
     assert info.value.file == str(path) and info.value.field == "metrics.energy.profiles"
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_a_compute_only_profile_may_not_take_a_built_ins_name(write_suite):
+    """A user table named like a built-in (here 45nm-fp32) would print other constants under Horowitz's name."""
+    path = write_suite(suite_text('profiles = { "45nm-fp32" = { mac_pj = 1.0, ac_pj = 0.1, source = "s" } }'))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.field == "metrics.energy.profiles"
+    assert "'45nm-fp32' is a built-in profile's name" in str(info.value) and "'45nm-fp32-mine'" in str(info.value)

@@ -18,9 +18,9 @@ SNN, digital profile (all per sample, over the T steps):
   activations = analog input elements x a bits (read) + analog neuron outputs x a bits (written)
 Synaptic layers' outputs accumulate into the next neuron's membrane and are not written.
 
-SNN, neuromorphic profile (E does not apply): ACs x sop_pj (weight read and accumulate included), neuron updates x
-neuron_update_pj (membrane traffic included), output spikes x spike_pj; MAC layers and analog data on the
-profile's digital ``reference``.
+SNN, neuromorphic profile (E does not apply): ACs x sop_pj (weight read and accumulate included), neuron
+updates x neuron_update_pj (membrane traffic included), output spikes x spike_pj; MAC layers and analog data
+on the profile's digital ``reference``.
 
 ANN equivalent (same shapes, dense activations, one inference, on the profile or its reference):
   compute     = ann MACs x (mult(a_ann, w) + add(m))

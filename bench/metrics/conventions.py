@@ -185,8 +185,12 @@ ENERGY_MODEL_RULES: tuple[tuple[str, str], ...] = (
      "add(membrane_bits) + neuron updates x (the profile's neuron_update_pj, else 2 adds at membrane_bits: "
      "integrate/leak and threshold). Integer costs scale from the profile's ref_bits: adds linearly, multiplies "
      "with the product of the operand widths."),
-    ("SNN weights", "Spike-input (event-driven) layers read one weight per SOP (no reuse: each event fetches "
-     "the weights it reaches). Analog-input (dense) layers read max(MACs / dense_weight_reuse, weight passes): "
+    ("SNN weights", "Spike-input (event-driven) layers read SOPs / event_weight_reuse weights (default 1: one "
+     "weight per SOP, no reuse: each event fetches the weights it reaches; above 1, one read serves that many "
+     "synaptic ops, e.g. a weight held in a register across the T steps or a tile's events). Kept linear in the "
+     "SOPs (no floor of one read per weight), so above 1 the reads may fall below one per weight at low rates: an "
+     "optimistic bound. Neuromorphic profiles are unaffected (their sop_pj includes the weight read). "
+     "Analog-input (dense) layers read max(MACs / dense_weight_reuse, weight passes): "
      "one read per dense_weight_reuse output positions (the output tile), at least once per sample and step."),
     ("Membrane", "One read and one write of membrane_bits per neuron per step; synaptic currents accumulate in "
                  "the neuron's accumulator (synaptic layers' outputs are not written to memory)."),

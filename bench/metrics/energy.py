@@ -242,8 +242,8 @@ FIELDS = (
     Field("hw_ann_over_snn", "ANN / SNN energy with data movement", "", "fixed2", "higher", "above 1 the SNN's "
           "estimate is lower once memory traffic is counted", headline=True, trained_only=True),
     Field("hw_compute_mj", "SNN compute", "", "mj", description="MACs, ACs and neuron updates", tolerance=_EXACT_ENERGY),
-    Field("hw_weight_mj", "SNN weight reads", "", "mj", description="one read per SOP; dense layers per output tile",
-          tolerance=_EXACT_ENERGY),
+    Field("hw_weight_mj", "SNN weight reads", "", "mj", description="one read per event_weight_reuse SOPs "
+          "(default 1); dense layers per output tile", tolerance=_EXACT_ENERGY),
     Field("hw_membrane_mj", "SNN membrane traffic", "", "mj", description="one read and one write per neuron per step",
           tolerance=_EXACT_ENERGY),
     Field("hw_spike_mj", "SNN spike traffic", "", "mj", description="spike writes and reads (address events or "
@@ -270,7 +270,8 @@ def _bit_widths(options: dict[str, Any], T: int) -> BitWidths:
                      activation=options.get("activation_bits", 8), ann_activation=ann,
                      spike_format=options.get("spike_format", "address"),
                      address_bits=options.get("spike_address_bits", 16),
-                     dense_reuse=options.get("dense_weight_reuse", 16))
+                     dense_reuse=options.get("dense_weight_reuse", 16),
+                     event_reuse=options.get("event_weight_reuse", 1))
 
 
 def hardware_record(ops: OpsReport, firing: FiringReport | None, options: dict[str, Any] | None = None
@@ -292,7 +293,8 @@ def hardware_record(ops: OpsReport, firing: FiringReport | None, options: dict[s
         "hw_profile": primary, "hw_layers": main.layers,
         "hw_bits": {"weight": bits.weight, "membrane": bits.membrane, "activation": bits.activation,
                     "ann_activation": bits.ann_activation, "spike_format": bits.spike_format,
-                    "spike_address_bits": bits.address_bits, "dense_weight_reuse": bits.dense_reuse},
+                    "spike_address_bits": bits.address_bits, "dense_weight_reuse": bits.dense_reuse,
+                    "event_weight_reuse": bits.event_reuse},
         "hw_energy_mj": main.snn["total"] / PJ_PER_MJ, "hw_ann_energy_mj": main.ann["total"] / PJ_PER_MJ,
         "hw_ann_over_snn": main.ann_over_snn,
         "hw_compute_mj": main.snn["compute"] / PJ_PER_MJ, "hw_weight_mj": main.snn["weights"] / PJ_PER_MJ,
@@ -353,6 +355,9 @@ OPTIONS = (
     Option("spike_address_bits", int, 16, "bits of one address event", minimum=1, maximum=64),
     Option("dense_weight_reuse", int, 16, "output positions one weight read serves in dense (analog-input) layers",
            minimum=1),
+    Option("event_weight_reuse", int, 1, "synaptic ops one weight read serves in event-driven layers on digital "
+           "profiles (1: a read per SOP; above 1 reads may fall below one per weight at low rates, an optimistic "
+           "bound; neuromorphic sop_pj unaffected)", minimum=1),
 )
 
 

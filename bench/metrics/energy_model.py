@@ -7,7 +7,9 @@ forward pass. The rules, as data, are ``conventions.ENERGY_MODEL_RULES`` (printe
 
 SNN, digital profile (all per sample, over the T steps):
   compute     = MACs x (mult(a, w) + add(m)) + ACs x add(m) + neuron updates x (neuron_update_pj or 2 add(m))
-  weights     = SOPs x w bits (one weight read per synaptic op, no reuse)
+  weights     = SOPs / E x w bits (E = event_weight_reuse synaptic ops served by one weight read; default 1:
+                one read per synaptic op, no reuse; kept linear in the rate, so above 1 the reads may fall
+                below one per weight at low rates: an optimistic bound)
                 + dense layers: max(MACs / R, weight passes) x w bits (one read per R output positions, at
                 least once per sample and step)
   membrane    = neuron updates x m bits x (read + write)
@@ -16,9 +18,9 @@ SNN, digital profile (all per sample, over the T steps):
   activations = analog input elements x a bits (read) + analog neuron outputs x a bits (written)
 Synaptic layers' outputs accumulate into the next neuron's membrane and are not written.
 
-SNN, neuromorphic profile: ACs x sop_pj (weight read and accumulate included), neuron updates x
-neuron_update_pj (membrane traffic included), output spikes x spike_pj; MAC layers and analog data on the
-profile's digital ``reference``.
+SNN, neuromorphic profile (E does not apply): ACs x sop_pj (weight read and accumulate included), neuron
+updates x neuron_update_pj (membrane traffic included), output spikes x spike_pj; MAC layers and analog data
+on the profile's digital ``reference``.
 
 ANN equivalent (same shapes, dense activations, one inference, on the profile or its reference):
   compute     = ann MACs x (mult(a_ann, w) + add(m))
@@ -79,11 +81,13 @@ class BitWidths:
     spike_format: str = "address"
     address_bits: int = 16
     dense_reuse: int = 16  # output positions one weight read serves in a dense (analog-input) layer
+    event_reuse: int = 1  # synaptic ops one weight read serves in an event-driven layer (digital profiles)
 
     def __post_init__(self) -> None:
         if self.spike_format not in SPIKE_FORMATS:
             raise ValueError(f"spike_format must be one of {SPIKE_FORMATS}, got {self.spike_format!r}")
-        for name in ("weight", "membrane", "activation", "ann_activation", "address_bits", "dense_reuse"):
+        for name in ("weight", "membrane", "activation", "ann_activation", "address_bits", "dense_reuse",
+                     "event_reuse"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
@@ -187,7 +191,7 @@ def _snn_layer(lay: LayerOps, p: HardwareProfile, ref: HardwareProfile, b: BitWi
         return terms, event_acs * ac_cost + spikes_event
     add = p.add(b.membrane)
     update = p.neuron_update_pj if p.neuron_update_pj is not None else 2 * add
-    sop_w = sops * b.weight * p.per_bit("weight")
+    sop_w = sops / b.event_reuse * b.weight * p.per_bit("weight")  # linear in SOPs: no one-read-per-weight floor
     if b.spike_format == "address":
         spikes = (_v(lay, "in_events") * p.per_bit("act") + _v(lay, "out_events") * p.per_bit("act", write=True)
                   ) * b.address_bits

@@ -18,6 +18,9 @@ a note under the table says what a neuromorphic row's costs include and on which
 and MAC layers are priced. The profiles' constants listed under the tables are the records' ``costs`` (what
 priced them), else those run.json's conventions store.
 
+The section's notes also give the bit widths and weight-reuse factors the tables were priced with (the records'
+``hw_bits``: ``dense_weight_reuse``, ``event_weight_reuse``, ...), once when every table shares them.
+
 Untrained nets (the README's "Untrained nets" rule): the ANN / SNN ratio is a figure of merit of trained
 weights (declared ``trained_only``), and the verdict says the same thing in words, so both read
 ``†`` (the caption says ``weights: untrained``); energies and the measured rate are shown as those of the untrained net, and the break-even
@@ -329,7 +332,22 @@ def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[lis
         ratio = declared_field(declared, "hw_ann_over_snn")
         notes.insert(0, tb.untrained_note([ratio.column, "verdict"]) + " The break-even rate is a property of the "
                      "cost model and the architecture, shown as it is.")
+    notes += assumptions_notes(tables)
     return tables, notes
+
+
+def assumptions_notes(tables: list[ModelTable]) -> list[str]:
+    """The bit widths and weight-reuse factors the tables were priced with (the records' ``energy.hw_bits``: the
+    suite's ``[metrics.energy]`` options, e.g. ``event_weight_reuse``), which the figures depend on and the rules
+    state only as defaults: one note when every table shares them, else one per set with its models."""
+    models: dict[str, list[str]] = {}
+    for t in tables:
+        bits = metric_value(t.record, "energy", "hw_bits")
+        if isinstance(bits, Mapping) and bits:
+            models.setdefault(", ".join(f"{k} = {v}" for k, v in bits.items()), []).append(t.label)
+    if len(models) == 1:
+        return [f"priced with (energy.hw_bits): {next(iter(models))}"]
+    return [f"{', '.join(labels)} priced with (energy.hw_bits): {said}" for said, labels in models.items()]
 
 
 def _scalars(entry: Mapping[str, Any]) -> str:

@@ -199,3 +199,55 @@ def test_every_builtin_constant_is_a_number_its_source_string_cites():
     spinnaker2 = HARDWARE_PROFILES["spinnaker2"]
     assert spinnaker2.source.startswith(f"{spinnaker2.sop_pj:g} pJ per synaptic operation and "
                                         f"{spinnaker2.neuron_update_pj / 1000:g} nJ per neuron update")
+
+
+# event_weight_reuse = E: the linear layer's 4 SOPs read 4 / E weights (8 bits each); nothing else moves.
+@pytest.mark.parametrize("reuse", [2, 4, 16])
+def test_event_weight_reuse_divides_the_snn_event_weight_reads_by_hand(reuse):
+    """On 45nm-sram the linear layer's weight term is 4 SOPs / E x 8 bits x 100/64 pJ (E = 4: 12.5 pJ, not 50); the
+    conv's dense weight passes, compute, membrane, spikes, activations and the ANN stay; the event part loses the
+    same amount, so the break-even rate is (E_ann - fixed) / (event' / r): 1.93 % at E = 1, 3.85 % at E = 4."""
+    firing, ops = profile(two_layer_net(), batch(2))
+    rec = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram", "loihi"], "event_weight_reuse": reuse})
+    sram = rec["hardware"]["45nm-sram"]
+    snn = dict(SRAM_SNN)
+    c, _, m, s, a = snn["linear"]
+    snn["linear"] = (c, 4 / reuse * 8 * W_BIT, m, s, a)
+    expected = totals(snn, SNN_TERMS)
+    assert sram["snn_pj"] == pytest.approx(expected, rel=1e-12)
+    assert sram["snn_pj"]["weights"] == pytest.approx(4 * 8 * W_BIT + 4 / reuse * 8 * W_BIT)  # conv + linear
+    default = totals(SRAM_SNN, SNN_TERMS)
+    for term in ("compute", "membrane", "spikes", "activations"):
+        assert sram["snn_pj"][term] == pytest.approx(default[term], rel=1e-12)
+    assert sram["ann_pj"] == pytest.approx(totals(SRAM_ANN, ANN_TERMS), rel=1e-12)
+    event = SRAM_EVENT - 4 * 8 * W_BIT + 4 / reuse * 8 * W_BIT
+    fixed, e_ann = default["total"] - SRAM_EVENT, totals(SRAM_ANN, ANN_TERMS)["total"]
+    assert sram["snn_fixed_pj"] == pytest.approx(fixed) and sram["snn_slope_pj"] == pytest.approx(event / RATE)
+    assert sram["break_even_rate"] == pytest.approx((e_ann - fixed) / (event / RATE))
+    if reuse == 4:  # 9.68 pJ / (37.74 pJ / 0.15)
+        assert (fixed, event, e_ann) == pytest.approx((276.56, 37.74, 286.24))
+        assert sram["break_even_rate"] == pytest.approx(0.03847, abs=5e-6)
+    # Loihi's sop_pj includes the weight read: the neuromorphic profile is unaffected.
+    assert rec["hardware"]["loihi"]["snn_pj"] == pytest.approx(totals(LOIHI_SNN, SNN_TERMS), rel=1e-12)
+    assert rec["hardware"]["loihi"]["snn_slope_pj"] == pytest.approx(LOIHI_EVENT / RATE)
+    assert rec["hw_bits"]["event_weight_reuse"] == reuse and rec["hw_bits"]["dense_weight_reuse"] == 16
+
+
+def test_event_weight_reuse_1_is_the_default_and_todays_figures_exactly():
+    """Absent or 1: the same record, bit for bit, and the hand-computed one-read-per-SOP figures."""
+    firing, ops = profile(two_layer_net(), batch(2))
+    absent = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram", "28nm-sata", "loihi"]})
+    one = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram", "28nm-sata", "loihi"], "event_weight_reuse": 1})
+    assert absent == one and absent["hw_bits"]["event_weight_reuse"] == 1
+    assert absent["hardware"]["45nm-sram"]["snn_pj"]["weights"] == pytest.approx(4 * 8 * W_BIT + 4 * 8 * W_BIT)
+
+
+def test_the_printed_weight_rule_states_event_weight_reuse_and_its_limits():
+    """Every report prints ``conventions.ENERGY_MODEL_RULES``: the weight rule must name the option, say it is linear
+    (reads may fall below one per weight: an optimistic bound) and that neuromorphic profiles ignore it."""
+    from bench.metrics.conventions import ENERGY_MODEL_RULES
+
+    rule = dict(ENERGY_MODEL_RULES)["SNN weights"]
+    assert "SOPs / event_weight_reuse" in rule and "default 1" in rule
+    assert "below one per weight" in rule and "optimistic bound" in rule
+    assert "Neuromorphic profiles are unaffected" in rule and "dense_weight_reuse" in rule

@@ -101,3 +101,28 @@ def test_a_compute_only_profile_may_not_take_a_built_ins_name(write_suite):
         load_suite(path)
     assert info.value.field == "metrics.energy.profiles"
     assert "'45nm-fp32' is a built-in profile's name" in str(info.value) and "'45nm-fp32-mine'" in str(info.value)
+
+
+@pytest.mark.parametrize("value, words", [("0", ["0 is out of range", ">= 1"]), ("-1", ["-1 is out of range", ">= 1"]),
+                                          ("2.5", ["expected an integer", "2.5"]),
+                                          ('"x"', ["expected an integer", "'x'"]),
+                                          ("true", ["expected an integer", "True"])])
+def test_a_bad_event_weight_reuse_is_refused_at_load(write_suite, value, words):
+    path = write_suite(suite_text(f"event_weight_reuse = {value}"))
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.file == str(path) and info.value.field == "metrics.energy.event_weight_reuse"
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_event_weight_reuse_loads_and_a_bad_one_exits_2(tmp_path, write_suite):
+    assert load_suite(write_suite(suite_text("event_weight_reuse = 16"))).metric_options["energy"] == {
+        "event_weight_reuse": 16}
+    suite = tmp_path / "reuse.toml"
+    suite.write_text(suite_text("event_weight_reuse = 0"), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(suite), "--dry-run"], capture_output=True,
+                       text=True, timeout=120)
+    out = r.stderr + r.stdout
+    assert r.returncode == 2 and str(suite) in out and "metrics.energy.event_weight_reuse" in out
+    assert "out of range" in out and "fix:" in out and "Traceback" not in out

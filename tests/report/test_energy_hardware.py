@@ -372,3 +372,20 @@ def test_the_report_lists_the_energy_models_layer_kinds():
     from bench.metrics.energy_model import LAYER_KINDS
 
     assert es.LAYER_KINDS == LAYER_KINDS
+
+
+def test_the_section_states_the_bit_widths_and_weight_reuse_the_tables_were_priced_with():
+    """A run with ``event_weight_reuse = 4`` moves every figure while the printed rules state the default: the
+    section says which values priced the tables (the records' energy.hw_bits), once when shared, else per model."""
+    def with_bits(label: str, event: int) -> dict:
+        rec = record(label)
+        rec["metrics"]["energy"]["hw_bits"] = {"weight": 8, "dense_weight_reuse": 16, "event_weight_reuse": event}
+        return rec
+
+    _, notes = es.model_tables([with_bits("A", 4), with_bits("B", 4)], Declared({}))
+    assert [n for n in notes if "hw_bits" in n] == [
+        "priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, event_weight_reuse = 4"]
+    _, notes = es.model_tables([with_bits("A", 4), with_bits("B", 1)], Declared({}))
+    assert [n for n in notes if "hw_bits" in n] == [
+        "A priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, event_weight_reuse = 4",
+        "B priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, event_weight_reuse = 1"]

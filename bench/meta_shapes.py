@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from spikingjelly._ops.surrogate import _surrogate_spec
 from spikingjelly.activation_based import neuron
 from torch.overrides import TorchFunctionMode
 
@@ -215,7 +216,6 @@ def _layer_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor |
     if len(args) > len(_LAYER_NORM) or not set(given) <= set(_LAYER_NORM):
         return None
     x, normalized = given.get("input"), given.get("normalized_shape")
-    normalized = (normalized,) if isinstance(normalized, int) else normalized
     dtype = _plain([x], any_layout=True)
     if dtype is None or not isinstance(normalized, list | tuple | torch.Size) or not normalized \
             or not all(isinstance(n, int) for n in normalized) or len(normalized) > x.dim() \
@@ -294,27 +294,46 @@ class ShapesOnMeta(TorchFunctionMode):
 
 
 # spikingjelly 2.0 nodes whose multi-step forward imports the package of their registered op
-# (``spikingjelly._ops.if_``, ``.lif``, ``.plif``; LIAF through LIF's), which registers a Triton op and so
-# imports torch._inductor and torch._dynamo, on any device. Our subclasses (bench.models.neurons) included.
+# (``spikingjelly._ops.if_``, ``.lif``, ``.plif``), which registers a Triton op and so imports torch._inductor
+# and torch._dynamo, on any device. Our subclasses (bench.models.neurons) included.
 STEPPED_NODES = (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode)
 
 
+def _runs_registered_op(node: nn.Module) -> bool:
+    """Whether ``node``'s multi-step forward is spikingjelly's call of its registered op: a node of
+    :data:`STEPPED_NODES` whose class keeps that class's functional steps (LIAF and our ParametricLIAF
+    step in Python instead) and no explicit neuron precision."""
+    base = next(b for b in STEPPED_NODES if isinstance(node, b))
+    return (type(node).single_step_functional_forward is base.single_step_functional_forward
+            and type(node).multi_step_functional_forward is base.multi_step_functional_forward
+            and getattr(node, "_neuron_precision", None) is None)
+
+
 def _node_output_by_shape(node: nn.Module, x_seq: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-    """A multi-step neuron's output on a plain contiguous meta input: its input's shape and dtype."""
-    if args or kwargs or _plain([x_seq]) is None:
+    """A multi-step node's output on a plain contiguous float32 meta input: an empty tensor of its shape.
+
+    Where spikingjelly would run its Python reference loop (a surrogate without a fused kernel, e.g. Rect),
+    the loop calls the surrogate module once per step on a step's membrane: those calls are made too, on
+    an empty step-shaped tensor, so forward hooks see the same module calls."""
+    if args or kwargs or x_seq.dtype != torch.float32 or x_seq.dim() < 1 or _plain([x_seq]) is None:
         return type(node).multi_step_forward(node, x_seq, *args, **kwargs)
+    if _surrogate_spec(node.surrogate_function) is None:
+        for _ in range(x_seq.shape[0]):
+            node.surrogate_function(_empty(x_seq.shape[1:], x_seq.dtype))
     return _empty(x_seq.shape, x_seq.dtype)
 
 
 @contextlib.contextmanager
 def neurons_by_shape(model: nn.Module) -> Iterator[None]:
-    """Within the block, each multi-step node of :data:`STEPPED_NODES` in ``model`` answers a plain contiguous
-    meta input with an empty tensor of its shape and dtype, without running spikingjelly's op.
+    """Within the block, each multi-step node of ``model`` that runs spikingjelly's registered op
+    (:func:`_runs_registered_op`) answers a plain contiguous float32 meta input with an empty tensor of its
+    shape, without importing the op (:func:`_node_output_by_shape`).
 
-    These nodes act elementwise over ``[T, ...]``: their output (spikes, or LIAF's analog ``act(h)``) has
-    the input's shape and dtype. Their states are left as they were (a shape-only forward reads none).
+    IF/LIF/PLIF act elementwise over ``[T, ...]``: their spikes have the input's shape and dtype. Their
+    states are left as they were (a shape-only forward reads none).
     """
-    nodes = [m for m in model.modules() if isinstance(m, STEPPED_NODES) and m.step_mode == "m"]
+    nodes = [m for m in model.modules()
+             if isinstance(m, STEPPED_NODES) and m.step_mode == "m" and _runs_registered_op(m)]
     for node in nodes:
         node.multi_step_forward = partial(_node_output_by_shape, node)  # the instance's, over its class's
     try:

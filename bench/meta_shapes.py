@@ -1,4 +1,5 @@
-"""Shape-only answers for the ops of a meta-device forward that torch runs through its Python references.
+"""Shape-only answers in a meta-device forward for the ops torch runs through its Python references, and for
+spikingjelly's IF/LIF/PLIF nodes (:func:`neurons_by_shape`): both would import ``torch._dynamo`` and Triton.
 
 On the meta device, torch (2.14) computes elementwise ops, normalisations, ``linear`` and adaptive pooling
 with the Python references of ``torch._refs`` / ``torch._decomp``, whose ``_disable_dynamo`` decorator imports
@@ -25,6 +26,10 @@ else (another dtype or device, shapes the op refuses) runs the op itself, so its
 torch's own. Answers are laid out as torch lays out its outputs: elementwise outputs by torch's rule on the
 broadcast operands (:func:`output_permutation`), all others contiguous (tests compare shape, dtype and
 strides with the real op on every registered model).
+
+spikingjelly's LIAF node (``neuron="liaf"``) still imports them: it steps through spikingjelly's LIF
+single-step functional, which imports the LIF op's package. What still reaches torch's Python meta kernels (convolution, ``repeat``, ...) imports sympy through
+``torch._check`` (about 0.35 s), not ``torch._dynamo``.
 """
 
 from __future__ import annotations

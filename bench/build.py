@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.nn as nn
 
+from bench.meta_shapes import ShapesOnMeta, neurons_by_shape
 from bench.models.registry import ModelInfo, build_on_meta, create_model
 
 if TYPE_CHECKING:
@@ -125,10 +126,14 @@ def _largest_output(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def forward_with_hook(model: nn.Module, x: torch.Tensor, hook: Callable[[nn.Module, Any, Any], None]) -> None:
-    """One eval-mode forward of ``x`` under ``inference_mode`` with ``hook`` on every module (removed after)."""
+    """One eval-mode forward of ``x`` under ``inference_mode`` with ``hook`` on every module (removed after).
+
+    On meta tensors, the ops torch runs through its Python references and spikingjelly's IF/LIF/PLIF
+    nodes (both import ``torch._dynamo`` and Triton) are answered by their result's shape and dtype
+    (:mod:`bench.meta_shapes`): the same shapes, without the import."""
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), ShapesOnMeta(), neurons_by_shape(model):
             model.eval()(x)
     finally:
         for h in handles:

@@ -285,3 +285,27 @@ assert "torch._dynamo" not in sys.modules, "torch._dynamo imported"
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_meta_forwards_import_no_compiler():
+    """The memory bound and the time estimate run a meta-device forward of each model (``memory_profile``,
+    ``model_work``): there, torch's Python references (batch_norm, elementwise ops, ...) and spikingjelly's
+    IF/LIF/PLIF ops would import torch._dynamo and Triton (about a second of every dry run); bench.meta_shapes
+    answers them by shape. A fresh interpreter runs both on every registered model and checks no such import."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from bench.build import memory_profile
+from bench.estimate import Work, model_work
+from bench.models import list_models
+from bench.models.registry import model_info
+for name in list_models():
+    kwargs = {"num_classes": 10, "in_channels": 3, "input_size": "cifar", **({"T": 1} if model_info(name).fixed_T else {})}
+    assert memory_profile(name, kwargs, (3, 32, 32)).activation_per_step_sample, name
+    assert isinstance(model_work(name, kwargs, (3, 32, 32)), Work), name
+    assert "torch._dynamo" not in sys.modules and "triton" not in sys.modules, f"torch._dynamo imported by {name}"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

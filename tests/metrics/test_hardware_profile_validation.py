@@ -26,6 +26,16 @@ def suite_text(energy: str) -> str:
             '[data]\ndataset = "synthetic"\n[[models]]\nname = "sew_resnet18"\n[metrics.energy]\n' + energy + "\n")
 
 
+def refused_at_load(path, field: str, words: list[str]) -> SuiteError:
+    """Load ``path``, expecting a SuiteError naming the file, ``metrics.energy.<field>`` and every one of ``words``."""
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.file == str(path) and info.value.field == f"metrics.energy.{field}"
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    return info.value
+
+
 def profiles(name: str, entries: dict[str, str]) -> str:
     return f"hardware_profiles = {{ {name} = {{ {', '.join(f'{k} = {v}' for k, v in entries.items())} }} }}"
 
@@ -53,14 +63,8 @@ def profiles(name: str, entries: dict[str, str]) -> str:
     (profiles('"28nm-sata"', DIGITAL), "hardware_profiles", ["'28nm-sata' is a built-in profile's name"]),
 ])
 def test_hostile_profile_is_refused_at_load(write_suite, energy, field, words):
-    path = write_suite(suite_text(energy))
-    with pytest.raises(SuiteError) as info:
-        load_suite(path)
-    err = info.value
-    assert err.file == str(path) and err.field == f"metrics.energy.{field}"
+    err = refused_at_load(write_suite(suite_text(energy)), field, words)
     assert err.fix and "fix:" in str(err)
-    for word in words:
-        assert word in str(err), (word, str(err))
 
 
 def test_a_single_zero_cost_is_allowed(write_suite):
@@ -86,21 +90,13 @@ def test_cli_exits_2_naming_the_file_and_field_without_a_traceback(tmp_path):
 def test_hostile_compute_only_profile_is_refused_at_load(write_suite, entry, words):
     """The compute-only profiles (``profiles``) follow the same rules, and their errors are named under
     ``profiles`` (the bad table), not ``profile`` (the name that chose it)."""
-    path = write_suite(suite_text(f'profile = "chip"\nprofiles = {{ chip = {entry} }}'))
-    with pytest.raises(SuiteError) as info:
-        load_suite(path)
-    assert info.value.file == str(path) and info.value.field == "metrics.energy.profiles"
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
+    refused_at_load(write_suite(suite_text(f'profile = "chip"\nprofiles = {{ chip = {entry} }}')), "profiles", words)
 
 
 def test_a_compute_only_profile_may_not_take_a_built_ins_name(write_suite):
     """A user table named like a built-in (here 45nm-fp32) would print other constants under Horowitz's name."""
     path = write_suite(suite_text('profiles = { "45nm-fp32" = { mac_pj = 1.0, ac_pj = 0.1, source = "s" } }'))
-    with pytest.raises(SuiteError) as info:
-        load_suite(path)
-    assert info.value.field == "metrics.energy.profiles"
-    assert "'45nm-fp32' is a built-in profile's name" in str(info.value) and "'45nm-fp32-mine'" in str(info.value)
+    refused_at_load(path, "profiles", ["'45nm-fp32' is a built-in profile's name", "'45nm-fp32-mine'"])
 
 
 @pytest.mark.parametrize("value, words", [("0", ["0 is out of range", ">= 1"]), ("-1", ["-1 is out of range", ">= 1"]),
@@ -108,12 +104,7 @@ def test_a_compute_only_profile_may_not_take_a_built_ins_name(write_suite):
                                           ('"x"', ["expected an integer", "'x'"]),
                                           ("true", ["expected an integer", "True"])])
 def test_a_bad_event_weight_reuse_is_refused_at_load(write_suite, value, words):
-    path = write_suite(suite_text(f"event_weight_reuse = {value}"))
-    with pytest.raises(SuiteError) as info:
-        load_suite(path)
-    assert info.value.file == str(path) and info.value.field == "metrics.energy.event_weight_reuse"
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
+    refused_at_load(write_suite(suite_text(f"event_weight_reuse = {value}")), "event_weight_reuse", words)
 
 
 def test_event_weight_reuse_loads_and_a_bad_one_exits_2(tmp_path, write_suite):

@@ -422,17 +422,23 @@ AFTER = {
 }
 
 
+def conv_counted_as_on_the_device(build):
+    """Profile ``build()`` (seeded) on the host and the device path; assert equal reports; return its one conv row."""
+    torch.manual_seed(0)
+    model = build().eval()
+    x = torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2
+    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
+    assert host[1].to_dict() == device[1].to_dict()
+    (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
+    return conv
+
+
 @pytest.mark.parametrize("case", list(AFTER))
 def test_a_sum_of_spike_tensors_is_decided_as_without_the_shortcut(case):
     """The host path notes ``a + b`` of spike tensors as integers (fewer passes); the kinds and counts equal
     the device path's, which never takes the shortcut, also when the sum is changed in place before use."""
     after, kind = AFTER[case]
-    torch.manual_seed(0)
-    model = AddedSpikes(after).eval()
-    x = torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2
-    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
-    assert host[1].to_dict() == device[1].to_dict()
-    (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
+    conv = conv_counted_as_on_the_device(lambda: AddedSpikes(after))
     assert conv.kinds == (kind,)
 
 
@@ -470,12 +476,7 @@ class DisjointSpikes(nn.Module):
 def test_sums_of_spike_sums_count_as_on_the_device(broadcast):
     """Grids of sums (added from their terms' grids) and a bound the sum never reaches give the device path's
     kinds and counts; a broadcast term gives no grid, and the full passes decide."""
-    torch.manual_seed(0)
-    model = DisjointSpikes(broadcast).eval()
-    x = torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2
-    host, device = profile(model, x, host_decisions=True), profile(model, x, host_decisions=False)
-    assert host[1].to_dict() == device[1].to_dict()
-    (conv,) = [lay for lay in host[1].layers if lay.type == "Conv2d"]
+    conv = conv_counted_as_on_the_device(lambda: DisjointSpikes(broadcast))
     assert conv.kinds == ("multispike",) and conv.acs > 0
 
 

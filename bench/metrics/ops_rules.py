@@ -353,17 +353,23 @@ class ProbeState:
         entry = self._entry(x)
         g = self._cached_grids(entry, x, trail)
         if self.on_host:
-            x3 = as_3d(x, 0, trail)
-            made: dict[str, torch.Tensor] = {}  # grids made once, if the decision or the events need them
+            # grids made once, if the decision or the events need them; the [A, R, P] view only then (it
+            # copies a non-contiguous input, e.g. a permuted attention output that is analog anyway)
+            made: dict[str, torch.Tensor] = {}
+
+            def x3() -> torch.Tensor:
+                if "x3" not in made:
+                    made["x3"] = as_3d(x, 0, trail)
+                return made["x3"]
 
             def nonzero_grid() -> torch.Tensor:
                 if "nonzero" not in made:
-                    made["nonzero"] = exact_sum(nonzero_mask(x3), 1, 1.0)
+                    made["nonzero"] = exact_sum(nonzero_mask(x3()), 1, 1.0)
                 return made["nonzero"]
 
             def value_grid(mx: float) -> torch.Tensor:
                 if "values" not in made:
-                    made["values"] = exact_sum(x3, 1, mx)
+                    made["values"] = exact_sum(x3(), 1, mx)
                 return made["values"]
 
             if entry is None:

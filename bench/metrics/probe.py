@@ -326,6 +326,7 @@ class Probe:
                 stack.enter_context(self._hooks())
                 stack.enter_context(torch.inference_mode(False))
                 stack.enter_context(torch.no_grad())
+                stack.enter_context(kinds.kept_scratch())  # one scratch buffer for the whole pass's tests
                 if self.ops:
                     self._watcher = stack.enter_context(_CallWatcher(self))
                 for x in inputs:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import layer, neuron
 
-from bench.metrics import kinds
+from bench.metrics import kinds, ops_rules
 from bench.metrics.ops import count_ops, profile
 from bench.metrics.ops_rules import ProbeState, classify
 from bench.models import create_model
@@ -344,6 +344,71 @@ def test_an_analog_witness_in_the_head_block_decides_without_a_full_pass(monkeyp
     assert kinds.classify_on_host(integers).events == float(integers.sum())
 
 
+def test_a_value_in_the_sample_proves_not_two_level_without_the_count_passes(monkeypatch):
+    """A multispike tensor whose head block holds only {0, max}: a third value in its strided sample decides it
+    is not two-level, with no nonzero count or count of the max over the whole tensor; where the sample holds
+    none either, the full count decides (same kinds and events as the device path in both cases)."""
+    gen = torch.Generator().manual_seed(0)
+    doubled = (torch.rand(4, 8, 32, 32, generator=gen) < 0.3).float() * 2  # a sum of two equal spike maps
+    in_sample, late = doubled.clone(), doubled.clone()
+    in_sample[3, 7, 0, 5] = 1.0  # in the sample (index 0 of the longest dim), not in the head block (step 0)
+    late[3, 7, 31, 31] = 1.0  # in neither: only the full count can see it
+    assert kinds._head(in_sample).amax() == 2 and not ((kinds._head(in_sample) == 1).any())
+    assert (kinds._sample(in_sample) == 1).any() and not (kinds._sample(late) == 1).any()
+    for x in (in_sample, late):
+        exact = kinds.classify(x)
+        assert (exact.kind, float(exact.events)) == ("multispike", float(x.sum()))
+
+    def no_count(*args):
+        raise AssertionError("a count over the whole tensor was made")
+
+    with monkeypatch.context() as m:
+        m.setattr(kinds, "count_at", no_count)
+        host = kinds.classify_on_host(in_sample, nonzeros=lambda: no_count())
+    assert (host.kind, host.events) == ("multispike", float(in_sample.sum()))
+    host = kinds.classify_on_host(late)
+    assert (host.kind, host.events) == ("multispike", float(late.sum()))
+
+
+def test_an_analog_input_is_not_copied_into_its_counting_view(monkeypatch):
+    """A permuted (non-contiguous) analog input, e.g. a temporal-attention output read by a linear, is decided
+    analog by its first-row witness; the [A, R, P] view that would copy it is made only for spike inputs."""
+    permuted = torch.randn(4, 16, 64, 256, generator=torch.Generator().manual_seed(0)).permute(1, 2, 0, 3)
+    spikes = (permuted > 0).float()
+
+    def no_view(*args):
+        raise AssertionError("the counting view was made")
+
+    state = ops_rules.ProbeState(on_host=True)
+    with monkeypatch.context() as m:
+        m.setattr(ops_rules, "as_3d", no_view)
+        info, events = state.inspect(permuted, 0)
+    assert (info.kind, events) == ("analog", None)
+    info, events = state.inspect(spikes, 0)
+    assert (info.kind, float(events)) == ("binary", float(spikes.sum()))
+
+
+@pytest.mark.parametrize("precision", ["highest", "medium"])
+def test_sums_by_matrix_product_are_exact(precision):
+    """A grid summed as ``ones @ x`` (CPU, float32, from 256 positions) equals the float64 sum bit for bit for
+    integer values up to 256 with partial sums up to 2^24, also under a reduced-precision (bfloat16) float32
+    matmul setting; larger values, few positions or an unknown bound take the plain sum."""
+    gen = torch.Generator().manual_seed(0)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        for top, rows in ((1, 1 << 14), (3, 4096), (256, 1 << 16)):
+            x = torch.randint(0, top + 1, (4, rows, 256), generator=gen).float()
+            x[0, :, 0] = top  # the largest partial sum: rows x top, up to 2^24
+            assert kinds._by_matmul(x, 1, float(top))
+            assert torch.equal(kinds.exact_sum(x, 1, float(top)), x.double().sum(1))
+    finally:
+        torch.set_float32_matmul_precision(before)
+    x = torch.randint(0, 3, (4, 64, 255), generator=gen).float()
+    assert not kinds._by_matmul(x, 1, 2.0) and not kinds._by_matmul(torch.zeros(4, 8, 256), 1, 257.0)
+    assert not kinds._by_matmul(torch.zeros(4, 8, 256), 1, None)
+
+
 def test_the_first_row_witness_proves_only_analog_tensors(monkeypatch):
     """The host's first look (32 elements of the first row) claims analog only where the device decision says
     analog, on spike kinds whose first row holds fractions, zeros, -0.0 or one repeated value; it decides the
@@ -499,8 +564,6 @@ class _FullPasses(torch.overrides.TorchFunctionMode):
 def test_a_conv_reading_a_sum_of_spike_maps_makes_no_full_pass_over_it(monkeypatch):
     """The SEW ADD shortcut: the sum's value grid is its terms' grids added and its max is read off its head
     block, so the conv reading it makes no pass over all its elements (host path)."""
-    from bench.metrics import ops_rules
-
     model = AddedSpikes(AFTER["unchanged"][0]).eval()
     x = torch.rand(T, B, 2, 32, 32, generator=torch.Generator().manual_seed(1)) * 2  # 2 head blocks
     seen: list[list[str]] = []

@@ -393,5 +393,5 @@ INTRO = ("Energy per sample of each model at its main T on hardware profiles tha
          "is linear in its mean firing rate r, E(r) = fixed + slope x r; the break-even rate is the r at which "
          "it equals the ANN's. Verdict: at the measured rate, SNN cheaper (below break-even) or ANN cheaper "
          "(above); no break-even, with the energy plug-in's reason, where the two do not meet. These figures "
-         f"differ from the {COMPUTE_ONLY_LABEL} given in the headline's estimated energy, which prices arithmetic "
-         "alone.")
+         f"differ from the {COMPUTE_ONLY_LABEL} in the headline's compute-only energy columns, which price "
+         "arithmetic alone.")

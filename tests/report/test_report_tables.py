@@ -331,7 +331,8 @@ def test_si(value, text):
 
 
 @pytest.mark.parametrize(("joules", "text"), [(2.29e-3, "2.29 mJ"), (4.5e-7, "450 nJ"), (3e-12, "3 pJ"),
-                                              (1.5, "1.5 J")])
+                                              (1.5, "1.5 J"), (9.9996e-10, "1 nJ"), (0.0, "0 pJ"),
+                                              (-2.5e-6, "-2.5 µJ")])
 def test_energy_text(joules, text):
     assert energy_text(joules) == text
 

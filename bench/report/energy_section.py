@@ -88,7 +88,8 @@ SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN = "SNN cheaper", "ANN cheaper", "break-even
 PJ_PER_MJ = 1e9
 _FALLBACK = {
     "hw_energy_mj": Field("hw_energy_mj", "energy / sample", fmt="mj"),
-    "hw_ann_over_snn": Field("hw_ann_over_snn", "ANN / SNN energy", fmt="fixed2", better="higher", trained_only=True),
+    "hw_ann_over_snn": Field("hw_ann_over_snn", "ANN / SNN energy with data movement", fmt="fixed2", better="higher",
+                             trained_only=True),
     "mean_rate": Field("mean_rate", "mean firing rate", "%", "percent"),
     "break_even_rate": Field("break_even_rate", "break-even firing rate", "%", "percent"),
 }
@@ -253,7 +254,7 @@ def energy_config(record: dict[str, Any]) -> dict[str, str]:
     out |= {"hw_primary": _said(metric_value(record, "energy", "hw_profile")),
             "profile": _said(metric_value(record, "energy", "profile"))}
     profiles = hardware(record)
-    out["hw_evaluate"] = ", ".join(profiles)
+    out["hw_evaluate"] = ", ".join(sorted(profiles))
     for name, p in profiles.items():
         if isinstance(p.get("costs"), Mapping):
             out |= {f"{name}.{k}": _said(v) for k, v in p["costs"].items()}

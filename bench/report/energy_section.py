@@ -264,8 +264,8 @@ def energy_config(record: dict[str, Any]) -> dict[str, str]:
 def energy_cases(model_records: list[dict[str, Any]]) -> list[EnergyCase]:
     """A model's cases at its main T that hold hardware profiles, one per distinct energy configuration (a merged
     report of runs priced with ``event_weight_reuse = 1`` and ``4`` has two), first seen first; each names the
-    options whose values differ between them (``event_weight_reuse = 4``). Cases of one configuration on other
-    devices or batch sizes price the same counts: the first stands for them."""
+    options whose values differ between them (``event_weight_reuse = 4``). The first case of a configuration
+    stands for its cases on other devices and batch sizes (their counts agree as far as their spikes do)."""
     first: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], dict[str, Any]]] = {}
     for r in tb.at_main_T(model_records):
         if hardware(r):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -254,13 +255,13 @@ def _print_summary(run_dir: Path, records: list[dict], console: Console) -> None
 
 def _summary_table(frame: pd.DataFrame, title: str) -> Table:
     """The summary as a rich table: light rules, no wrapping of values (headers wrap onto lines as wide as
-    their values, at least 10 characters)."""
+    their values, at least 10 characters, at spaces and after hyphens: ``compute-only`` may take two lines)."""
     from rich import box
 
     table = Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for col in frame.columns:
         values = [len(str(v)) for v in frame[col]]
-        width = max([*values, *(len(w) for w in str(col).split()), min(len(str(col)), 10)])
+        width = max([*values, *(len(w) for w in re.split(r"\s+|(?<=-)", str(col))), min(len(str(col)), 10)])
         table.add_column(escape(textwrap.fill(str(col), width)), no_wrap=col != "model",
                          justify="left" if col in ("model", "device", "status") else "right")
     for _, row in frame.iterrows():

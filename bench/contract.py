@@ -30,6 +30,19 @@ BETTER = ("higher", "lower", "none")
 #   (1.23 M); millions: x1e-6 with 3 decimals; mj: millijoules in a readable unit (pJ .. J);
 #   joules: joules in a readable unit; sig: 4 significant digits; int: whole number; text: as is.
 FORMATS = ("fixed1", "fixed2", "fixed3", "percent", "count", "millions", "mj", "joules", "sig", "int", "text")
+ENERGY_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ"))  # joules per unit
+NA = "n/a"
+
+
+def energy_text(joules: float | None) -> str:
+    """Joules in the unit that keeps 3 significant digits readable (pJ .. J): the ``mj`` and ``joules`` display
+    rule, here so that a plug-in's reason text quotes energies as the report's cells show them. Rounded to 3
+    digits before the unit is chosen (999.96 pJ reads 1 nJ, never 1e+03 pJ)."""
+    if joules is None:
+        return NA
+    rounded = float(f"{joules:.3g}")
+    factor, unit = next(((f, u) for f, u in ENERGY_UNITS if abs(rounded) >= f), ENERGY_UNITS[-1])
+    return f"{rounded / factor:.3g} {unit}"
 
 
 @dataclass(frozen=True)

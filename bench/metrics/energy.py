@@ -211,12 +211,12 @@ def spikingjelly_simple_energy(model: nn.Module, x: torch.Tensor) -> dict[str, A
 
 _EXACT_ENERGY = Tolerance(rel=1e-9)
 FIELDS = (
-    Field("energy_mj", "est. energy / sample", "", "mj", "lower", "MACs x MAC cost + ACs x AC cost (+ neuron updates "
+    Field("energy_mj", "compute-only energy / sample", "", "mj", "lower", "MACs x MAC cost + ACs x AC cost (+ neuron updates "
           "when the profile prices them): compute only, an estimate, not a measurement", headline=True, summary=True,
           tolerance=_EXACT_ENERGY),
-    Field("ann_energy_mj", "ANN-equivalent energy / sample", "", "mj", description="dense MACs of ONE inference of a "
+    Field("ann_energy_mj", "ANN-equivalent compute-only energy / sample", "", "mj", description="dense MACs of ONE inference of a "
           "same-shape ANN x MAC cost (compute only)", headline=True, tolerance=_EXACT_ENERGY),
-    Field("ann_over_snn", "ANN / SNN energy", "", "fixed2", "higher", "compute only; above 1 the SNN's estimate is "
+    Field("ann_over_snn", "ANN / SNN compute-only energy", "", "fixed2", "higher", "compute only; above 1 the SNN's estimate is "
           "lower", headline=True, trained_only=True),
     Field("mac_energy_mj", "MAC energy", "", "mj", description="MACs x MAC cost"),
     Field("ac_energy_mj", "AC energy", "", "mj", description="ACs x AC cost"),

@@ -47,6 +47,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.contract import energy_text
 from bench.metrics.firing import FiringReport
 from bench.metrics.hardware import HardwareProfile
 from bench.metrics.ops import LayerOps, OpsReport
@@ -58,6 +59,7 @@ SNN_TERMS = ("compute", "weights", "membrane", "spikes", "activations")
 ANN_TERMS = ("compute", "weights", "activations")
 SPIKE_FORMATS = ("address", "bitmap")
 LAYER_KINDS = ("event-driven", "dense", "mixed", "neuron", "data")
+J_PER_PJ = 1e-12  # reasons quote energies as the report's cells do (bench.contract.energy_text)
 # Where a neuromorphic profile's per-event costs already hold a term (so it reads 0 there).
 NEUROMORPHIC_INCLUDED = {"weights": "synaptic-op weight reads are in sop_pj (dense MAC layers: on the reference)",
                          "membrane": "membrane reads and writes are in neuron_update_pj",
@@ -118,15 +120,16 @@ class HardwareEstimate:
         return self.snn_event / self.rate if self.rate else None
 
     def break_even(self) -> tuple[float | None, str | None]:
-        """The mean firing rate at which the SNN's estimate equals the ANN's, or None and why."""
+        """The mean firing rate at which the SNN's estimate equals the ANN's, or None and why (energies in the
+        why in the unit the report's cells use for them, 3 significant digits: ``1.2 µJ``, never ``1.2e+06 pJ``)."""
         if self.ann is None:
             return None, self.ann_why
         if self.rate is None:
             return None, "no spiking layer: no network mean firing rate to scale"
         ann = self.ann["total"]
         if self.snn_fixed >= ann:
-            return None, (f"the SNN's rate-independent costs ({self.snn_fixed:.4g} pJ) already reach the ANN's "
-                          f"({ann:.4g} pJ): it does not win at any rate")
+            return None, (f"the SNN's rate-independent costs ({energy_text(self.snn_fixed * J_PER_PJ)}) already "
+                          f"reach the ANN's ({energy_text(ann * J_PER_PJ)}): it does not win at any rate")
         if not self.rate:
             return None, "no events at the measured rate: the rate-dependent part cannot be scaled"
         if not self.snn_event:

@@ -1,6 +1,8 @@
 """Energy per sample against the network's mean firing rate, one panel per hardware profile.
 
-Each model (at its main T, the headline's rule) is drawn from its ``energy.hardware`` record on every profile:
+Each model (at its main T, the headline's rule) is drawn from its ``energy.hardware`` record on every profile
+(a model priced with several energy configurations in merged runs: its first, the caption naming it and the
+others, which the "Energy with data movement" tables show):
 
 - its SNN line ``E(r) = snn_fixed_pj + snn_slope_pj x r`` (solid, the model's colour) for r from 0 to the
   panel's right end;
@@ -35,7 +37,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator, NullFormatter  # n
 from bench.figure_layout import figure, finish, fit_legend  # noqa: E402
 from bench.palette import STYLE, ModelStyle  # noqa: E402
 from bench.report import tables as tb  # noqa: E402
-from bench.report.energy_section import ProfileRow, hardware, profile_rows  # noqa: E402
+from bench.report.energy_section import TITLE, ProfileRow, energy_cases, profile_rows  # noqa: E402
 
 NAME = "energy_vs_rate"
 RATE_ENDS = {0.1: 0.02, 0.2: 0.05, 0.25: 0.05, 0.5: 0.1, 1.0: 0.2}  # right ends of a rate axis: tick step
@@ -78,9 +80,13 @@ def curves(records: list[dict[str, Any]]) -> tuple[dict[str, list[Curve]], list[
     out: dict[str, list[Curve]] = {}
     notes = []
     for label, recs in tb.by_model(records).items():
-        case = next((r for r in tb.at_main_T(recs) if hardware(r)), None)
-        if case is None:
+        cases = energy_cases(recs)
+        if not cases:
             continue
+        case = cases[0].record
+        if len(cases) > 1:  # merged runs priced with other options: one line per model, the others named
+            notes.append(f"{label}: drawn with {cases[0].differs}; priced also with "
+                         f"{'; '.join(c.differs for c in cases[1:])} (in the \"{TITLE}\" tables)")
         for row in profile_rows(case):
             if row.fixed_pj is None or row.slope_pj is None:
                 notes.append(f"{label} on {row.profile}: no linear cost model (snn_fixed_pj, snn_slope_pj) recorded")

@@ -6,6 +6,10 @@ the ANN equivalent on the same profile, and the linear cost model ``E_snn(r) = s
 snn_slope_pj x r`` in the network's mean firing rate ``r``, with the **break-even rate** where it meets the
 ANN's energy. This module turns those records into one compact table per model at its main T (the headline's
 rule, :func:`bench.report.tables.main_T`), one row per profile, and the list of profiles with their sources.
+A model priced with several energy configurations (merged runs with other ``[metrics.energy]`` options: a
+different ``energy.hw_bits``, e.g. ``event_weight_reuse``, ``hw_primary``, compute-only profile, profiles
+evaluated or their costs) gets one table per configuration, each caption naming what differs
+(``A at T=4 with event_weight_reuse = 4``); the headline's note says which one its columns show.
 
 Verdict of a row: ``no break-even: <why>`` when the record gives no break-even rate (with the plug-in's
 reason); otherwise the measured rate against the break-even rate on the line ``E_snn(r)`` (``SNN cheaper``
@@ -33,7 +37,9 @@ event; ``dense``: real-valued input, MACs at every call, e.g. the encoding conv 
 ``neuron``, ``data``), with the layers' names, their compute and memory-traffic energy (weights + membrane +
 spikes + activations) and their share of the SNN total; a note gives the totals of compute vs memory and of
 the event-driven vs the dense part. Runs whose ``hw_layers`` carry no ``kind`` (older runs) get no such
-table, and a note says so.
+table, and a note says so; nor does a record in which a term the split sums (``snn_pj`` compute, weights,
+membrane, spikes, activations, ``ann_pj`` total) is missing, NaN or not numeric in some layer: its note names
+the model, the layer and the field (a partial record is never summed as if the term were 0; a recorded 0.0 is 0).
 
 Reads records and run.json conventions only: no torch, no ``bench.metrics``.
 """
@@ -72,6 +78,7 @@ HW_LAYERS = ("energy", "hw_layers")
 # The energy model's layer kinds (``energy_model.LAYER_KINDS``), in the order the split table lists them.
 LAYER_KINDS = ("event-driven", "dense", "mixed", "neuron", "data")
 NAMES_SHOWN = 3  # layer names listed per kind before "+n more"
+NOT_RECORDED = "not recorded"  # an energy option a record does not carry (older runs: no hw_bits)
 CONVENTIONS_KEY = "hardware_profiles"  # run.json conventions: the profiles with their sources (newer runs)
 SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN = "SNN cheaper", "ANN cheaper", "break-even"
 
@@ -81,7 +88,8 @@ SNN_CHEAPER, ANN_CHEAPER, BREAK_EVEN = "SNN cheaper", "ANN cheaper", "break-even
 PJ_PER_MJ = 1e9
 _FALLBACK = {
     "hw_energy_mj": Field("hw_energy_mj", "energy / sample", fmt="mj"),
-    "hw_ann_over_snn": Field("hw_ann_over_snn", "ANN / SNN energy", fmt="fixed2", better="higher", trained_only=True),
+    "hw_ann_over_snn": Field("hw_ann_over_snn", "ANN / SNN energy with data movement", fmt="fixed2", better="higher",
+                             trained_only=True),
     "mean_rate": Field("mean_rate", "mean firing rate", "%", "percent"),
     "break_even_rate": Field("break_even_rate", "break-even firing rate", "%", "percent"),
 }
@@ -204,8 +212,9 @@ class LayerSplit:
 
 @dataclass
 class ModelTable:
-    """One model's table: the case it comes from, the frame (one row per profile), its caption and notes, and
-    the layer split (None where the record has no per-layer kinds)."""
+    """One model's table: the case it comes from, the frame (one row per profile), its caption and notes, the
+    layer split (None where the record has no per-layer kinds) and what tells its energy configuration from the
+    model's others ("" when it has one)."""
 
     label: str
     record: dict[str, Any]
@@ -214,6 +223,59 @@ class ModelTable:
     caption: str
     notes: list[str] = field(default_factory=list)
     split: LayerSplit | None = None
+    differs: str = ""
+
+    @property
+    def title(self) -> str:
+        """The model's label, with its configuration where the model has several (``A (event_weight_reuse = 4)``)."""
+        return f"{self.label} ({self.differs})" if self.differs else self.label
+
+
+@dataclass(frozen=True)
+class EnergyCase:
+    """One energy configuration of a model at its main T: the first case priced with it, the configuration
+    (:func:`energy_config`) and what tells it from the model's other configurations ("" when it has one)."""
+
+    record: dict[str, Any]
+    config: dict[str, str]
+    differs: str
+
+
+def _said(value: Any) -> str:
+    return NOT_RECORDED if value is None else str(value)
+
+
+def energy_config(record: dict[str, Any]) -> dict[str, str]:
+    """The options that priced a record's energy figures, flat (name -> value as text): ``energy.hw_bits`` (bit
+    widths, ``event_weight_reuse``, ...), ``hw_primary`` (the record's ``hw_profile``), the compute-only
+    ``profile``, the profiles evaluated (``hw_evaluate``) and each one's recorded ``costs`` (``<profile>.<cost>``)."""
+    bits = metric_value(record, "energy", "hw_bits")
+    out = {str(k): _said(v) for k, v in bits.items()} if isinstance(bits, Mapping) else {}
+    out |= {"hw_primary": _said(metric_value(record, "energy", "hw_profile")),
+            "profile": _said(metric_value(record, "energy", "profile"))}
+    profiles = hardware(record)
+    out["hw_evaluate"] = ", ".join(sorted(profiles))
+    for name, p in profiles.items():
+        if isinstance(p.get("costs"), Mapping):
+            out |= {f"{name}.{k}": _said(v) for k, v in p["costs"].items()}
+    return out
+
+
+def energy_cases(model_records: list[dict[str, Any]]) -> list[EnergyCase]:
+    """A model's cases at its main T that hold hardware profiles, one per distinct energy configuration (a merged
+    report of runs priced with ``event_weight_reuse = 1`` and ``4`` has two), first seen first; each names the
+    options whose values differ between them (``event_weight_reuse = 4``). The first case of a configuration
+    stands for its cases on other devices and batch sizes (their counts agree as far as their spikes do)."""
+    first: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], dict[str, Any]]] = {}
+    for r in tb.at_main_T(model_records):
+        if hardware(r):
+            config = energy_config(r)
+            first.setdefault(tuple(sorted(config.items())), (config, r))
+    configs = [c for c, _ in first.values()]
+    differ = [k for k in dict.fromkeys(k for c in configs for k in c)
+              if len({c.get(k, NOT_RECORDED) for c in configs}) > 1]
+    return [EnergyCase(r, c, ", ".join(f"{k} = {c.get(k, NOT_RECORDED)}" for k in differ))
+            for c, r in first.values()]
 
 
 def _names(names: list[str]) -> str:
@@ -225,22 +287,52 @@ def _share(part: float, total: float) -> str:
     return f"{100 * part / total:.1f}" if total else NA
 
 
-def layer_split(label: str, record: dict[str, Any], declared: Declared) -> LayerSplit | None:
-    """The layer split of one model's case (see the module docstring); None without kinds in ``hw_layers``."""
+def _layer_terms(lay: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """A ``hw_layers`` entry's terms the split sums (``snn_pj.compute``, its memory terms, ``ann_pj.total``) and
+    the fields among them that are missing or not a finite number (a recorded 0.0 is a term of 0)."""
+    wanted = [("snn_pj", part) for part in ("compute", *MEMORY_PARTS)] + [("ann_pj", "total")]
+    terms, bad = {}, []
+    for group, part in wanted:
+        entry = lay.get(group)
+        value = number(entry.get(part)) if isinstance(entry, Mapping) else None
+        if value is None:
+            bad.append(f"{group}.{part}")
+        else:
+            terms[f"{group}.{part}"] = value
+    return terms, bad
+
+
+def _partial_note(label: str, problems: list[tuple[str, str]]) -> str:
+    listed = "; ".join(f"layer {name!r}: {term}" for name, term in problems[:NAMES_SHOWN])
+    more = f" (+{len(problems) - NAMES_SHOWN} more)" if len(problems) > NAMES_SHOWN else ""
+    return (f"No layer split for {label}: its energy.hw_layers lack a number for {listed}{more} (missing, NaN or "
+            "not numeric); the split is not drawn rather than summed with that term read as 0.")
+
+
+def layer_split(label: str, record: dict[str, Any], declared: Declared, differs: str = ""
+                ) -> tuple[LayerSplit | None, str | None]:
+    """The layer split of one model's case (see the module docstring), or None and the note saying why: None, None
+    without ``hw_layers`` kinds (the caller says so); None and a note naming the model, the layer and the field when
+    a term the split sums is missing, NaN or not numeric (a partial record is never summed as if it were 0)."""
     layers = metric_value(record, *HW_LAYERS)
     if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) and x.get("kind")
                                                             for x in layers):
-        return None
+        return None, None
     energy = declared_field(declared, "hw_energy_mj")
     groups: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[str, str]] = []
     for lay in layers:
-        snn = lay.get("snn_pj") if isinstance(lay.get("snn_pj"), Mapping) else {}
-        ann = lay.get("ann_pj") if isinstance(lay.get("ann_pj"), Mapping) else {}
+        terms, bad = _layer_terms(lay)
+        problems += [(str(lay.get("name")), term) for term in bad]
+        if bad:
+            continue
         g = groups.setdefault(str(lay["kind"]), {"names": [], "compute": 0.0, "memory": 0.0, "ann": 0.0})
         g["names"].append(str(lay.get("name")))
-        g["compute"] += number(snn.get("compute")) or 0.0
-        g["memory"] += sum(number(snn.get(part)) or 0.0 for part in MEMORY_PARTS)
-        g["ann"] += number(ann.get("total")) or 0.0
+        g["compute"] += terms["snn_pj.compute"]
+        g["memory"] += sum(terms[f"snn_pj.{part}"] for part in MEMORY_PARTS)
+        g["ann"] += terms["ann_pj.total"]
+    if problems:
+        return None, _partial_note(f"{label} ({differs})" if differs else label, problems)
     total = sum(g["compute"] + g["memory"] for g in groups.values())
     order = [k for k in LAYER_KINDS if k in groups] + sorted(set(groups) - set(LAYER_KINDS))
     rows = [{"layer kind": kind, "layers": _names(groups[kind]["names"]),
@@ -255,14 +347,19 @@ def layer_split(label: str, record: dict[str, Any], declared: Declared) -> Layer
              f"part {_energy(energy, part['event-driven'])} ({_share(part['event-driven'], total)} %), dense part "
              f"{_energy(energy, part['dense'])} ({_share(part['dense'], total)} %)."]
     profile = metric_value(record, "energy", "hw_profile") or "the primary profile"
-    caption = (f"{label} at T={record['T']}: the SNN's layers on {profile}, by how the energy model prices them "
+    caption = (f"{_who(label, record, differs)}: the SNN's layers on {profile}, by how the energy model prices them "
                "(event-driven: spike input, per event; dense: real-valued input, MACs at every call, e.g. the "
                "encoding conv; neuron: membrane updates).")
-    return LayerSplit(pd.DataFrame(rows), caption, notes)
+    return LayerSplit(pd.DataFrame(rows), caption, notes), None
 
 
-def model_table(label: str, record: dict[str, Any], basis: str, declared: Declared) -> ModelTable:
-    """The table of one model's case at its main T (``basis``: why that T, see ``tables.MainT``)."""
+def _who(label: str, record: dict[str, Any], differs: str) -> str:
+    return f"{label} at T={record['T']}" + (f" with {differs}" if differs else "")
+
+
+def model_table(label: str, record: dict[str, Any], basis: str, declared: Declared, differs: str = "") -> ModelTable:
+    """The table of one model's case at its main T (``basis``: why that T, see ``tables.MainT``; ``differs``: what
+    tells its energy configuration from the model's others, see :func:`energy_cases`)."""
     energy = declared_field(declared, "hw_energy_mj")
     ratio, rate, even = (declared_field(declared, n) for n in ("hw_ann_over_snn", "mean_rate", "break_even_rate"))
     untrained = tb.untrained(record)
@@ -292,13 +389,15 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
                   f"{format_value(mj, literature)} (energy.literature_energy_mj)")
         notes.append(f"{compute_only_label(record)}: {format_value(mj, compute_only)} per sample (energy.energy_mj, "
                      f"profile {profile}): arithmetic only, no memory traffic{quoted}.")
-    caption = (f"{label} at T={record['T']} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
+    caption = (f"{_who(label, record, differs)} ({basis}; weights: {tb.weights_short(record)}): energy per sample on "
                "each hardware profile, SNN split into compute, weight, membrane, spike and real-valued activation traffic "
                "(the parts add up to the SNN total).")
-    split = layer_split(label, record, declared)
-    if split is None and hardware(record):
+    split, why = layer_split(label, record, declared, differs)
+    if why is not None:
+        notes.append(why)
+    elif split is None and hardware(record):
         notes.append("No layer split: this run's energy.hw_layers carry no layer kinds (recorded before they were).")
-    return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes, split)
+    return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes, split, differs)
 
 
 def headline_note(records: list[dict[str, Any]]) -> str | None:
@@ -314,19 +413,35 @@ def headline_note(records: list[dict[str, Any]]) -> str | None:
     if not names:
         return None
     return (f"energy with data movement, its ANN / SNN ratio and the break-even firing rate: on hardware profile "
-            f"{', '.join(names)} (energy.hw_profile); every profile is in \"{TITLE}\".")
+            f"{', '.join(names)} (energy.hw_profile); every profile is in \"{TITLE}\"." + shown_cases_note(records))
+
+
+def shown_cases_note(records: list[dict[str, Any]]) -> str:
+    """For each model priced with several energy configurations (merged runs), which one the headline's energy
+    columns show (its first case reporting ``hw_energy_mj``) and which others only the section has; "" if none."""
+    said = []
+    for label, recs in tb.by_model(records).items():
+        cases = energy_cases(recs)
+        shown = tb.first_reporting(tb.at_main_T(recs), "energy", "hw_energy_mj")
+        if len(cases) < 2 or shown is None:
+            continue
+        config = energy_config(shown)
+        others = [c.differs for c in cases if c.config != config]
+        said.append(f"{label}: the headline shows the case with {next(c.differs for c in cases if c.config == config)}"
+                    f"; \"{TITLE}\" also shows {'; '.join(others)}")
+    return "".join(f" {s}." for s in said)
 
 
 def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[list[ModelTable], list[str]]:
-    """One table per model whose case at the main T holds hardware profiles; the section's notes: models without
-    one, and the untrained note once when some table is of an untrained net."""
+    """One table per model and energy configuration (:func:`energy_cases`) at the model's main T, the
+    configuration named in its caption where the model has several; the section's notes: models without one,
+    and the untrained note once when some table is of an untrained net."""
     tables, notes = [], []
     for label, recs in tb.by_model(records).items():
         main = tb.main_T(recs)
-        case = next((r for r in tb.at_main_T(recs) if hardware(r)), None)
-        if case is not None:
-            tables.append(model_table(label, case, main.basis, declared))
-        elif any(hardware(r) for r in recs):
+        cases = energy_cases(recs)
+        tables += [model_table(label, c.record, main.basis, declared, c.differs) for c in cases]
+        if not cases and any(hardware(r) for r in recs):
             notes.append(f"{label}: no hardware profiles recorded at its main T={main.T}")
     if any(tb.untrained(t.record) for t in tables):
         ratio = declared_field(declared, "hw_ann_over_snn")
@@ -344,7 +459,7 @@ def assumptions_notes(tables: list[ModelTable]) -> list[str]:
     for t in tables:
         bits = metric_value(t.record, "energy", "hw_bits")
         if isinstance(bits, Mapping) and bits:
-            models.setdefault(", ".join(f"{k} = {v}" for k, v in bits.items()), []).append(t.label)
+            models.setdefault(", ".join(f"{k} = {v}" for k, v in bits.items()), []).append(t.title)
     if len(models) == 1:
         return [f"priced with (energy.hw_bits): {next(iter(models))}"]
     return [f"{', '.join(labels)} priced with (energy.hw_bits): {said}" for said, labels in models.items()]
@@ -393,5 +508,5 @@ INTRO = ("Energy per sample of each model at its main T on hardware profiles tha
          "is linear in its mean firing rate r, E(r) = fixed + slope x r; the break-even rate is the r at which "
          "it equals the ANN's. Verdict: at the measured rate, SNN cheaper (below break-even) or ANN cheaper "
          "(above); no break-even, with the energy plug-in's reason, where the two do not meet. These figures "
-         f"differ from the {COMPUTE_ONLY_LABEL} given in the headline's estimated energy, which prices arithmetic "
-         "alone.")
+         f"differ from the {COMPUTE_ONLY_LABEL} in the headline's compute-only energy columns, which price "
+         "arithmetic alone.")

@@ -13,9 +13,8 @@ import math
 import re
 from typing import Any
 
-from bench.contract import Field
+from bench.contract import NA, Field, energy_text
 
-NA = "n/a"
 _NUMBER = re.compile(r"^[-+]?\d[\d.,]*(e[-+]?\d+)?( ?[kMGTµnpm]?J?)?( ⚠)?$|^n/a$|^-$")
 JOULES_PER = {"mj": 1e-3, "joules": 1.0}  # energy formats: the recorded unit in joules
 
@@ -46,16 +45,6 @@ def sig(x: float | None, digits: int = 4) -> str:
     if x is None:
         return NA
     return f"{x:.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"
-
-
-def energy_text(joules: float | None) -> str:
-    """Joules in the unit that keeps 3 significant digits readable (pJ .. J)."""
-    if joules is None:
-        return NA
-    for factor, unit in ((1, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
-        if abs(joules) >= factor:
-            return f"{joules / factor:.3g} {unit}"
-    return f"{joules / 1e-12:.3g} pJ"
 
 
 def joules(field: Field, value: Any) -> float | None:

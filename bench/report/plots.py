@@ -159,7 +159,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def accuracy_vs_energy(records: list[dict[str, Any]], declared: Declared,
                        styles: dict[str, ModelStyle]) -> FigureData | None:
-    """Top-1 against estimated energy per sample, every (trained model, T), Pareto front marked."""
+    """Top-1 against compute-only estimated energy per sample, every (trained model, T), Pareto front marked."""
     acc, energy = declared.field(*ACCURACY), declared.field(*ESTIMATED_ENERGY)
     if acc is None or energy is None:
         return None
@@ -192,7 +192,7 @@ def accuracy_vs_energy(records: list[dict[str, Any]], declared: Declared,
         ax.margins(x=0.15, y=0.12)  # room for the labels of the outermost points
         ax.set_xlabel(f"{energy.title} ({unit}, log scale)")
         ax.set_ylabel(acc.column)
-        _title(ax, "Accuracy versus estimated energy", 6.4)
+        _title(ax, "Accuracy versus compute-only energy", 6.4)
         fit_legend(ax, len(pts) + 1)
         freeze_layout(fig)
         left_out = place_labels(ax, [(x, y, f"T={t}") for p in pts.values() for x, y, t in p], fontsize=7,

@@ -124,3 +124,15 @@ def test_memory_aware_figure_is_per_sample_and_prices_analog_macs_at_4_6_pj():
     two = spikingjelly_simple_energy(model, torch.cat([x, x], dim=1))
     assert {k: v for k, v in two.items() if k.endswith("_mj")} == pytest.approx(
         {k: v for k, v in one.items() if k.endswith("_mj")})
+
+
+def test_headline_energy_columns_say_compute_only_or_with_data_movement():
+    """The headline shows the compute-only figures beside the data-movement ones: each energy column's name alone
+    says which it is (the field names, which records and baselines key on, stay)."""
+    from bench.metrics.energy import FIELDS
+
+    shown = {f.name: f.title for f in FIELDS if f.headline and "energy" in f.title}
+    assert {"energy_mj", "ann_energy_mj", "ann_over_snn", "hw_energy_mj", "hw_ann_over_snn"} <= set(shown)
+    for name, label in shown.items():
+        assert ("data movement" in label) == name.startswith("hw_"), (name, label)
+        assert ("compute-only" in label) != name.startswith("hw_"), (name, label)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from real_run import copy_run, read_jsonl, real_run, write_jsonl
+from real_run import copy_run, edit_json, read_jsonl, real_run, write_jsonl
 from test_report_browser import CHROMIUM, fits, inspect_page
 from weights import relabelled
 
@@ -24,6 +24,7 @@ from bench.report.declared import Declared, declarations
 from bench.results import load_run
 
 PARTS = ("compute", "weights", "membrane", "spikes", "activations")
+RATIO = "ANN / SNN energy with data movement"  # the section's ratio column (fallback declaration)
 
 
 def profile(kind: str, parts: tuple[float, ...], ann: float | None, fixed: float, slope: float, rate: float,
@@ -74,11 +75,12 @@ def test_cells_are_the_recorded_values_formatted():
     assert rows["gpu"] == {"profile": "gpu", "kind": "digital", "SNN compute": "1 nJ", "SNN weights": "4 nJ",
                            "SNN membrane": "2.5 nJ", "SNN spikes": "400 pJ", "SNN activations": "100 pJ",
                            "SNN total": "8 nJ",
-                           "ANN-equivalent": "12 nJ", "ANN / SNN energy": "1.50", "measured firing rate (%)": "15.00",
+                           "ANN-equivalent": "12 nJ", RATIO: "1.50",
+                           "measured firing rate (%)": "15.00",
                            "break-even rate (%)": "35.00", "verdict": "SNN cheaper"}
-    assert (rows["loihi"]["SNN total"], rows["loihi"]["ANN-equivalent"], rows["loihi"]["ANN / SNN energy"],
+    assert (rows["loihi"]["SNN total"], rows["loihi"]["ANN-equivalent"], rows["loihi"][RATIO],
             rows["loihi"]["break-even rate (%)"]) == ("800 pJ", "500 pJ", "0.62", "7.50")  # 0.625 -> 0.62 (half-even)
-    assert (rows["sram"]["SNN total"], rows["sram"]["ANN / SNN energy"], rows["sram"]["break-even rate (%)"]) == (
+    assert (rows["sram"]["SNN total"], rows["sram"][RATIO], rows["sram"]["break-even rate (%)"]) == (
         "9.15 nJ", "0.66", "n/a")  # 6000 / 9150 = 0.6557
     assert "T=4 (trained; weights: snnbench)" in t.caption
     assert any(n.startswith("compute-only estimate (Horowitz 2014 arithmetic, exact op counts): 3 nJ per sample")
@@ -98,7 +100,7 @@ def test_three_verdicts():
 def test_untrained_ratio_and_verdict_withheld_break_even_shown():
     t = table_of([record("U", untrained=True)], "U")
     rows = {r["profile"]: r for r in t.frame.to_dict("records")}
-    assert {r["ANN / SNN energy"] for r in rows.values()} == {"†"}
+    assert {r[RATIO] for r in rows.values()} == {"†"}
     assert rows["gpu"]["verdict"] == rows["loihi"]["verdict"] == "†"
     assert rows["sram"]["verdict"].startswith("no break-even: ")  # a property of the cost model: shown
     assert (rows["gpu"]["break-even rate (%)"], rows["gpu"]["SNN total"], rows["gpu"]["measured firing rate (%)"]) == (
@@ -114,7 +116,7 @@ def test_missing_ann_reads_na_with_its_reason():
     hw = {"chip": profile("neuromorphic", (1, 2, 3, 4, 0), None, 10, 20, 0.1, None, "no ANN equivalent")}
     t = table_of([record(hardware=hw)])
     row = t.frame.to_dict("records")[0]
-    assert (row["ANN-equivalent"], row["ANN / SNN energy"]) == ("n/a", "n/a")
+    assert (row["ANN-equivalent"], row[RATIO]) == ("n/a", "n/a")
     assert "ANN-equivalent, chip: n/a (the net has no dense equivalent)" in t.notes
 
 
@@ -165,6 +167,38 @@ def test_layer_split_by_hand():
     many = record()
     many["metrics"]["energy"]["hw_layers"] = [hw_layer(f"c{i}", "event-driven", 1, 1, 0, 0, 0, 1) for i in range(5)]
     assert table_of([many]).split.frame.iloc[0]["layers"] == "5: c0, c1, c2 +2 more"
+
+
+@pytest.mark.parametrize("bad", [None, float("nan"), "12 pJ", True, "missing"])
+def test_layer_split_refused_when_a_term_is_missing_or_not_a_number(bad):
+    """A partial or malformed hw_layers entry (l2.conv's weights): no split whose totals silently leave the term out,
+    but a note naming the model, the layer and the field; a recorded 0.0 is a term of 0 and the split is drawn."""
+    rec = record()
+    rec["metrics"]["energy"] |= {"hw_layers": copy.deepcopy(HW_LAYERS), "hw_profile": "sram"}
+    snn = rec["metrics"]["energy"]["hw_layers"][2]["snn_pj"]
+    if bad == "missing":
+        del snn["weights"]
+    else:
+        snn["weights"] = bad
+    t = table_of([rec])
+    assert t.split is None
+    assert [n for n in t.notes if "layer split" in n] == [
+        "No layer split for A: its energy.hw_layers lack a number for layer 'l2.conv': snn_pj.weights (missing, NaN "
+        "or not numeric); the split is not drawn rather than summed with that term read as 0."]
+    snn["weights"] = 0.0
+    rows = {r["layer kind"]: r for r in table_of([rec]).split.frame.to_dict("records")}
+    assert rows["event-driven"]["memory traffic"] == "900 pJ"  # 1200 - l2.conv's 300 pJ of weights
+
+
+def test_layer_split_names_every_malformed_field_up_to_three():
+    rec = record()
+    rec["metrics"]["energy"] |= {"hw_layers": copy.deepcopy(HW_LAYERS), "hw_profile": "sram"}
+    layers = rec["metrics"]["energy"]["hw_layers"]
+    layers[0]["ann_pj"] = None
+    layers[3]["snn_pj"] = {"compute": 400.0}
+    (note,) = [n for n in table_of([rec]).notes if "layer split" in n]
+    assert note.startswith("No layer split for A: its energy.hw_layers lack a number for layer 'stem.conv': "
+                           "ann_pj.total; layer 'sn1': snn_pj.weights; layer 'sn1': snn_pj.membrane (+2 more) ")
 
 
 def test_layer_split_absent_for_records_without_kinds():
@@ -359,6 +393,40 @@ def test_tables_fit_the_screen_in_a_browser(runs, tmp_path, width):
         assert all(fits(r) for r in table["rows"]), table
 
 
+def reuse4(run: Path, dst: Path) -> Path:
+    """The run as if priced again with event_weight_reuse = 4 (hw_bits and the gpu weight term changed, run id)."""
+    copy_run(run, dst)
+    records = read_jsonl(dst / "results.jsonl")
+    for r in records:
+        r["run_id"] = "reuse4"
+        energy = (r.get("metrics") or {}).get("energy") or {}
+        if energy.get("hardware"):
+            energy["hw_bits"] = (energy.get("hw_bits") or {}) | {"event_weight_reuse": 4}
+            energy["hardware"]["gpu"]["snn_pj"]["weights"] /= 4
+    write_jsonl(dst / "results.jsonl", records)
+    edit_json(dst / "run.json", run_id="reuse4")
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_merged_report_of_two_energy_configurations_in_a_browser(runs, tmp_path):
+    """bench report RUN_A RUN_B of one run and the same priced with event_weight_reuse = 4: both configurations of
+    each model in the section (captions naming them), tables that fit 1400 px with no word split."""
+    _, hw = runs
+    md_path, html = render_report([hw, reuse4(hw, tmp_path / "reuse4")], tmp_path / "report")
+    section = md_section(md_path.read_text(encoding="utf-8"), "Energy with data movement")
+    for label in ("tiny", "SEW w/16"):
+        for event in (1, 4):
+            assert re.search(rf"{re.escape(label)} at T=\d with event_weight_reuse = {event} \(", section), label
+    (tmp_path / "section.md").write_text(section, encoding="utf-8")
+    page = inspect_page(html, tmp_path / "profile", width=1400, height=900)
+    mine = [t for t in page["compact"] if t["id"].startswith("energy-hw-")]
+    assert [t["id"] for t in mine] == [f"energy-hw-{n}{part}" for n in range(1, 5) for part in ("", "-layers")]
+    assert page["errors"] == [] and page["splitWords"] == [] and page["pageWidth"] <= page["viewportWidth"]
+    assert all(fits(t["wrap"]) and fits(t["table"]) for t in mine), mine
+
+
 def test_stored_hardware_profiles_print_as_pairs_in_the_conventions():
     from bench.report.conventions import conventions_markdown
 
@@ -389,3 +457,44 @@ def test_the_section_states_the_bit_widths_and_weight_reuse_the_tables_were_pric
     assert [n for n in notes if "hw_bits" in n] == [
         "A priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, event_weight_reuse = 4",
         "B priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, event_weight_reuse = 1"]
+
+
+def test_merged_runs_with_other_energy_options_show_every_configuration():
+    """Two runs priced model A at the same T with event_weight_reuse 1 and 4 (records that differ only in hw_bits
+    and the figures it moves): one table per configuration, each caption naming what differs, the hw_bits note per
+    table, the headline note and the plot caption saying which one they show."""
+    def priced(event: int, weights: float) -> dict:
+        rec = record()
+        rec["metrics"]["energy"]["hw_bits"] = {"weight": 8, "dense_weight_reuse": 16, "event_weight_reuse": event}
+        rec["metrics"]["energy"]["hw_profile"] = "gpu"
+        rec["metrics"]["energy"]["hw_energy_mj"] = 8e-6
+        rec["metrics"]["energy"]["hardware"]["gpu"]["snn_pj"]["weights"] = weights
+        return rec
+
+    records = [priced(1, 4000.0), priced(4, 1000.0), priced(1, 4000.0)]  # the third: run A's again (another device)
+    tables, notes = es.model_tables(records, Declared({}))
+    assert [(t.label, t.differs) for t in tables] == [("A", "event_weight_reuse = 1"), ("A", "event_weight_reuse = 4")]
+    assert [t.caption.split(" (")[0] for t in tables] == ["A at T=4 with event_weight_reuse = 1",
+                                                          "A at T=4 with event_weight_reuse = 4"]
+    assert [t.frame.iloc[0]["SNN weights"] for t in tables] == ["4 nJ", "1 nJ"]
+    assert [n for n in notes if "hw_bits" in n] == [
+        "A (event_weight_reuse = 1) priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, "
+        "event_weight_reuse = 1",
+        "A (event_weight_reuse = 4) priced with (energy.hw_bits): weight = 8, dense_weight_reuse = 16, "
+        "event_weight_reuse = 4"]
+    assert es.headline_note(records).endswith(
+        " A: the headline shows the case with event_weight_reuse = 1; \"Energy with data movement\" also shows "
+        "event_weight_reuse = 4.")
+    plot = erp.energy_vs_rate(records, model_styles(["A"]))
+    assert ("A: drawn with event_weight_reuse = 1; priced also with event_weight_reuse = 4 (in the \"Energy with "
+            "data movement\" tables).") in plot.caption
+    only_bits = es.model_tables([priced(1, 4000.0), priced(4, 4000.0)], Declared({}))[0]  # nothing else differs
+    assert [t.differs for t in only_bits] == ["event_weight_reuse = 1", "event_weight_reuse = 4"]
+    # Another primary profile is a configuration too; one configuration keeps the caption as before.
+    other = priced(1, 4000.0)
+    other["metrics"]["energy"]["hw_profile"] = "sram"
+    assert [t.differs for t in es.model_tables([records[0], other], Declared({}))[0]] == [
+        "hw_primary = gpu", "hw_primary = sram"]
+    (single,), _ = es.model_tables(records[:1], Declared({}))
+    assert single.differs == "" and single.caption.startswith("A at T=4 (trained; ")
+    assert es.headline_note(records[:1]).endswith("is in \"Energy with data movement\".")

@@ -132,3 +132,28 @@ def test_the_compute_only_figure_is_not_called_the_literatures_estimate_beside_a
     assert note.startswith("compute-only estimate (Horowitz 2014 arithmetic, exact op counts): 2 pJ per sample")
     assert "the papers' formula (approximate SOPs = rate x T x dense MACs): 3 pJ (energy.literature_energy_mj)" in note
     assert "literature's" not in note
+
+
+def test_no_break_even_reason_quotes_energies_as_the_cells_show_them():
+    """Linear(256 -> 64) on real values at both steps: its fixed cost (MACs and weight reads at every step) reaches
+    the ANN's (one inference), so no break-even. The reason (verdict cell, plot caption, stored text) quotes both
+    energies with a unit each, in the unit the table's cells use (0.41 uJ reads 410 nJ, never 4.1e+05 pJ)."""
+    from bench.palette import model_styles
+    from bench.report import energy_rate_plot as erp
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(256, 64, bias=False), neuron.IFNode(step_mode="m")).eval()
+    firing, ops = profile(net, torch.rand(2, 1, 256))
+    energy = hardware_record(ops, firing, {"hw_evaluate": ["45nm-sram"]})
+    entry = energy["hardware"]["45nm-sram"]
+    assert entry["break_even_rate"] is None and entry["snn_fixed_pj"] >= entry["ann_pj"]["total"] > 1e4
+    rec = energy_record()
+    rec["metrics"]["energy"] = energy | {"energy_mj": 1e-6, "profile": "45nm-fp32"}
+    row = next(r for r in table(rec).frame.to_dict("records") if r["profile"] == "45nm-sram")
+    unit = es.declared_field(Declared({}), "hw_energy_mj")
+    fixed = format_value(unit, entry["snn_fixed_pj"] / es.PJ_PER_MJ)
+    said = (f"the SNN's rate-independent costs ({fixed}) already reach the ANN's ({row['ANN-equivalent']}): it does "
+            "not win at any rate")
+    assert row["verdict"] == f"no break-even: {said}" and energy["break_even_rate_why"] == said
+    assert fixed.endswith(" nJ") and "e+" not in said
+    assert f"A on 45nm-sram: no break-even ({said})" in erp.energy_vs_rate([rec], model_styles(["A"])).caption

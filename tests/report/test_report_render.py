@@ -314,7 +314,7 @@ def test_latex_headline_is_booktabs_escaped_with_units_in_headers(trained_dir, t
     assert tex.count("\\begin{table}") == 2 and "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     label = r"tiny \& 50\% \{of\} \$x\_1\$ \#2 \textasciitilde{}\textasciicircum{}\textbackslash{}"
     assert f"\n{label} & snnbench & 1 (trained) & " in tex
-    assert "top-1 (\\%)" in tex and "est. energy / sample (nJ)" in tex and "latency p50 (ms)" in tex
+    assert "top-1 (\\%)" in tex and "compute-only energy / sample (nJ)" in tex and "latency p50 (ms)" in tex
     assert "\\label{tab:snnbench-headline}" in tex and "\\label{tab:snnbench-speed}" in tex
     assert "µ" not in tex and "⚠" not in tex
 

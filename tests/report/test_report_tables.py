@@ -76,14 +76,14 @@ def test_untrained_models_show_the_mark_instead_of_figures_of_merit(cpu):
     frame, notes = tb.headline_table(old, declarations([cpu]))
     tiny = rows(frame)["tiny"]
     assert tiny["weights"] == "untrained"
-    assert tiny["top-1 (%)"] == "†" and tiny["ANN / SNN energy"] == "†"
+    assert tiny["top-1 (%)"] == "†" and tiny["ANN / SNN compute-only energy"] == "†"
     assert tiny["MACs"] == "1.02 k" and tiny["firing rate (%)"] != "†"
-    assert notes[0].startswith("† untrained (random weights): top-1 (%), ANN / SNN energy, ANN / SNN energy with "
-                               "data movement not shown")
+    assert notes[0].startswith("† untrained (random weights): top-1 (%), ANN / SNN compute-only energy, ANN / SNN "
+                               "energy with data movement not shown")
     tables = {t.metric: t for t in tb.case_tables(cpu.records, declarations([cpu]))}
     assert set(tables["accuracy"].frame["top-1 (%)"]) == {"†"}
     assert set(tables["accuracy"].frame["top-5 (%)"]) == {"†"}
-    assert set(tables["energy"].frame["ANN / SNN energy"]) == {"†"}
+    assert set(tables["energy"].frame["ANN / SNN compute-only energy"]) == {"†"}
     assert "†" not in set(tables["ops"].frame["ACs"])
     summary = tb.summary_table(cpu.records, declarations([cpu]))  # the terminal has no footnotes: the word
     assert set(summary[summary["status"] == "ok"]["top-1 (%)"]) == {"untrained"}
@@ -146,7 +146,7 @@ def test_energy_columns_share_one_unit_in_the_header(cpu):
     frame, _ = tb.headline_table(cpu.records, declarations([cpu]))
     acs = record(cpu, "tiny", 1)["metrics"]["ops"]["acs"]
     picojoules = 1024 * 4.6 + acs * 0.9
-    assert rows(frame)["tiny"]["est. energy / sample (nJ)"] == f"{picojoules / 1000:.3g}"
+    assert rows(frame)["tiny"]["compute-only energy / sample (nJ)"] == f"{picojoules / 1000:.3g}"
     assert tb.energy_column(Field("e", "e", fmt="mj"), [2e-6, 3e-3]) == ("nJ", 1e-9)
     assert tb.energy_column(Field("e", "e", fmt="mj"), [2e-6, 30.0]) is None  # over four decades: per-cell units
     assert tb.energy_column(Field("e", "e", fmt="joules"), [0.5, 2.0]) == ("mJ", 1e-3)
@@ -246,7 +246,7 @@ def test_unmeasured_value_shows_na_and_its_reason(trained):
 def test_summary_shows_the_declared_summary_fields(cpu):
     frame = tb.summary_table(cpu.records, declarations([cpu]))
     assert len(frame) == 6 and list(frame["status"]).count("failed") == 2
-    assert {"top-1 (%)", "firing rate (%)", "SOPs", "est. energy / sample", "params (M)"} <= set(frame.columns)
+    assert {"top-1 (%)", "firing rate (%)", "SOPs", "compute-only energy / sample", "params (M)"} <= set(frame.columns)
     assert "top-5 (%)" not in frame.columns  # not declared summary
     failed = frame[frame["status"] == "failed"].iloc[0]
     assert failed["top-1 (%)"] == ""
@@ -331,7 +331,8 @@ def test_si(value, text):
 
 
 @pytest.mark.parametrize(("joules", "text"), [(2.29e-3, "2.29 mJ"), (4.5e-7, "450 nJ"), (3e-12, "3 pJ"),
-                                              (1.5, "1.5 J")])
+                                              (1.5, "1.5 J"), (9.9996e-10, "1 nJ"), (0.0, "0 pJ"),
+                                              (-2.5e-6, "-2.5 µJ")])
 def test_energy_text(joules, text):
     assert energy_text(joules) == text
 

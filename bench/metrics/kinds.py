@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -172,46 +170,14 @@ def _chunk_size(x: torch.Tensor) -> int:
     return _CHUNK_CPU if x.device.type == "cpu" else _CHUNK
 
 
-_kept = threading.local()  # this thread's kept scratch buffers, inside :func:`kept_scratch`
-
-
-@contextmanager
-def kept_scratch() -> Iterator[None]:
-    """Within the block, the element-wise tests' scratch buffers are kept and reused (one per dtype and device,
-    at most :func:`_chunk_size` elements) instead of allocated per call: a probe's forward makes dozens of such
-    tests, and a fresh multi-megabyte buffer each time costs the allocator's page faults. Per thread, so
-    concurrent probes never share one; released at the end of the outermost block."""
-    outer = getattr(_kept, "buffers", None) is None
-    if outer:
-        _kept.buffers = {}
-    try:
-        yield
-    finally:
-        if outer:
-            _kept.buffers = None
-
-
-def _scratch(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """An uninitialised buffer of ``numel`` elements: a view of the kept one inside :func:`kept_scratch`."""
-    buffers = getattr(_kept, "buffers", None)
-    if buffers is None:
-        return torch.empty(numel, dtype=dtype, device=device)
-    key = (dtype, device)
-    kept = buffers.get(key)
-    if kept is None or kept.numel() < numel:
-        kept = buffers[key] = torch.empty(numel, dtype=dtype, device=device)
-    return kept[:numel]
-
-
 def _scratch_passes(x: torch.Tensor, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(piece, scratch)`` pairs covering ``x`` with one reused scratch buffer of ``dtype``: flat pieces of
     at most :func:`_chunk_size` elements (the whole tensor, once, when it is not contiguous)."""
     size = _chunk_size(x)
     if not x.is_contiguous() or x.numel() <= size:
-        return [(x, _scratch(x.numel(), dtype, x.device).view(x.shape) if x.is_contiguous()
-                 else torch.empty_like(x, dtype=dtype))]
+        return [(x, torch.empty_like(x, dtype=dtype))]
     flat = x.reshape(-1)
-    scratch = _scratch(size, dtype, x.device)
+    scratch = torch.empty(size, dtype=dtype, device=x.device)
     return [(flat[i:i + size], scratch[:min(size, flat.numel() - i)]) for i in range(0, flat.numel(), size)]
 
 
@@ -241,6 +207,8 @@ def all_integer(x: torch.Tensor) -> torch.Tensor:
     (Called only where ``min(x) >= 0``, or where a negative value makes the tensor analog anyway.)"""
     if not x.is_floating_point():
         return torch.ones((), dtype=torch.bool, device=x.device)
+    if x.numel() <= _chunk_size(x):
+        return torch.frac(x).amax() == 0
     fracs = [torch.frac(part, out=scratch).amax() for part, scratch in _scratch_passes(x, x.dtype)]
     return _combine(fracs, torch.amax) == 0
 

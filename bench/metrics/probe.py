@@ -175,18 +175,18 @@ class Probe:
     @contextmanager
     def _hooks(self):
         """Register the hooks; with ops, counted modules (all but the unverified ones) also mark their
-        forward as counted (after their own hook: the probe's code in it runs counted too)."""
+        forward as counted, and their one forward hook does the module's work, then leaves the counted
+        state (the probe's code in it runs counted too; one hook, not two: every hook a module has costs a
+        call per forward)."""
         handles = []
         for m, name, role in self._hooked:
-            if role == "neuron":
-                handles.append(m.register_forward_hook(self._neuron_hook(name)))
-            elif role == "rule" and self.ops:
-                handles.append(m.register_forward_hook(self._rule_hook(name)))
-            elif role == "mark" and self.ops:
-                handles.append(m.register_forward_hook(self._mark_hook(name)))
+            work = {"neuron": self._neuron_hook, "rule": self._rule_hook, "mark": self._mark_hook}[role](name) \
+                if role == "neuron" or self.ops else None
             if self.ops and name not in self.unverified:
                 handles.append(m.register_forward_pre_hook(self._enter_counted))
-                handles.append(m.register_forward_hook(self._exit_counted, always_call=True))
+                handles.append(m.register_forward_hook(self._counted(work, role != "mark"), always_call=True))
+            elif work is not None:
+                handles.append(m.register_forward_hook(work))
         try:
             yield
         finally:
@@ -200,11 +200,22 @@ class Probe:
             self._paused = True
         self._depth += 1
 
-    def _exit_counted(self, m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._paused:
-            self._watcher.__enter__()
-            self._paused = False
+    def _counted(self, work: Callable[[nn.Module, tuple[Any, ...], Any], None], needs_output: bool):
+        """A counted module's forward hook: ``work`` on its output, then leave the counted state. Always
+        called (``always_call``), also when the forward raised, so the depth and the watcher are restored
+        whatever happens; a rule or neuron hook (``needs_output``) is skipped then (no output: None)."""
+
+        def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            try:
+                if out is not None or not needs_output:
+                    work(m, args, out)
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._paused:
+                    self._watcher.__enter__()
+                    self._paused = False
+
+        return hook
 
     def _mark_hook(self, name: str):
         def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
@@ -326,7 +337,6 @@ class Probe:
                 stack.enter_context(self._hooks())
                 stack.enter_context(torch.inference_mode(False))
                 stack.enter_context(torch.no_grad())
-                stack.enter_context(kinds.kept_scratch())  # one scratch buffer for the whole pass's tests
                 if self.ops:
                     self._watcher = stack.enter_context(_CallWatcher(self))
                 for x in inputs:

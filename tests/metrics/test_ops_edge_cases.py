@@ -308,6 +308,35 @@ def test_products_without_a_rule_are_listed_and_strict_raises(spikes):
         count_ops(nn.Sequential(Einsum()), spikes(T, B, 4), strict=True)
 
 
+class RaisingLinear(nn.Linear):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+class CatchesAndMultiplies(nn.Module):
+    """A counted module whose forward raises (caught here), then a product outside every counted module."""
+
+    def __init__(self):
+        super().__init__()
+        self.flaky = RaisingLinear(4, 4)
+
+    def forward(self, x):
+        try:
+            self.flaky(x)
+        except RuntimeError:
+            pass
+        return torch.matmul(x, x.transpose(-1, -2))
+
+
+def test_a_counted_module_that_raises_leaves_the_counted_state(spikes):
+    """The counted state is left when a counted module's forward raises: a product after it, outside every
+    counted module, is still seen and counted, and no function mode is left behind."""
+    report = count_ops(CatchesAndMultiplies(), spikes(T, B, 3, 4))
+    assert [r.name for r in report.layers] == ["CatchesAndMultiplies:matmul"]
+    assert report.layers[0].acs > 0
+    assert torch._C._len_torch_function_stack() == 0
+
+
 def test_calls_inside_counted_modules_are_not_counted_twice(spikes):
     """nn.Linear's own F.linear, MatMul's ``@``, and our Spikeformer's products: module rows only."""
     report = count_ops(nn.Sequential(nn.Linear(4, 3)), spikes(T, B, 4))

@@ -142,15 +142,15 @@ class Probe:
     def _plan(self) -> None:
         """Decide what each module gets: firing/neuron-update hook, op rule, or a listing."""
         self._hooked: list[tuple[nn.Module, str, str]] = []
-        inside_neuron: list[str] = []
+        inside_neuron = None  # "name." of the neuron whose submodules come next (pre-order: all of them at once)
         for name, m in self.model.named_modules():
             name = name or type(m).__name__
             self.state.names[m] = name
-            if any(name.startswith(p + ".") for p in inside_neuron):
+            if inside_neuron is not None and name.startswith(inside_neuron):
                 continue
             role = self._role(m, name)
             if role == "neuron":
-                inside_neuron.append(name)
+                inside_neuron = name + "."
             if role is not None:
                 self._hooked.append((m, name, role))
 
@@ -410,12 +410,22 @@ class Probe:
         kinds_per_call = [[_kind(name, host.value(k)) for k in ks] for _, ks in calls]
         with_spikes = [not kinds.SPIKE_KINDS.isdisjoint(names) for names in kinds_per_call]
         totals: dict[str, Any] = {}
+        if len(calls) == 1:  # the common case (a module called once per forward): no columns to add up
+            for f, v in zip(COUNT_FIELDS, calls[0][0], strict=True):
+                v = host.value(v)
+                totals[f] = None if v is None or (f == "approx_sops" and not with_spikes[0]) else float(v)
+            return Probe._layer_record(a, totals, kinds_per_call)
         for f, column in zip(COUNT_FIELDS, zip(*(fields for fields, _ in calls), strict=True), strict=True):
             if f == "approx_sops":
                 column = [v for v, spikes in zip(column, with_spikes, strict=True) if spikes]
             values = [host.value(v) if isinstance(v, _Pending) else v for v in column]
             values = [v for v in values if v is not None]
             totals[f] = float(sum(values)) if values else None
+        return Probe._layer_record(a, totals, kinds_per_call)
+
+    @staticmethod
+    def _layer_record(a: LayerAcc, totals: dict[str, Any], kinds_per_call: list[list[str]]) -> dict[str, Any]:
+        """A layer's plain record: its totals, calls, input kinds and notes."""
         return {
             "type": a.type, "calls": len(a.calls), "counts": totals,
             "kinds": sorted({k for ks in kinds_per_call for k in ks}),

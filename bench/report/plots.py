@@ -481,7 +481,9 @@ def report_figures(records: list[dict[str, Any]], declared: Declared, styles: di
                  for label, recs in groups.items()]
     jobs += [partial(throughput_per_device, records, declared, styles),
              partial(estimated_vs_measured, records, declared, styles), partial(energy_vs_rate, records, styles)]
-    return [f for f in draw_all(jobs) if f is not None]
+    # the energy panels (one axis per profile) take about four single figures' time: started first, so the
+    # workers do not wait for it at the end
+    return [f for f in draw_all(jobs, first=len(jobs) - 1) if f is not None]
 
 
 _JOBS: list[Callable[[], Any]] = []  # the figures being drawn, inherited by the forked workers of draw_all
@@ -502,18 +504,23 @@ def figure_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def draw_all(jobs: list[Callable[[], Any]]) -> list[Any]:
+def draw_all(jobs: list[Callable[[], Any]], first: int | None = None) -> list[Any]:
     """``[job() for job in jobs]``, in order. Where several cores are free and ``fork`` is the platform's way
     to start processes (Linux), the jobs run in forked worker processes, which inherit them (nothing is
     pickled but the results: PNG bytes and text); matplotlib draws the same bytes in either, and an error in
-    a job is raised here as it would be in the loop."""
+    a job is raised here as it would be in the loop. ``first``: the index of a job to start before the others
+    (the longest, so that no worker waits for it at the end); the results keep the jobs' order."""
     workers = min(figure_workers(), len(jobs))
     if workers < 2 or sys.platform != "linux":
         return [job() for job in jobs]
+    order = list(range(len(jobs)))
+    if first is not None:
+        order.insert(0, order.pop(first))
     global _JOBS
     _JOBS = jobs
     try:  # (a worker that dies raises BrokenProcessPool here, where a multiprocessing.Pool would wait forever)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_draw_job, range(len(jobs))))
+            done = dict(zip(order, pool.map(_draw_job, order), strict=True))
+        return [done[i] for i in range(len(jobs))]
     finally:
         _JOBS = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -289,6 +290,24 @@ def test_an_error_in_a_worker_is_raised_as_in_the_loop(monkeypatch):
     assert plots.draw_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
     with pytest.raises(ValueError, match="cannot be drawn"):
         plots.draw_all([lambda: 1, _fails])
+
+
+def _started(folder, i: int, seconds: float):
+    def job() -> int:
+        (folder / str(i)).write_text(repr(time.time()))
+        time.sleep(seconds)
+        return i
+    return job
+
+
+def test_the_first_job_starts_before_the_others_and_results_keep_their_order(monkeypatch, tmp_path):
+    """``draw_all(first=i)`` starts job i (the longest figure) with the first workers: it never waits behind the
+    short ones; the results come back in the jobs' order."""
+    monkeypatch.setenv("SNNBENCH_FIGURE_WORKERS", "2")
+    jobs = [_started(tmp_path, i, 0.3 if i == 3 else 0.1) for i in range(4)]
+    assert plots.draw_all(jobs, first=3) == [0, 1, 2, 3]
+    start = {i: float((tmp_path / str(i)).read_text()) for i in range(4)}
+    assert start[3] < min(start[1], start[2])
 
 
 def test_the_worker_count_setting(monkeypatch):

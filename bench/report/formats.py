@@ -27,9 +27,11 @@ def number(v: Any) -> float | None:
 
 
 def si(x: float | None, digits: int = 3) -> str:
-    """1234567 -> '1.23 M' (counts: k, M, G, T)."""
+    """1234567 -> '1.23 M' (counts: k, M, G, T). Rounded to ``digits`` before the prefix is chosen, so a value
+    that rounds up to the next prefix reads '1 k' or '1 M', never '1e+03'."""
     if x is None:
         return NA
+    x = float(f"{x:.{digits}g}")
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= factor:
             return f"{x / factor:.{digits}g} {prefix}"

@@ -325,8 +325,9 @@ def test_published_section_of_untrained_and_from_scratch_models(cpu):
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (999.0, "999"), (1234.0, "1.23 k"), (2.5e9, "2.5 G"),
-                                             (None, "n/a")])
+                                             (999.6, "1 k"), (999_600.0, "1 M"), (-999.6, "-1 k"), (None, "n/a")])
 def test_si(value, text):
+    """Counts with a prefix; a value that rounds up to the next prefix reads '1 k', never '1e+03'."""
     assert si(value) == text
 
 

@@ -508,8 +508,9 @@ def draw_all(jobs: list[Callable[[], Any]], first: int | None = None) -> list[An
     """``[job() for job in jobs]``, in order. Where several cores are free and ``fork`` is the platform's way
     to start processes (Linux), the jobs run in forked worker processes, which inherit them (nothing is
     pickled but the results: PNG bytes and text); matplotlib draws the same bytes in either, and an error in
-    a job is raised here as it would be in the loop. ``first``: the index of a job to start before the others
-    (the longest, so that no worker waits for it at the end); the results keep the jobs' order."""
+    a job is raised here as it would be in the loop (of several, the first started). ``first``: the index of
+    a job to start before the others (the longest, so that no worker waits for it at the end); the results
+    keep the jobs' order."""
     workers = min(figure_workers(), len(jobs))
     if workers < 2 or sys.platform != "linux":
         return [job() for job in jobs]

@@ -20,7 +20,7 @@ from bench.compare import BaselineError, gap_change, layered, resolve, suite_tol
 from bench.contract import Field
 from bench.palette import model_styles
 from bench.published import CONFIDENCE, GAP_KEY, published_gaps
-from bench.report import energy_section, plots
+from bench.report import energy_plot, energy_section, plots
 from bench.report import tables as tb
 from bench.report.conventions import conventions_sections
 from bench.report.declared import Declared, Installed, declarations
@@ -292,14 +292,25 @@ def _hw_blocks(t: energy_section.ModelTable, i: int) -> list[Block]:
     return blocks
 
 
+def prediction_blocks(records: list[dict[str, Any]]) -> list[Block]:
+    """Per device with measured GPU energy, "Do the estimates predict the measurement?" (one row per estimate:
+    compute-only, then every hardware profile); nothing for runs without a measured value."""
+    return [TableBlock(t.frame, t.caption, cards=True, ident=f"energy-prediction-{i}")
+            for i, t in enumerate(energy_plot.prediction_tables(records), 1)]
+
+
 def energy_section_of(records: list[dict[str, Any]], declared: Declared) -> Section | None:
-    """"Energy with data movement" (:mod:`bench.report.energy_section`), when some run priced hardware profiles."""
+    """"Energy with data movement" (:mod:`bench.report.energy_section`), when some run priced hardware profiles,
+    followed by the estimates set against the measured GPU energy where some was measured."""
     tables, notes = energy_section.model_tables(records, declared)
-    if not tables:
+    predictions = prediction_blocks(records)
+    if not tables and not predictions:
         return None
-    return Section(energy_section.TITLE, [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else "")),
-                                          *[block for i, t in enumerate(tables, 1) for block in _hw_blocks(t, i)],
-                                          MarkdownBlock(energy_section.profiles_markdown(tables, declared))])
+    blocks: list[Block] = [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else ""))] if tables else []
+    blocks += [block for i, t in enumerate(tables, 1) for block in _hw_blocks(t, i)] + predictions
+    if tables:
+        blocks.append(MarkdownBlock(energy_section.profiles_markdown(tables, declared)))
+    return Section(energy_section.TITLE, blocks)
 
 
 def cases_section(records: list[dict[str, Any]], declared: Declared, options: ReportOptions) -> Section:

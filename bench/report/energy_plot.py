@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -34,9 +35,10 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from bench.figure_layout import figure, finish, fit_legend, freeze_layout, place_labels  # noqa: E402
 from bench.palette import MARKERS, OKABE_ITO, STYLE  # noqa: E402
+from bench.report.energy_section import MEASURED, PJ_PER_MJ, hardware  # noqa: E402
+from bench.report.formats import number  # noqa: E402
 
 ESTIMATED = ("energy", "energy_mj")
-MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,16 @@ class EnergyPlot:
     problems: list[str] = field(default_factory=list)
 
 
-def _value(record: dict[str, Any], where: tuple[str, str]) -> Any:
-    return ((record.get("metrics") or {}).get(where[0]) or {}).get(where[1])
+def _value(record: dict[str, Any], where: tuple[str, ...]) -> Any:
+    """The value at ``where`` (metric, then keys of nested tables) in the record's metrics; None if absent."""
+    value: Any = record.get("metrics") or {}
+    for key in where:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _name(where: tuple[str, ...]) -> str:
+    return ".".join(where)
 
 
 def _device(record: dict[str, Any]) -> str:
@@ -102,9 +112,16 @@ def main_T(records: list[dict[str, Any]]) -> int:
     return trained if trained in evaluated else max(evaluated)
 
 
-def energy_points(records: list[dict[str, Any]], measured: tuple[str, str] = MEASURED,
-                  estimated: tuple[str, str] = ESTIMATED) -> tuple[list[EnergyPoint], list[str]]:
-    """The points (see the module docstring) and a note for each model and device left out, with why."""
+def energy_points(records: list[dict[str, Any]], measured: tuple[str, ...] = MEASURED,
+                  estimated: tuple[str, ...] = ESTIMATED, *, mj_per_unit: float = 1.0,
+                  device: str | None = None) -> tuple[list[EnergyPoint], list[str]]:
+    """The points (see the module docstring) and a note for each model and device left out, with why.
+
+    ``estimated``: where the estimate is in a record (the metric, then nested keys, e.g. ``("energy", "hardware",
+    "45nm-sram", "snn_pj", "total")``), in units of ``mj_per_unit`` millijoules (1e-9 for picojoules), so
+    ``estimated_mj`` is always millijoules. ``device``: only that device's points (:func:`_device` names), notes
+    then without the device. A missing, NaN or non-positive value leaves the model out, never read as 0.
+    """
     ok = [r for r in records if r.get("status") == "ok"]
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in ok:
@@ -112,28 +129,33 @@ def energy_points(records: list[dict[str, Any]], measured: tuple[str, str] = MEA
     points, notes = [], []
     for label, recs in by_model.items():
         T = main_T(recs)
-        for device in dict.fromkeys(_device(r) for r in recs):
-            case = max((r for r in recs if r["T"] == T and _device(r) == device),
+        for dev in dict.fromkeys(_device(r) for r in recs):
+            case = max((r for r in recs if r["T"] == T and _device(r) == dev),
                        key=lambda r: r.get("batch_size") or 0, default=None)
-            if case is None:
+            if case is None or device not in (None, dev):
                 continue
             x, y = _value(case, estimated), _value(case, measured)
-            if x is None or y is None or x <= 0 or y <= 0:
+            why = _why(case, estimated, x) or _why(case, measured, y)
+            if why is not None:
                 if measured[0] in (case.get("metrics") or {}):
-                    why = _why(case, estimated, x) or _why(case, measured, y)
-                    notes.append(f"{label} on {device} (T={T}, batch {case.get('batch_size')}): {why}")
+                    who = label if device is not None else f"{label} on {dev}"
+                    notes.append(f"{who} (T={T}, batch {case.get('batch_size')}): {why}")
                 continue
-            points.append(EnergyPoint(label, device, T, int(case.get("batch_size") or 0), float(x), float(y)))
+            points.append(EnergyPoint(label, dev, T, int(case.get("batch_size") or 0), float(x) * mj_per_unit,
+                                      float(y)))
     return points, notes
 
 
-def _why(record: dict[str, Any], where: tuple[str, str], value: Any) -> str | None:
-    """Why ``value`` cannot be plotted, or None when it can."""
+def _why(record: dict[str, Any], where: tuple[str, ...], value: Any) -> str | None:
+    """Why ``value`` cannot be plotted (missing with the record's ``<field>_why``, not a finite number, not
+    positive), or None when it can."""
     if value is None:
-        reason = _value(record, (where[0], f"{where[1]}_why")) or "not recorded"
-        return f"{where[0]}.{where[1]} is null ({reason})"
+        reason = _value(record, (*where[:-1], f"{where[-1]}_why")) or "not recorded"
+        return f"{_name(where)} is null ({reason})"
+    if number(value) is None:
+        return f"{_name(where)} = {value!r} is not a finite number"
     if value <= 0:
-        return f"{where[0]}.{where[1]} = {value} cannot go on a log axis"
+        return f"{_name(where)} = {value} cannot go on a log axis"
     return None
 
 
@@ -213,3 +235,60 @@ def estimated_vs_measured(records: list[dict[str, Any]], path: str | Path | None
                + (f" Unlabelled (no free place): {', '.join(unlabelled)}." if unlabelled else ""))
     alt = f"Log-log scatter of measured against estimated energy per sample for {len(labels)} models. {summary}."
     return EnergyPlot("estimated_vs_measured_energy", png, alt, caption, points, fits, notes, width, problems)
+
+
+PREDICTION_TITLE = "Do the estimates predict the measurement?"
+NO_FIT = "no fit (fewer than two models with distinct estimates)"
+
+
+@dataclass(frozen=True)
+class PredictionTable:
+    """One device's table: one row per estimate set against the GPU's measured gross energy (see
+    :func:`prediction_tables`)."""
+
+    device: str
+    frame: pd.DataFrame
+    caption: str
+
+
+def estimates(records: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], float]]:
+    """Every per-sample estimate the records hold, as (row name, location, millijoules per unit): the compute-only
+    ``energy.energy_mj`` first, then each hardware profile's SNN total (picojoules), in recorded order."""
+    profiles = dict.fromkeys(name for r in records if r.get("status") == "ok" for name in hardware(r))
+    return [("compute-only (energy.energy_mj)", ESTIMATED, 1.0)] + [
+        (f"{p}: SNN total", ("energy", "hardware", p, "snn_pj", "total"), 1 / PJ_PER_MJ) for p in profiles]
+
+
+def _fit_cells(fit: LogFit | None) -> dict[str, str]:
+    if fit is None:
+        return {"Pearson r (log10)": NO_FIT, "slope (log-log)": NO_FIT, "measured J per estimated mJ": NO_FIT}
+    return {"Pearson r (log10)": "undefined (equal measurements)" if fit.r is None else f"{fit.r:.3f}",
+            "slope (log-log)": f"{fit.slope:.3g}", "measured J per estimated mJ": f"{10 ** fit.intercept:.3g}"}
+
+
+def prediction_tables(records: list[dict[str, Any]], measured: tuple[str, ...] = MEASURED) -> list[PredictionTable]:
+    """Per device with a measured gross energy, one row per estimate (:func:`estimates`): the models fitted, Pearson's
+    r of the logs, the slope of log10(measured) on log10(estimate), 10 ** intercept (measured joules per estimated
+    millijoule) and the models left out with why; the points follow the plot's rule (:func:`energy_points`). Empty
+    when no case holds a measured value (CPU runs): no table rather than a table of n/a."""
+    rows_of = estimates(records)
+    devices = dict.fromkeys(p.device for _, where, scale in rows_of
+                            for p in energy_points(records, measured, where, mj_per_unit=scale)[0])
+    tables = []
+    for device in devices:
+        rows, used = [], {}
+        for name, where, scale in rows_of:
+            points, left_out = energy_points(records, measured, where, mj_per_unit=scale, device=device)
+            used |= {p.label: p for p in points}
+            rows.append({"estimate": name, "models (n)": len(points), **_fit_cells(log_fit(points)),
+                         "left out (why)": "; ".join(left_out) or "none"})
+        cases = "; ".join(f"{p.label}: T={p.T}, batch {p.batch_size}" for p in used.values())
+        caption = (f"{PREDICTION_TITLE} {device}. Measured: {_name(measured)}, the gross energy per sample of this "
+                   "GPU board (its energy counter over the timed window, idle draw included). Estimates: per-sample "
+                   "model estimates of an accelerator or neuromorphic chip's energy (compute-only: arithmetic alone; "
+                   "each profile: the SNN's compute and data movement). They price other machines than the one "
+                   "measured, so agreement in r and slope speaks of ranking and scaling, never an absolute check. "
+                   "Fit: least squares of log10(measured J) on log10(estimate in mJ), one point per model at its main "
+                   f"T and the largest batch run on this device ({cases}).")
+        tables.append(PredictionTable(device, pd.DataFrame(rows), caption))
+    return tables

@@ -65,6 +65,10 @@ COMPUTE_ONLY = ("energy", "energy_mj")
 # literature's estimate": that is energy.literature_energy_mj (the papers' formula, approximate SOPs), quoted beside.
 COMPUTE_ONLY_LABEL = "compute-only estimate (Horowitz 2014 arithmetic, exact op counts)"
 LITERATURE = ("energy", "literature_energy_mj")
+# The GPU's measured gross energy per sample (joules; the board's counter, idle draw included): quoted beside each
+# model's table, and set against every estimate in "Do the estimates predict the measurement?" (energy_plot).
+MEASURED = ("measured_energy", "gpu_energy_j_per_sample")
+PJ_PER_J = 1e12
 SNN_PARTS = ("compute", "weights", "membrane", "spikes", "activations")  # they add up to the SNN total
 MEMORY_PARTS = ("weights", "membrane", "spikes", "activations")  # the SNN's memory-traffic terms
 # Cells of a term the profile does not price as such (the record's ``unpriced``, ``included``), never "0 pJ".
@@ -400,6 +404,24 @@ def model_table(label: str, record: dict[str, Any], basis: str, declared: Declar
     return ModelTable(label, record, rows, pd.DataFrame(table), caption, notes, split, differs)
 
 
+def measured_notes(records: list[dict[str, Any]], T: int, declared: Declared) -> list[str]:
+    """One note per device with a measured gross energy per sample (``MEASURED``) of this model (``records``: its
+    cases) at ``T`` and the largest batch run there (the estimated-vs-measured rule), in the cells' energy unit; no
+    note where none was measured (CPU runs) or the value is missing or NaN (never shown as 0)."""
+    energy = declared_field(declared, "hw_energy_mj")
+    notes = []
+    at_T = [r for r in tb.ok_records(records) if r["T"] == T]
+    for device in dict.fromkeys(tb.device_label(r) for r in at_T):
+        case = max((r for r in at_T if tb.device_label(r) == device), key=lambda r: r.get("batch_size") or 0)
+        joules = number(metric_value(case, *MEASURED))
+        if joules is not None:
+            notes.append(f"measured on {device}, batch {case.get('batch_size')}: {_energy(energy, joules * PJ_PER_J)} "
+                         f"per sample, gross ({'.'.join(MEASURED)}: the whole board's energy counter, idle draw "
+                         "included; a measurement of this GPU, not of the profiles above, so it checks their ranking "
+                         "and scaling, not their values)")
+    return notes
+
+
 def headline_note(records: list[dict[str, Any]]) -> str | None:
     """The headline's note naming the hardware profile its data-movement columns (``hw_*``, break-even rate) are
     on: they are one profile's figures (``energy.hw_profile``), which the column names alone do not say."""
@@ -440,7 +462,10 @@ def model_tables(records: list[dict[str, Any]], declared: Declared) -> tuple[lis
     for label, recs in tb.by_model(records).items():
         main = tb.main_T(recs)
         cases = energy_cases(recs)
-        tables += [model_table(label, c.record, main.basis, declared, c.differs) for c in cases]
+        for c in cases:
+            table = model_table(label, c.record, main.basis, declared, c.differs)
+            table.notes += measured_notes(recs, c.record["T"], declared)
+            tables.append(table)
         if not cases and any(hardware(r) for r in recs):
             notes.append(f"{label}: no hardware profiles recorded at its main T={main.T}")
     if any(tb.untrained(t.record) for t in tables):

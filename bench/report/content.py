@@ -292,6 +292,10 @@ def _hw_blocks(t: energy_section.ModelTable, i: int) -> list[Block]:
     return blocks
 
 
+NO_PROFILES = ("No hardware profiles were recorded (runs made before the energy plug-in priced them): only the "
+               "compute-only estimate is set against the measured GPU energy.")
+
+
 def prediction_blocks(records: list[dict[str, Any]]) -> list[Block]:
     """Per device with measured GPU energy, "Do the estimates predict the measurement?" (one row per estimate:
     compute-only, then every hardware profile); nothing for runs without a measured value."""
@@ -306,7 +310,8 @@ def energy_section_of(records: list[dict[str, Any]], declared: Declared) -> Sect
     predictions = prediction_blocks(records)
     if not tables and not predictions:
         return None
-    blocks: list[Block] = [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else ""))] if tables else []
+    blocks: list[Block] = [TextBlock(energy_section.INTRO + (" " + "; ".join(notes) if notes else "") if tables else
+                                     NO_PROFILES)]
     blocks += [block for i, t in enumerate(tables, 1) for block in _hw_blocks(t, i)] + predictions
     if tables:
         blocks.append(MarkdownBlock(energy_section.profiles_markdown(tables, declared)))

@@ -164,3 +164,21 @@ def test_table_fits_the_screen_in_a_browser(gpu, tmp_path, width):
     (table,) = [t for t in page["compact"] if t["id"] == "energy-prediction-1"]
     assert fits(table["wrap"]) and fits(table["table"]), table
     assert {r["display"] for r in table["rows"]} == {"table-row" if width > 640 else "block"}
+
+
+def test_without_hardware_profiles_only_the_compute_only_row_with_a_note(gpu, tmp_path):
+    """Runs made before the plug-in priced profiles, with measured GPU energy: the compute-only row alone."""
+    run = tmp_path / "old"
+    run.mkdir()
+    for f in gpu.iterdir():
+        if f.is_file():
+            (run / f.name).write_bytes(f.read_bytes())
+    records = read_jsonl(run / "results.jsonl")
+    for r in records:
+        r["metrics"]["energy"].pop("hardware", None)
+        r["metrics"]["energy"].pop("hw_layers", None)
+    write_jsonl(run / "results.jsonl", records)
+    (section,) = [s for s in build_content([load_run(run)]).sections if s.title == "Energy with data movement"]
+    assert section.blocks[0].text.startswith("No hardware profiles were recorded")
+    (table,) = section.blocks[1:]
+    assert list(table.frame["estimate"]) == ["compute-only (energy.energy_mj)"]

@@ -12,7 +12,13 @@ caption names the models whose label had no free place). Per device the fit is l
 log10(y) on log10(x): ``log10 y = slope x log10 x + intercept``, with Pearson's r of the logs and the number
 of models. r near 1 says the estimates rank and scale like the measurements; a slope near 1 says measured
 energy grows in proportion to the estimate; 10 ** intercept is then the measured joules per estimated
-millijoule. A model whose value is missing is left out and named in the notes with the reason recorded.
+millijoule. A model whose value is missing, NaN or not positive is left out and named in the notes with the reason
+recorded (never read as 0).
+
+The same points and fit, for every estimate the records hold (the compute-only ``energy.energy_mj``, then each
+hardware profile's ``energy.hardware.<profile>.snn_pj.total``), make the report's per-device table "Do the
+estimates predict the measurement?" (:func:`prediction_tables`): the measurement is the GPU board's gross energy,
+the estimates are of other chips, so the table speaks of ranking and scaling, not of absolute values.
 
 Reads records only (the dicts of ``results.jsonl``): no torch and no ``bench.metrics`` import, so any run
 folder renders without the models' libraries.

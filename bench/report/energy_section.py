@@ -41,6 +41,10 @@ table, and a note says so; nor does a record in which a term the split sums (``s
 membrane, spikes, activations, ``ann_pj`` total) is missing, NaN or not numeric in some layer: its note names
 the model, the layer and the field (a partial record is never summed as if the term were 0; a recorded 0.0 is 0).
 
+Measured energy: under each model's table, where a case of the model at that T holds the GPU's measured gross energy
+per sample (``MEASURED``), a note gives it per device at the largest batch run there, in the cells' unit
+(:func:`measured_notes`); nothing where none was measured.
+
 Reads records and run.json conventions only: no torch, no ``bench.metrics``.
 """
 

@@ -3,10 +3,10 @@
 Order: notes that change how to read the numbers (data fallback first), what was run and on what,
 the headline (efficiency and speed tables), published numbers beside ours, the reproductions of published
 numbers (official checkpoints; only when there are some), energy with data movement (when the runs priced
-hardware profiles or measured GPU energy: then with the estimates set against the measurement), plots, every case (one table per metric),
-conventions and the metric declarations, failures. Everything is read from the run folders (records,
-env.json, run.json with the declarations and conventions): rendering never imports torch or the metric
-plug-ins.
+hardware profiles or measured GPU energy: then with the estimates set against the measurement), plots, every
+case (one table per metric), conventions and the metric declarations, failures. Everything is read from the
+run folders (records, env.json, run.json with the declarations and conventions): rendering never imports torch
+or the metric plug-ins.
 """
 
 from __future__ import annotations

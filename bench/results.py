@@ -486,9 +486,13 @@ def load_run(path: str | Path) -> RunData:
 # ---------------------------------------------------------------- record fields
 
 
-def metric_value(record: Mapping[str, Any], metric: str, name: str) -> Any:
-    """``record["metrics"][metric][name]``, or None where any level is absent."""
-    return ((record.get("metrics") or {}).get(metric) or {}).get(name)
+def metric_value(record: Mapping[str, Any], metric: str, *keys: str) -> Any:
+    """``record["metrics"][metric][key][...]`` (nested tables, e.g. ``"energy", "hardware", "loihi", "snn_pj",
+    "total"``), or None where any level is absent or not a table."""
+    value: Any = record.get("metrics") or {}
+    for key in (metric, *keys):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def case_key(record: Mapping[str, Any]) -> str:

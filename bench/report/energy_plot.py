@@ -43,6 +43,7 @@ from bench.figure_layout import figure, finish, fit_legend, freeze_layout, place
 from bench.palette import MARKERS, OKABE_ITO, STYLE  # noqa: E402
 from bench.report.energy_section import MEASURED, PJ_PER_MJ, hardware  # noqa: E402
 from bench.report.formats import number  # noqa: E402
+from bench.results import metric_value  # noqa: E402
 
 ESTIMATED = ("energy", "energy_mj")
 
@@ -90,14 +91,6 @@ class EnergyPlot:
     problems: list[str] = field(default_factory=list)
 
 
-def _value(record: dict[str, Any], where: tuple[str, ...]) -> Any:
-    """The value at ``where`` (metric, then keys of nested tables) in the record's metrics; None if absent."""
-    value: Any = record.get("metrics") or {}
-    for key in where:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
 def _name(where: tuple[str, ...]) -> str:
     return ".".join(where)
 
@@ -140,7 +133,7 @@ def energy_points(records: list[dict[str, Any]], measured: tuple[str, ...] = MEA
                        key=lambda r: r.get("batch_size") or 0, default=None)
             if case is None or device not in (None, dev):
                 continue
-            x, y = _value(case, estimated), _value(case, measured)
+            x, y = metric_value(case, *estimated), metric_value(case, *measured)
             why = _why(case, estimated, x) or _why(case, measured, y)
             if why is not None:
                 if measured[0] in (case.get("metrics") or {}):
@@ -156,7 +149,7 @@ def _why(record: dict[str, Any], where: tuple[str, ...], value: Any) -> str | No
     """Why ``value`` cannot be plotted (missing with the record's ``<field>_why``, not a finite number, not
     positive), or None when it can."""
     if value is None:
-        reason = _value(record, (*where[:-1], f"{where[-1]}_why")) or "not recorded"
+        reason = metric_value(record, *where[:-1], f"{where[-1]}_why") or "not recorded"
         return f"{_name(where)} is null ({reason})"
     if number(value) is None:
         return f"{_name(where)} = {value!r} is not a finite number"

@@ -3,7 +3,7 @@
 
 Steps (each recorded in ``<out>/gpu_check.json``; the script exits 1 if any fails):
 
-1. wheels: where ``spikingjelly``, ``loguru``, ``scienceplots`` or ``zeus`` is not importable and ``.whl/``
+1. wheels: where ``spikingjelly``, ``loguru``, ``scienceplots``, ``zeus`` or ``numba`` is not importable and ``.whl/``
    holds wheels, ``pip install --no-index --no-deps --target <site>`` them and put ``<site>`` first on
    ``sys.path`` and ``PYTHONPATH`` (the GPU machine has no package index; README "GPU check");
 2. the device: torch and CUDA versions, each GPU (bench.devices) and ``nvidia-smi``'s power reading and
@@ -43,7 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 NEEDED = ("spikingjelly", "loguru", "scienceplots")  # what `import bench` needs beyond the GPU image
-WANTED = ("zeus",)  # measured_energy's preferred counter backend; optional
+WANTED = ("zeus", "numba")  # optional: measured_energy's preferred backend; the compiled CPU counting pass
 KEPT = ("results.jsonl", "run.json", "env.json", "report.md")
 
 SMOKE_SUITE = """
@@ -134,13 +134,13 @@ def install_wheels(check: Check, whl: Path, site: Path) -> None:
     absent = missing(NEEDED + WANTED)
     wheels = sorted(whl.glob("*.whl"))
     if not absent:
-        check.step("wheels", True, note="spikingjelly, loguru, scienceplots and zeus already importable")
+        check.step("wheels", True, note=f"{', '.join(NEEDED + WANTED)} already importable")
         return
     if not wheels:
         hard = [m for m in absent if m in NEEDED]
         check.step("wheels", not hard, missing=absent,
                    note=f"{', '.join(absent)} not importable and no wheels in {whl}"
-                        + (" (prepare .whl/: README 'GPU check')" if hard else " (zeus is optional: builtin backend)"))
+                        + (" (prepare .whl/: README 'GPU check')" if hard else " (optional: zeus -> builtin energy backend, numba -> torch operations on CPUs)"))
         return
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
            "--no-cache-dir", "--upgrade", "--target", str(site), *map(str, wheels)]

@@ -217,8 +217,9 @@ def _full(value: float | int, like: torch.Tensor, dtype: torch.dtype) -> torch.T
     return torch.full((), value, dtype=dtype, device=like.device)
 
 
-# "auto": the fused Triton kernels for the CUDA tensors they support, torch operations otherwise; "eager":
-# torch operations everywhere; "triton": the kernels wherever they run (tests use Triton's interpreter).
+# "auto": the fused Triton kernels for the CUDA tensors they support, the compiled CPU pass (numba) for
+# float32 neuron outputs on the host path, torch operations otherwise; "eager": torch operations
+# everywhere; "triton": the Triton kernels wherever they run (tests use Triton's interpreter).
 STATS_BACKEND = os.environ.get("SNNBENCH_STATS_BACKEND", "auto")
 _fused_failure: list[str] = []  # set once the kernels failed to build here: torch operations from then on
 
@@ -246,6 +247,30 @@ def _fused() -> Any:
         warnings.warn(f"Triton unavailable ({e}); op counting on CUDA uses several passes per tensor", stacklevel=3)
         return None
     return stats_triton
+
+
+def host_window_stats(x3: torch.Tensor) -> Any:
+    """:func:`bench.metrics.stats_cpu.window_stats` of a neuron output's ``[T, R, P]`` view on the host path
+    (one compiled pass), or None where it does not apply: another dtype or layout, numba missing (warned
+    once), ``SNNBENCH_STATS_BACKEND`` other than ``auto``."""
+    if STATS_BACKEND != "auto" or x3.device.type != "cpu":
+        return None
+    fused = _fused_cpu()
+    if fused is None or not fused.supports(x3):
+        return None
+    return fused.window_stats(x3)
+
+
+@lru_cache(maxsize=1)
+def _fused_cpu() -> Any:
+    """``bench.metrics.stats_cpu``, or None (with a warning) where numba cannot be imported."""
+    try:
+        from bench.metrics import stats_cpu
+    except ImportError as e:  # correct, slower statistics from torch operations
+        warnings.warn(f"numba unavailable ({e}); firing statistics on CPUs use several passes per tensor",
+                      stacklevel=3)
+        return None
+    return stats_cpu
 
 
 def eager_stats(x3: torch.Tensor, window: bool = False) -> Stats:
@@ -308,10 +333,10 @@ def _head(x: torch.Tensor) -> torch.Tensor:
     return x[:rows]
 
 
-_ROW = 32  # elements of the first row read on the host by :func:`_row_witness`
+_ROW = 32  # elements of the first row read on the host by :func:`row_witness`
 
 
-def _row_witness(x: torch.Tensor) -> bool:
+def row_witness(x: torch.Tensor) -> bool:
     """True when the first elements of ``x``'s first row (read on the host: two small operations, cheaper than
     :func:`_analog_witness`' reductions) prove it analog: a negative, NaN or infinite value, or a non-integer
     beside another nonzero value (a two-level tensor has one nonzero value, a multispike one only integers)."""
@@ -383,7 +408,7 @@ def classify_on_host(x: torch.Tensor, minmax: list[float] | None = None,
         return InputInfo(BINARY, nonzeros(), n)
     if integers:  # non-negative integers: only the max is unknown, and nothing can witness analog
         minmax, prescreen = [0.0, _max_under(x, integer_bound)], False
-    if prescreen and x.dim() and (_row_witness(x) or _analog_witness(_head(x))
+    if prescreen and x.dim() and (row_witness(x) or _analog_witness(_head(x))
                                   or (n >= _PRESCREEN_MIN and _analog_witness(_sample(x)))):
         return InputInfo(ANALOG, 0.0, n)
     mn, mx = torch.stack(bounds(x)).double().tolist() if minmax is None else minmax

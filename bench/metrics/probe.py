@@ -302,9 +302,17 @@ class Probe:
         self.state.remember(o, info, g, k)
 
     def _firing_on_host(self, o: torch.Tensor, x3: torch.Tensor) -> tuple[InputInfo, Grids, Any, Any]:
-        """The host path of :meth:`_firing_stats`. Binary outputs (the common case) need only per-neuron
-        min/max over the window and value sums per step and position; other kinds count nonzeros."""
+        """The host path of :meth:`_firing_stats`. Binary and silent float32 outputs (the common case): one
+        compiled pass (:func:`kinds.host_window_stats`). Otherwise torch operations: binary outputs need
+        only per-neuron min/max over the window and value sums per step and position; other kinds count
+        nonzeros."""
         T = x3.shape[0]
+        if not kinds.row_witness(o) and (w := kinds.host_window_stats(x3)) is not None and (w.binary or w.zero):
+            # one compiled pass proved the common kinds (a row witness sends analog outputs to the general path)
+            zero = w.zero
+            info = InputInfo(kinds.ZERO if zero else kinds.BINARY, 0.0 if zero else float(w.values.sum()),
+                             o.numel(), 0.0 if zero else 1.0)
+            return info, Grids(w.values, w.values), float(w.active), float(w.every_step)
         flat = x3.reshape(T, -1)
         if flat.dtype == torch.bool:
             flat = flat.view(torch.uint8)

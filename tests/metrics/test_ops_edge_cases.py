@@ -449,7 +449,7 @@ def test_the_first_row_witness_proves_only_analog_tensors(monkeypatch):
                torch.randn(8, 4, 64, generator=gen), torch.rand(8, 4, 64, generator=gen),
                spikes * 0.25 + spikes.roll(1, -1) * 0.5, spikes.masked_fill(spikes == 1, float("inf")),
                spikes.masked_fill(spikes == 1, float("nan")), spikes.transpose(0, 2), torch.randint(0, 3, (8, 4, 64))]
-    claimed = [kinds._row_witness(x) for x in tensors]
+    claimed = [kinds.row_witness(x) for x in tensors]
     assert all(kinds.classify(x).kind == "analog" for x, c in zip(tensors, claimed, strict=True) if c)
     assert claimed == [False] * 9 + [True] * 5 + [False] * 2
 

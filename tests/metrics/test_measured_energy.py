@@ -460,7 +460,9 @@ def test_plugin_counts_the_samples_actually_run(monkeypatch):
     monkeypatch.setattr(me, "cpu_counter", lambda choice: (SteadyCounter(), ""))
     out = me.measured_energy(tiny_context(batch_size=8, min_window_s=0.05, min_batches=3, **FAST_REST))
     assert out["energy_samples"] == 2 * out["energy_batches"]
-    assert out["cpu_rest_idle_power_w"] == pytest.approx(10.0, rel=1e-3)
+    # (the counter and the plugin's clock are read in separate calls: over FAST_REST's 10 ms blocks a
+    # scheduling gap of 50 us on a busy machine is 0.5 %, so 1e-3 failed about one run in six)
+    assert out["cpu_rest_idle_power_w"] == pytest.approx(10.0, rel=2e-2)
     assert out["cpu_energy_j_per_sample"] == pytest.approx(10.0 * out["energy_window_s"] / out["energy_samples"],
                                                            rel=1e-2)
     # Nothing above a steady draw: net is either unresolved (None with a reason) or a sliver of gross.

@@ -95,7 +95,6 @@ def _chunks(x: Any, xi: Any, starts: Any, stops: Any, block: int, values: Any, o
 
 
 _lock = threading.Lock()  # one compiled pass at a time (numba's workqueue layer must not be entered twice)
-_compiled: list[Any] = []
 
 
 def _jit(fn: Any, **options: Any) -> Any:

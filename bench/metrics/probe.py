@@ -310,7 +310,7 @@ class Probe:
         if not kinds.row_witness(o) and (w := kinds.host_window_stats(x3)) is not None and (w.binary or w.zero):
             # one compiled pass proved the common kinds (a row witness sends analog outputs to the general path)
             zero = w.zero
-            info = InputInfo(kinds.ZERO if zero else kinds.BINARY, 0.0 if zero else float(w.values.sum()),
+            info = InputInfo(kinds.ZERO if zero else kinds.BINARY, w.ones,
                              o.numel(), 0.0 if zero else 1.0)
             return info, Grids(w.values, w.values), float(w.active), float(w.every_step)
         flat = x3.reshape(T, -1)

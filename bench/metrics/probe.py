@@ -307,8 +307,8 @@ class Probe:
         only per-neuron min/max over the window and value sums per step and position; other kinds count
         nonzeros."""
         T = x3.shape[0]
-        if not kinds.row_witness(o) and (w := kinds.host_window_stats(x3)) is not None and (w.binary or w.zero):
-            # one compiled pass proved the common kinds (a row witness sends analog outputs to the general path)
+        if (w := kinds.host_window_stats(x3)) is not None and (w.binary or w.zero):
+            # one compiled pass proved the common kinds (it stops at the first row of an analog output)
             zero = w.zero
             info = InputInfo(kinds.ZERO if zero else kinds.BINARY, w.ones,
                              o.numel(), 0.0 if zero else 1.0)

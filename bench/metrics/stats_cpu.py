@@ -15,9 +15,10 @@ reads it once and returns everything the common case needs:
 - the positions ``(r, p)`` with a 1.0 at some of the ``A`` planes (time steps) and at every one of them
   (an event at some step and at every step, for 0/1 values).
 
-Anything else (a pattern of another value anywhere) is left to the torch operations, which take the
-full decision: this pass only proves the two common kinds, so both paths give the same kinds and counts
-(tests compare them). From 2^18 elements the rows are split into ``torch.get_num_threads()`` chunks
+Anything else (a pattern of another value anywhere; the pass stops after the first row holding one,
+so an analog output whose first rows show it costs little here) is left to the torch operations, which
+take the full decision: this pass only proves the two common kinds, so both paths give the same kinds
+and counts (tests compare them). From 2^18 elements the rows are split into ``torch.get_num_threads()`` chunks
 run in parallel by numba's ``prange`` (its threading layer: TBB, OpenMP or its own workqueue, whichever
 this machine has, in that order); short rows (conv outputs of 4 x 4 positions, linear outputs of one) are
 read several at a time, so the inner loop stays long.
@@ -47,7 +48,8 @@ _WIDE = 128  # rows shorter than this are read several at a time (:func:`_regrou
 def _rows(xi: Any, r0: int, r1: int, values: Any, out: Any) -> None:  # pragma: no cover
     """Rows ``r0:r1`` of ``xi`` ``[A, R, P]`` (float32 bit patterns read as int32): adds the counts of 1.0 per
     ``(a, p)`` to ``values[a, p]`` (float64) and writes ``out``: whether a pattern other than those of +0.0
-    and 1.0 occurs, positions with a 1.0 at some step and at every step. (Compiled by numba: ``_rows_compiled``.)
+    and 1.0 occurs, positions with a 1.0 at some step and at every step. It stops after the first row holding
+    another value (the counts are then unused: not a binary tensor). (Compiled by numba: ``_rows_compiled``.)
 
     The time steps are read four at a time, so a position's step count is added up in registers and each
     value is read once: about 1.5 times a torch ``sum`` of the same tensor (a loop over one step at a time,
@@ -86,6 +88,8 @@ def _rows(xi: Any, r0: int, r1: int, values: Any, out: Any) -> None:  # pragma: 
             active += s > 0
             every += s == steps_all
             steps[p] = 0
+        if other:  # not binary: the torch operations decide (an analog output costs one row here)
+            break
         rows += 1
         if rows == GROUP or r == r1 - 1:
             for a in range(A):
@@ -126,7 +130,7 @@ class WindowStats:
 
     values: torch.Tensor  # counts of 1.0 per (a, p): the value sums when ``other_values`` is False
     ones: float  # values equal to 1.0 (the sum of ``values``)
-    other_values: bool  # some value is neither +0.0 nor 1.0
+    other_values: bool  # some value is neither +0.0 nor 1.0 (the counts are then partial, and unused)
     active: int  # positions with a 1.0 at some step
     every_step: int  # positions with a 1.0 at every step
 

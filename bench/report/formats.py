@@ -27,12 +27,15 @@ def number(v: Any) -> float | None:
 
 
 def si(x: float | None, digits: int = 3) -> str:
-    """1234567 -> '1.23 M' (counts: k, M, G, T). Rounded to ``digits`` before the prefix is chosen, so a value
-    that rounds up to the next prefix reads '1 k' or '1 M', never '1e+03'."""
+    """1234567 -> '1.23 M' (counts: k, M, G, T, P, E). Rounded to ``digits`` before the prefix is chosen, so a
+    value that rounds up to the next prefix reads '1 k' or '1 M', never '1e+03'; from 1000 E on (or NaN, inf)
+    the plain exponent form, '1.23e+21'."""
     if x is None:
         return NA
     x = float(f"{x:.{digits}g}")
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    if not abs(x) < 1e21:
+        return f"{x:.{digits}g}"
+    for factor, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= factor:
             return f"{x / factor:.{digits}g} {prefix}"
     return f"{x:.{digits}g}"

@@ -46,6 +46,17 @@ def test_the_pass_is_split_across_threads_with_the_same_result(monkeypatch):
     assert torch.equal(results[0][0], results[1][0]) and results[0][1:] == results[1][1:]
 
 
+@pytest.mark.parametrize("row", [0, 1023, 2047])
+def test_another_value_in_any_row_of_any_chunk_is_seen(monkeypatch, row):
+    """The pass stops at the first row holding another value; every chunk of a split pass reports it."""
+    x3 = (torch.rand(4, 2048, 300) < 0.2).float()
+    x3[3, row, 299] = 0.5
+    for split in (1, 10 ** 12):
+        monkeypatch.setattr(stats_cpu, "_SPLIT_MIN", split)
+        w = stats_cpu.window_stats(x3)
+        assert w.other_values and not w.binary and not w.zero
+
+
 @pytest.mark.parametrize("value, binary", [
     (0.5, False), (2.0, False), (-1.0, False), (-0.0, False), (math.nan, False), (-math.nan, False),
     (math.inf, False), (-math.inf, False), (1e-45, False), (1.0 - 2 ** -24, False), (1.0 + 2 ** -23, False),

@@ -325,9 +325,12 @@ def test_published_section_of_untrained_and_from_scratch_models(cpu):
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (999.0, "999"), (1234.0, "1.23 k"), (2.5e9, "2.5 G"),
-                                             (999.6, "1 k"), (999_600.0, "1 M"), (-999.6, "-1 k"), (None, "n/a")])
+                                             (999.6, "1 k"), (999_600.0, "1 M"), (-999.6, "-1 k"), (None, "n/a"),
+                                             (1e15, "1 P"), (999.6e12, "1 P"), (2.5e18, "2.5 E"), (1.234e21, "1.23e+21"),
+                                             (float("nan"), "nan")])
 def test_si(value, text):
-    """Counts with a prefix; a value that rounds up to the next prefix reads '1 k', never '1e+03'."""
+    """Counts with a prefix; a value that rounds up to the next prefix reads '1 k' (or '1 P' beyond the
+    tera range), never '1e+03 T'."""
     assert si(value) == text
 
 

@@ -22,7 +22,8 @@ def _reference(x3: torch.Tensor) -> tuple[torch.Tensor, int, int]:
 
 
 @pytest.mark.parametrize("shape", [(4, 1024, 1024), (4, 8192, 16), (4, 3 * 2 ** 17, 1), (3, 7, 5), (4, 1000, 1),
-                                   (1, 3, 1), (4, 99, 300), (2, 4097, 3), (5, 513, 129), (8, 300, 17), (6, 257, 33)])
+                                   (1, 3, 1), (4, 99, 300), (2, 4097, 3), (5, 513, 129), (8, 300, 17), (6, 257, 33),
+                                   (16, 40, 130), (12, 33, 257)])
 def test_binary_tensors_give_exact_sums_and_window_counts(shape):
     torch.manual_seed(0)
     x3 = (torch.rand(shape) < 0.3).float()

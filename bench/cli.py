@@ -408,8 +408,9 @@ def _print_changes(changes: list[Any], source: str, title: str, sides: tuple[str
     if table.row_count:
         console.print(table)
     compared = sum(c.verdict in ("ok", "regression", "improved") for c in changes)
-    console.print(f"{compared} value(s) compared, {len(bad)} regression(s), {len(odd)} case(s) not comparable; "
-                  f"tolerances: {escape(source)}")
+    skipped = sum(c.verdict == "skipped" for c in changes)
+    console.print(f"{compared} value(s) compared, " + (f"{skipped} skipped (see the table), " if skipped else "")
+                  + f"{len(bad)} regression(s), {len(odd)} case(s) not comparable; tolerances: {escape(source)}")
     for c in bad:
         console.print(f"[red]REGRESSION[/red] {escape(c.summary())}", soft_wrap=True)
     for c in odd:

@@ -4,6 +4,7 @@ stored tolerances, directions, devices, injected regressions through the CLI."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from bench.compare import (
     regressions,
     resolve,
     save_baseline,
+    suite_tolerances,
 )
 from bench.results import load_run
 from bench.suite import SuiteError, load_suite
@@ -160,6 +162,36 @@ def test_wall_clock_compared_on_the_same_device_model_only(run):
     latency = [c for c in changes if c.field == "latency.latency_p50_ms"]
     assert latency and {c.verdict for c in latency} == {"skipped"}
     assert regressions(changes) == []
+
+
+def test_the_trained_regression_suite_compares_accuracy_on_its_processor_model_only(run, capsys):
+    """suites/regression.toml: training repeats bit for bit on one processor model only, so accuracy measured
+    on another is skipped (said per field, and counted in the CLI's summary), never a regression; on the
+    same model a 10-point drop is one. Parameters are compared everywhere."""
+    suite, source = suite_tolerances(Path(__file__).parents[1] / "suites" / "regression.toml")
+    assert "regression.toml" in source
+    baseline = make_baseline(run, "b")
+    tolerances = layered(suite, {k: Tolerance(**v) for k, v in baseline["tolerances"].items()})
+    recs = read_jsonl(run / "results.jsonl")
+    for r in recs:
+        r["metrics"]["accuracy"]["top1"] -= 10
+    top1 = [c for c in compare_records(baseline, recs, tolerances) if c.field == "accuracy.top1"]
+    assert top1 and {c.verdict for c in top1} == {"regression"}
+    for r in recs:
+        r["device_info"]["device_name"] = "Other CPU"
+    changes = compare_records(baseline, recs, tolerances)
+    top1 = [c for c in changes if c.field == "accuracy.top1"]
+    assert top1 and {c.verdict for c in top1} == {"skipped"} and all("other device" in c.note for c in top1)
+    assert regressions(changes) == []
+    assert {c.verdict for c in changes if c.field == "params.params"} == {"ok"}
+    path = save_baseline(baseline, run / "b.json")
+    write_jsonl(run / "results.jsonl", recs)
+    suite_file = Path(__file__).parents[1] / "suites" / "regression.toml"
+    capsys.readouterr()
+    assert main(["compare", str(path), str(run), "--suite", str(suite_file)]) == 0
+    out = " ".join(capsys.readouterr().err.split())
+    skipped = re.search(r"(\d+) skipped \(see the table\), 0 regression\(s\)", out)
+    assert skipped and int(skipped.group(1)) >= len(top1)
 
 
 def test_failed_missing_and_unmeasured_cases_are_regressions(run):

@@ -47,8 +47,8 @@ _WIDE = 128  # rows shorter than this are read several at a time (:func:`_regrou
 
 def _four_steps(xi: Any, a: int, r: int, part: Any, steps: Any) -> bool:  # pragma: no cover
     """Steps ``a:a + 4`` of row ``r`` of ``xi``: adds the 1.0 counts to ``part[a:a + 4]`` and ``steps``; True when
-    a pattern other than those of +0.0 and 1.0 occurs. (A function of its own: inlined in :func:`_rows`' loop
-    over the steps, this loop ran three times slower from eight steps on.)"""
+    a pattern other than those of +0.0 and 1.0 occurs. (A function of its own: written out inside
+    :func:`_rows`' loop over the steps, this loop ran three times slower from eight steps on.)"""
     other = False
     for p in range(steps.shape[0]):
         b0, b1, b2, b3 = xi[a, r, p], xi[a + 1, r, p], xi[a + 2, r, p], xi[a + 3, r, p]

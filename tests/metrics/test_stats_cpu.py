@@ -142,3 +142,32 @@ def test_without_numba_the_torch_operations_run_with_one_warning(monkeypatch):
         monkeypatch.undo()
         kinds._fused_cpu.cache_clear()
     assert kinds.host_window_stats(torch.zeros(4, 8, 6)) is not None
+
+
+def test_without_a_writable_cache_folder_the_loops_compile_in_the_process():
+    """Where numba finds no writable cache location (a read-only install without ``NUMBA_CACHE_DIR``),
+    ``njit(cache=True)`` raises RuntimeError when the function is decorated (numba.core.caching); the module
+    then compiles its loops without the disk cache and gives the same statistics. Run in a fresh process with
+    that failure simulated, so this process's compiled loops stay as they are."""
+    import subprocess
+    import sys
+
+    code = """
+import numba
+real = numba.njit
+def njit(*args, **kwargs):
+    if kwargs.get("cache"):
+        raise RuntimeError("cannot cache function: no locator available")
+    return real(*args, **kwargs)
+numba.njit = njit
+import torch
+from bench.metrics import stats_cpu
+x3 = torch.zeros(4, 600, 300)
+x3[1, 5, 7] = 1.0
+w = stats_cpu.window_stats(x3)
+assert type(stats_cpu._rows_compiled._cache).__name__ == "NullCache"  # compiled here, no disk cache
+print(w.binary, w.ones, w.active, w.every_step)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "1.0", "1", "0"]

@@ -24,7 +24,7 @@ this machine has, in that order); short rows (conv outputs of 4 x 4 positions, l
 read several at a time, so the inner loop stays long.
 
 numba compiles the loops on first use (seconds; cached on disk beside this file, or under
-``NUMBA_CACHE_DIR``, after which a process loads them in about 0.4 s). Without numba, or with
+``NUMBA_CACHE_DIR``, after which a process loads them in 0.4 to 1 s). Without numba, or with
 ``SNNBENCH_STATS_BACKEND=eager``, the torch operations run (same results, slower).
 """
 

@@ -12,7 +12,8 @@ cheaper than it is). Same input, same threads for both sides.
 
 - Time: rounds alternate plain / probe / probe / plain (ABBA; SynOpCounter after them, once per round) so drift on a shared machine hits both alike;
   each side's figure is the median wall time per forward over the rounds (on CUDA: synchronised before
-  and after each call, timed with CUDA events). The plain forward is ``reset_net`` + ``model(x)`` under
+  and after each call, timed with CUDA events), printed with its interquartile range over the rounds
+  (as % of the median: the scatter within the process; between processes on a shared VM it is larger). The plain forward is ``reset_net`` + ``model(x)`` under
   ``torch.inference_mode()`` in eval mode; the probe side is a whole ``bench.metrics.ops.profile`` call
   (fresh hooks, its own eval/reset/no_grad handling, the one host transfer and both reports). Process CPU
   time is printed beside it on the CPU.
@@ -112,6 +113,15 @@ def timed(fn: Callable[[], object], device: str) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _iqr(values: list[float]) -> float:
+    """Interquartile range of the per-round times (0 for fewer than two): the scatter within this process,
+    printed beside each median so a ratio can be read against it."""
+    if len(values) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q3 - q1
+
+
 def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict[str, float]:
     def plain() -> None:
         functional.reset_net(model)
@@ -142,6 +152,7 @@ def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict
             walls[side].append(w)
             cpus[side].append(c)
     med = {k: statistics.median(v) for k, v in walls.items()}
+    spread = {k: _iqr(v) / med[k] for k, v in walls.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
     peak = cuda_peak_bytes if device == "cuda" else cpu_peak_bytes
     mem = {}
@@ -150,6 +161,7 @@ def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict
         mem[side] = peak(fn)
     return {
         "plain_ms": med["plain"] * 1e3, "probe_ms": med["probe"] * 1e3, "time_ratio": med["probe"] / med["plain"],
+        "plain_iqr": spread["plain"], "probe_iqr": spread["probe"],
         "cpu_ratio": cpu["probe"] / cpu["plain"],
         "synops_ratio": med["synops"] / med["plain"] if "synops" in med else None, "plain_peak_mib": mem["plain"] / 2**20,
         "probe_peak_mib": mem["probe"] / 2**20, "mem_ratio": mem["probe"] / mem["plain"],
@@ -178,7 +190,8 @@ def run(setting: Setting, mem_limit: float, names: list[str] | None) -> bool:
         ok_all &= ok
         cpu = (f" (cpu x{r['cpu_ratio']:.3f}; SynOpCounter x{r['synops_ratio']:.3f})"
                if setting.device == "cpu" else "")
-        print(f"  {name:26s} plain {r['plain_ms']:8.1f} ms  probe {r['probe_ms']:8.1f} ms  "
+        print(f"  {name:26s} plain {r['plain_ms']:8.1f} ms (IQR {100 * r['plain_iqr']:.1f}%)  "
+              f"probe {r['probe_ms']:8.1f} ms (IQR {100 * r['probe_iqr']:.1f}%)  "
               f"time x{r['time_ratio']:.3f} (target x{setting.time_limit:.2f}){cpu}  peak {r['plain_peak_mib']:.1f} -> {r['probe_peak_mib']:.1f} MiB "
               f"x{r['mem_ratio']:.3f}  {'ok' if ok else 'OVER LIMIT'}")
         del model, x

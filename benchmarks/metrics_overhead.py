@@ -126,6 +126,14 @@ def _iqr(values: list[float]) -> float:
     return q3 - q1
 
 
+def round_ratios(probe: list[float], plain: list[float]) -> list[float]:
+    """Each ABBA round's own ratio: its two probe times over its two plain times (``probe[2r]``, ``probe[2r + 1]``
+    and ``plain[2r]``, ``plain[2r + 1]`` are round ``r``'s, in the order they ran)."""
+    if len(probe) != len(plain) or len(probe) % 2:
+        raise ValueError(f"need two times per side per round, got {len(probe)} probe and {len(plain)} plain")
+    return [(probe[i] + probe[i + 1]) / (plain[i] + plain[i + 1]) for i in range(0, len(probe), 2)]
+
+
 def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict[str, float]:
     def plain() -> None:
         functional.reset_net(model)
@@ -157,8 +165,7 @@ def measure(model: nn.Module, x: torch.Tensor, rounds: int, device: str) -> dict
             cpus[side].append(c)
     med = {k: statistics.median(v) for k, v in walls.items()}
     spread = {k: _iqr(v) / med[k] for k, v in walls.items()}
-    paired = [(walls["probe"][2 * r] + walls["probe"][2 * r + 1]) / (walls["plain"][2 * r] + walls["plain"][2 * r + 1])
-              for r in range(rounds)]  # each round's probe calls over its plain calls
+    paired = round_ratios(walls["probe"], walls["plain"])
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
     peak = cuda_peak_bytes if device == "cuda" else cpu_peak_bytes
     mem = {}

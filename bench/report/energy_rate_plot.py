@@ -32,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MultipleLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter  # noqa: E402
 
 from bench.figure_layout import figure, finish, fit_legend  # noqa: E402
 from bench.palette import STYLE, ModelStyle  # noqa: E402
@@ -42,6 +42,7 @@ from bench.report.energy_section import TITLE, ProfileRow, energy_cases, profile
 NAME = "energy_vs_rate"
 RATE_ENDS = {0.1: 0.02, 0.2: 0.05, 0.25: 0.05, 0.5: 0.1, 1.0: 0.2}  # right ends of a rate axis: tick step
 RATE_HEADROOM = 1.2
+MINOR_SUBS = (2.0, 5.0)  # unlabelled minor ticks of an energy axis over two decades or more (:func:`_log_ticks`)
 SAMPLES = 201  # points along each SNN line (straight in r, curved on the log energy axis)
 ENERGY_UNITS = ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ"), (1.0, "pJ"))  # picojoules per unit
 PANEL_W, PANEL_H = 4.2, 3.0  # inches
@@ -115,7 +116,10 @@ def _plain(value: float, _pos: Any = None) -> str:
 def _log_ticks(ax: Any) -> None:
     """Plain numbers on the log axis (a log axis labels only powers of ten): over two decades or more the
     powers of ten alone, over one or more also 2 and 5 x them, under one decade 1, 2, 3 and 5 x them, or
-    every integer multiple where fewer than two of those fall inside (a short span between them)."""
+    every integer multiple where fewer than two of those fall inside (a short span between them). Over two
+    decades or more the unlabelled minor ticks stand at 2 and 5 x the powers of ten only (not at every integer
+    multiple: the panels span up to ten decades, and each tick is an object matplotlib lays out and draws,
+    which cost a third of this figure's rendering time)."""
     lo, hi = ax.get_ylim()
     decades = math.log10(hi / lo)
 
@@ -133,6 +137,8 @@ def _log_ticks(ax: Any) -> None:
 
     ax.yaxis.set_major_formatter(FuncFormatter(label))
     ax.yaxis.set_minor_formatter(FuncFormatter(label) if len(shown) > 1 else NullFormatter())
+    if decades >= 2:
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=MINOR_SUBS))
 
 
 def _panel(ax: Any, profile: str, panel: list[Curve], styles: dict[str, ModelStyle]) -> str:

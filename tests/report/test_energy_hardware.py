@@ -498,3 +498,33 @@ def test_merged_runs_with_other_energy_options_show_every_configuration():
     (single,), _ = es.model_tables(records[:1], Declared({}))
     assert single.differs == "" and single.caption.startswith("A at T=4 (trained; ")
     assert es.headline_note(records[:1]).endswith("is in \"Energy with data movement\".")
+
+
+def _energy_axis(lo: float, hi: float):
+    """A log axis spanning lo..hi with the energy-vs-rate panels' ticks, drawn (tick labels are set on draw)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    erp._log_ticks(ax)
+    fig.canvas.draw()
+    visible = [(t.get_loc(), t.label1.get_text()) for t in ax.yaxis.get_minor_ticks()
+               if lo <= t.get_loc() <= hi]
+    major = [(t.get_loc(), t.label1.get_text()) for t in ax.yaxis.get_major_ticks() if lo <= t.get_loc() <= hi]
+    plt.close(fig)
+    return major, visible
+
+
+def test_energy_axis_over_decades_keeps_minor_ticks_at_2_and_5_unlabelled():
+    major, minor = _energy_axis(1.0, 1000.0)  # three decades: powers of ten labelled, minor ticks bare
+    assert major == [(1.0, "1"), (10.0, "10"), (100.0, "100"), (1000.0, "1000")]
+    assert [loc for loc, _ in minor] == pytest.approx([2, 5, 20, 50, 200, 500])
+    assert {text for _, text in minor} == {""}
+
+
+def test_energy_axis_under_two_decades_labels_2_and_5_among_every_minor_tick():
+    major, minor = _energy_axis(1.0, 30.0)  # 1.5 decades: every integer multiple ticked, 2 and 5 labelled
+    assert [loc for loc, _ in major] == [1.0, 10.0]
+    assert [loc for loc, _ in minor] == pytest.approx([2, 3, 4, 5, 6, 7, 8, 9, 20, 30])
+    assert [text for _, text in minor] == ["2", "", "", "5", "", "", "", "", "20", ""]

@@ -25,8 +25,9 @@ matched by a tolerance are tracked. A baseline stores the table it was made with
 without the suite; at compare time the suite's ``[tolerances]`` (``--suite``, else the run's suite file
 when it exists) override the stored table. A tolerance allows ``max(abs, rel x |baseline|)``; ``better``
 says which direction is good (``higher``, ``lower``, or ``none``: any change beyond the tolerance is a
-regression); ``same_device = true`` compares the field only when the device model is the same
-(wall-clock and hardware-counter figures); ``skip = true`` stops tracking a field. Suite example::
+regression); ``same_device = true`` compares the field only when the device model is the same, and on a CPU
+also its identity (vendor, family, model, stepping and the instruction set torch's kernels use: a VM may name
+every generation alike; see :func:`other_device`) (wall-clock and hardware-counter figures, trained accuracy); ``skip = true`` stops tracking a field. Suite example::
 
     [tolerances]
     "accuracy.top1" = { abs = 3.0, better = "higher" }
@@ -67,6 +68,7 @@ from bench.results import (
     load_run,
     numeric_fields,
     read_json_object,
+    recorded_cpu_identity,
     write_file,
 )
 from bench.rundir import settings_changes
@@ -223,7 +225,8 @@ def make_baseline(run_dir: str | Path, name: str, suite_file: str | Path | None 
     cases = {}
     for r in run.records:
         cases[case_key(r)] = {"model": r["model"]["label"], "T": r["T"], "device": r.get("device"),
-                              "device_name": device_name(r), "batch_size": r.get("batch_size"),
+                              "device_name": device_name(r), "cpu_identity": recorded_cpu_identity(r),
+                              "batch_size": r.get("batch_size"),
                               "config_key": r["config_key"], "config": case_config(r, run.run),
                               "values": dict(sorted(tracked_values(r, tolerances).items()))}
     git = run.env.get("git") or {}
@@ -303,9 +306,9 @@ def _check_case(path: Path, key: str, case: Any, fix: str) -> None:
                 or "." not in name):
             raise BaselineError(f"{path}: case {key!r}, field {name!r}: expected '<metric>.<field>' with a number, "
                                 f"got {value!r}. Fix: {fix}")
-    device_name = case.get("device_name")
-    if device_name is not None and not isinstance(device_name, str):
-        raise BaselineError(f"{path}: case {key!r}: device_name {device_name!r} is not a string. Fix: {fix}")
+    for name in ("device_name", "cpu_identity"):
+        if case.get(name) is not None and not isinstance(case[name], str):
+            raise BaselineError(f"{path}: case {key!r}: {name} {case[name]!r} is not a string. Fix: {fix}")
     for name, kind, words in (("config", dict, "an object"), ("config_key", str, "a string")):
         if case.get(name) is not None and not isinstance(case[name], kind):
             raise BaselineError(f"{path}: case {key!r}: {name} {case[name]!r:.60} is not {words}. Fix: {fix}")
@@ -371,12 +374,28 @@ def _verdict(base: float, cur: float, tol: Tolerance) -> str:
     return "regression" if abs(delta) > allowed else "ok"
 
 
+def other_device(record: dict[str, Any], case: dict[str, Any]) -> str:
+    """Why a ``same_device`` field of ``record`` is not compared with the baseline ``case`` ("" when it is): another
+    device model, or on a CPU another identity (:func:`bench.devices.cpu_identity`: a VM may give every
+    generation of a vendor's CPUs one model name, while their kernels round differently), or an identity one
+    side does not record (made before it was recorded: save the baseline again)."""
+    name, base_name = device_name(record), case.get("device_name")
+    if name != base_name:
+        return f"other device: {name} vs {base_name}"
+    if str(record.get("device")) != "cpu":
+        return ""  # a GPU's model name is its identity here (the same name: the baseline's ran on one too)
+    ident, base_ident = recorded_cpu_identity(record), case.get("cpu_identity")
+    if ident is None or base_ident is None:
+        which = "the baseline" if base_ident is None else "this run"
+        return f"CPU not identified: {which} records only the model name {name!r} (save the baseline again)"
+    return "" if ident == base_ident else f"other CPU: {ident} vs {base_ident}"
+
+
 def _field_change(key: str, name: str, base: float, record: dict[str, Any], case: dict[str, Any],
                   tol: Tolerance) -> Change:
     cur = numeric_fields(record).get(name)
-    if tol.same_device and device_name(record) != case.get("device_name"):
-        return Change(key, name, base, cur, tol.describe(), "skipped",
-                      f"other device: {device_name(record)} vs {case.get('device_name')}")
+    if tol.same_device and (other := other_device(record, case)):
+        return Change(key, name, base, cur, tol.describe(), "skipped", other)
     if cur is None:
         metric, fld = name.split(".", 1)
         why = ((record.get("metrics") or {}).get(metric) or {}).get(f"{fld}_why")
@@ -475,7 +494,8 @@ def reference_cases(run: RunData, tolerances: Mapping[str, Tolerance]) -> dict[s
     cases = {}
     for r in run.records:
         failed = "" if r.get("status") == "ok" else str((r.get("error") or {}).get("message", "?"))
-        cases[case_key(r)] = {"device_name": device_name(r), "failed": failed, "config_key": r["config_key"],
+        cases[case_key(r)] = {"device_name": device_name(r), "cpu_identity": recorded_cpu_identity(r),
+                              "failed": failed, "config_key": r["config_key"],
                               "config": case_config(r, run.run),
                               "values": {} if failed else tracked_values(r, tolerances)}
     return cases

@@ -82,6 +82,32 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_identity() -> str:
+    """What tells two CPUs apart for bit-for-bit results, beyond their model name: the vendor, family, model and
+    stepping of /proc/cpuinfo (a cloud VM may name every generation of a vendor's CPUs alike, e.g. 'AMD EPYC') and
+    the instruction set torch's CPU kernels dispatch to (``torch.backends.cpu.get_cpu_capability()``: AVX2,
+    AVX512, ...), which picks the kernels and so the rounding of every float result; where /proc/cpuinfo is
+    unreadable, platform's processor string instead of the first part."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model", "stepping") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    if fields:
+        cpu = (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
+               f"stepping {fields.get('stepping', '?')}")
+    else:
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
+
+
 def usable_cpus() -> int | None:
     """CPUs this process may run on (affinity mask; a container's cpuset shows here), else os.cpu_count()."""
     try:
@@ -168,7 +194,7 @@ def nvml_description(device: str) -> dict[str, object]:
 def describe_device(device: str) -> dict[str, object]:
     """Name and versions of one device, recorded with every result on it.
 
-    CPU: model name, torch intra-op threads, usable and logical CPUs. CUDA: torch's name, memory,
+    CPU: model name, identity (:func:`cpu_identity`), torch intra-op threads, usable and logical CPUs. CUDA: torch's name, memory,
     capability, CUDA runtime torch was built with, cuDNN, and NVML's name, driver version and
     the CUDA version the driver supports; host threads too, since they launch the kernels.
     """
@@ -177,6 +203,7 @@ def describe_device(device: str) -> dict[str, object]:
         return {
             **common,
             "device_name": cpu_name(),
+            "cpu_identity": cpu_identity(),
             "usable_cpus": usable_cpus(),
             "logical_cpus": os.cpu_count(),
         }

@@ -505,6 +505,12 @@ def device_name(record: Mapping[str, Any]) -> str:
     return (record.get("device_info") or {}).get("device_name") or str(record.get("device"))
 
 
+def recorded_cpu_identity(record: Mapping[str, Any]) -> str | None:
+    """A CPU case's ``device_info.cpu_identity`` (:func:`bench.devices.cpu_identity`): None for other devices and
+    for CPU records made before it was recorded."""
+    return (record.get("device_info") or {}).get("cpu_identity")
+
+
 def numeric_fields(record: Mapping[str, Any]) -> dict[str, float]:
     """Every finite numeric scalar ``<metric>.<field>`` of a record (booleans excluded)."""
     out = {}

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from real_run import copy_run, read_jsonl, real_run, write_jsonl
 
 from bench.cli import main
@@ -21,12 +22,14 @@ from bench.compare import (
     layered,
     load_baseline,
     make_baseline,
+    other_device,
     parse_tolerances,
     regressions,
     resolve,
     save_baseline,
     suite_tolerances,
 )
+from bench.devices import cpu_identity, cpu_name
 from bench.results import load_run
 from bench.suite import SuiteError, load_suite
 
@@ -192,6 +195,57 @@ def test_the_trained_regression_suite_compares_accuracy_on_its_processor_model_o
     out = " ".join(capsys.readouterr().err.split())
     skipped = re.search(r"(\d+) skipped \(see the table\), 0 regression\(s\)", out)
     assert skipped and int(skipped.group(1)) >= len(top1)
+
+
+def test_same_model_name_on_another_cpu_generation_is_skipped_not_a_regression(run):
+    """A VM may name every generation of a vendor's CPUs alike ('AMD EPYC'): trained accuracy on one of another
+    family or model, or whose torch kernels use another instruction set, differs with unchanged code, so a
+    same_device field is compared only where the recorded CPU identity matches too, and skipped (with the
+    reason) where either side lacks it."""
+    suite, _ = suite_tolerances(Path(__file__).parents[1] / "suites" / "regression.toml")
+    baseline = make_baseline(run, "b")
+    tolerances = layered(suite, {k: Tolerance(**v) for k, v in baseline["tolerances"].items()})
+    recs = read_jsonl(run / "results.jsonl")
+    assert all(case["cpu_identity"] == cpu_identity() for case in baseline["cases"].values())
+    for r in recs:
+        r["metrics"]["accuracy"]["top1"] -= 10
+
+    def top1(records, cases=None):
+        base = {**baseline, "cases": cases or baseline["cases"]}
+        return [c for c in compare_records(base, records, tolerances) if c.field == "accuracy.top1"]
+
+    assert {c.verdict for c in top1(recs)} == {"regression"}  # same name, same identity: compared
+    for r in recs:
+        r["device_info"]["cpu_identity"] = "AuthenticAMD family 25 model 17 stepping 1; torch kernels AVX512"
+    other = top1(recs)
+    assert other and {c.verdict for c in other} == {"skipped"}
+    assert all(c.note.startswith("other CPU: AuthenticAMD family 25 model 17") for c in other)
+    for r in recs:
+        del r["device_info"]["cpu_identity"]  # a run made before the identity was recorded
+    assert {c.note for c in top1(recs)} == {
+        f"CPU not identified: this run records only the model name {cpu_name()!r} (save the baseline again)"}
+    recs = read_jsonl(run / "results.jsonl")
+    for r in recs:
+        r["metrics"]["accuracy"]["top1"] -= 10
+    old = {k: {f: v for f, v in case.items() if f != "cpu_identity"} for k, case in baseline["cases"].items()}
+    assert {c.verdict for c in top1(recs, old)} == {"skipped"}
+    assert all("the baseline records only the model name" in c.note for c in top1(recs, old))
+
+
+def test_gpu_cases_compare_by_model_name_alone():
+    record = {"device": "cuda:0", "device_info": {"device_name": "NVIDIA H100 80GB HBM3"}}
+    assert other_device(record, {"device_name": "NVIDIA H100 80GB HBM3"}) == ""
+    assert other_device(record, {"device_name": "NVIDIA H200"}) == "other device: NVIDIA H100 80GB HBM3 vs NVIDIA H200"
+
+
+def test_cpu_identity_names_the_processor_and_torch_kernels():
+    ident = cpu_identity()
+    assert ident.endswith(f"; torch kernels {torch.backends.cpu.get_cpu_capability()}")
+    if Path("/proc/cpuinfo").is_file():
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        assert ident.startswith(f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']} "
+                                f"stepping {fields['stepping']};")
 
 
 def test_failed_missing_and_unmeasured_cases_are_regressions(run):

@@ -508,6 +508,8 @@ def device_name(record: Mapping[str, Any]) -> str:
 def recorded_cpu_identity(record: Mapping[str, Any]) -> str | None:
     """A CPU case's ``device_info.cpu_identity`` (:func:`bench.devices.cpu_identity`): None for other devices and
     for CPU records made before it was recorded."""
+    if str(record.get("device")) != "cpu":
+        return None
     return (record.get("device_info") or {}).get("cpu_identity")
 
 

@@ -104,7 +104,8 @@ def gpu_like(src: Path, dst: Path) -> Path:
     for r in records:
         r["run_id"] = "gpu-like"
         r["device"] = "cuda:0"
-        r["device_info"] = (r.get("device_info") or {}) | {"device": "cuda:0", "device_name": GPU_NAME}
+        r["device_info"] = {k: v for k, v in (r.get("device_info") or {}).items() if k != "cpu_identity"} \
+            | {"device": "cuda:0", "device_name": GPU_NAME}  # (a CUDA record names no CPU identity)
         r["case_id"] = r["case_id"].replace("|cpu|", "|cuda:0|")
     write_jsonl(dst / "results.jsonl", records)
     edit_json(dst / "run.json", run_id="gpu-like", devices=["cuda:0"])

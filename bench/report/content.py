@@ -24,7 +24,7 @@ from bench.report import energy_plot, energy_section, plots
 from bench.report import tables as tb
 from bench.report.conventions import conventions_sections
 from bench.report.declared import Declared, Installed, declarations
-from bench.results import RunData, case_key
+from bench.results import RunData, case_key, recorded_cpu_identity
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,11 @@ def run_context(runs: list[RunData], records: list[dict[str, Any]]) -> list[tupl
             return "unknown"
         return g.get("commit", "?")[:12] + (" (suite file modified)" if g.get("suite_file_modified") else "")
 
-    devices = _unique([f"{tb.device_label(r)} ({r.get('device')})" for r in records])
+    def device(r: dict[str, Any]) -> str:  # a CPU's identity beside its model name: a VM may name generations alike
+        ident = recorded_cpu_identity(r)
+        return f"{tb.device_label(r)} ({r.get('device')}{f'; {ident}' if ident else ''})"
+
+    devices = _unique([device(r) for r in records])
     return [
         ("suite", _per_run(runs, lambda r: f"{r.run.get('suite', '?')}: {r.run.get('description', '')}".rstrip(": "))),
         ("runs", ", ".join(f"{run.run_id} ({run.env.get('created', '?')})" for run in runs)),

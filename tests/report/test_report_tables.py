@@ -415,3 +415,14 @@ def test_run_without_declarations_shows_no_metric_values(run_dir, tmp_path):
     assert declared.contracts == {} and "bench report" in declared.notes[0]
     frame, _ = tb.headline_table(run.records, declared)
     assert list(frame.columns) == ["model", "weights", "main T"]
+
+
+def test_the_run_context_names_each_cpu_by_its_identity_too(cpu, gpu):
+    """A VM may name every generation of a vendor's CPUs alike: the report's devices line adds the recorded
+    identity (bench.devices.cpu_identity) to a CPU's model name; a GPU keeps its name."""
+    from bench.devices import cpu_identity, cpu_name
+    from bench.report.content import run_context
+
+    devices = dict(run_context([cpu, gpu], cpu.records + gpu.records))["devices"]
+    assert f"{cpu_name()} (cpu; {cpu_identity()})" in devices
+    assert f"{GPU_NAME} (cuda:0)" in devices

@@ -378,16 +378,17 @@ def other_device(record: dict[str, Any], case: dict[str, Any]) -> str:
     """Why a ``same_device`` field of ``record`` is not compared with the baseline ``case`` ("" when it is): another
     device model, or on a CPU another identity (:func:`bench.devices.cpu_identity`: a VM may give every
     generation of a vendor's CPUs one model name, while their kernels round differently), or an identity one
-    side does not record (made before it was recorded: save the baseline again)."""
+    side does not record (made before it was recorded: save the baseline, or run the suite, again)."""
     name, base_name = device_name(record), case.get("device_name")
     if name != base_name:
         return f"other device: {name} vs {base_name}"
     if str(record.get("device")) != "cpu":
         return ""  # a GPU's model name is its identity here (the same name: the baseline's ran on one too)
     ident, base_ident = recorded_cpu_identity(record), case.get("cpu_identity")
-    if ident is None or base_ident is None:
-        which = "the baseline" if base_ident is None else "this run"
-        return f"CPU not identified: {which} records only the model name {name!r} (save the baseline again)"
+    if base_ident is None:
+        return f"CPU not identified: the baseline records only the model name {name!r} (save it again)"
+    if ident is None:
+        return f"CPU not identified: this run records only the model name {name!r} (run the suite again)"
     return "" if ident == base_ident else f"other CPU: {ident} vs {base_ident}"
 
 

@@ -82,27 +82,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+_IDENTITY_KEYS = ("vendor_id", "cpu family", "model", "stepping",  # x86
+                  "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "CPU revision")  # Arm
+
+
 def cpu_identity() -> str:
-    """What tells two CPUs apart for bit-for-bit results, beyond their model name: the vendor, family, model and
-    stepping of /proc/cpuinfo (a cloud VM may name every generation of a vendor's CPUs alike, e.g. 'AMD EPYC') and
-    the instruction set torch's CPU kernels dispatch to (``torch.backends.cpu.get_cpu_capability()``: AVX2,
-    AVX512, ...), which picks the kernels and so the rounding of every float result; where /proc/cpuinfo is
-    unreadable, platform's processor string instead of the first part."""
+    """What tells two CPUs apart for bit-for-bit results, beyond their model name (a cloud VM may name every
+    generation of a vendor's CPUs alike, e.g. 'AMD EPYC'): the vendor, family, model and stepping of the first
+    processor in /proc/cpuinfo (on Arm: implementer, architecture, variant, part and revision), and the
+    instruction set torch's CPU kernels dispatch to (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512,
+    ...), which picks the kernels and so the rounding of float results. Where /proc/cpuinfo is unreadable,
+    platform's processor string stands for the first part."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
-                if key in ("vendor_id", "cpu family", "model", "stepping") and key not in fields:
+                if key in _IDENTITY_KEYS and key not in fields:
                     fields[key] = value.strip()
                 if not line.strip() and fields:
                     break  # the first processor's block is enough
     except OSError:
         pass
-    if fields:
-        cpu = (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
+    if "vendor_id" in fields:  # x86
+        cpu = (f"{fields['vendor_id']} family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
                f"stepping {fields.get('stepping', '?')}")
+    elif fields:  # Arm: implementer, part, variant and revision
+        cpu = ", ".join(f"{k} {v}" for k, v in fields.items())
     else:
         cpu = platform.processor() or platform.machine()
     return f"{cpu}; torch kernels {torch.backends.cpu.get_cpu_capability()}"

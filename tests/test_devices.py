@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -164,3 +165,36 @@ def test_gpu_cases_are_checked_against_the_gpus_memory_and_for_nan_outputs(tmp_p
     status = {r["model"]["label"]: (r["status"], (r["error"] or {}).get("type")) for r in
               read_records(tmp_path / "r" / "results.jsonl")}
     assert status == {"sew": ("ok", None), "nan": ("failed", "NonFiniteOutputError")}
+
+
+def test_cpu_identity_names_the_processor_and_torch_kernels():
+    ident = devices.cpu_identity()
+    assert ident.endswith(f"; torch kernels {torch.backends.cpu.get_cpu_capability()}")
+    if Path("/proc/cpuinfo").is_file():
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:30] if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        assert ident.startswith(f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']} "
+                                f"stepping {fields['stepping']};")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel Xeon\n"
+     "stepping\t: 8\n\nprocessor\t: 1\nvendor_id\t: Other\n", "GenuineIntel family 6 model 143 stepping 8"),
+    ("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+     "CPU part\t: 0xd0c\nCPU revision\t: 1\n\nprocessor\t: 1\n",
+     "CPU implementer 0x41, CPU architecture 8, CPU variant 0x1, CPU part 0xd0c, CPU revision 1"),
+])
+def test_cpu_identity_reads_the_first_processor_on_x86_and_arm(monkeypatch, text, expected):
+    import io
+
+    monkeypatch.setattr(devices, "open", lambda *a, **k: io.StringIO(text), raising=False)
+    assert devices.cpu_identity() == f"{expected}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
+
+
+def test_cpu_identity_without_proc_cpuinfo_falls_back_to_platform(monkeypatch):
+    def unreadable(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(devices, "open", unreadable, raising=False)
+    monkeypatch.setattr(devices.platform, "processor", lambda: "arm")
+    assert devices.cpu_identity() == f"arm; torch kernels {torch.backends.cpu.get_cpu_capability()}"

@@ -25,9 +25,10 @@ matched by a tolerance are tracked. A baseline stores the table it was made with
 without the suite; at compare time the suite's ``[tolerances]`` (``--suite``, else the run's suite file
 when it exists) override the stored table. A tolerance allows ``max(abs, rel x |baseline|)``; ``better``
 says which direction is good (``higher``, ``lower``, or ``none``: any change beyond the tolerance is a
-regression); ``same_device = true`` compares the field only when the device model is the same, and on a CPU
-also its identity (vendor, family, model, stepping and the instruction set torch's kernels use: a VM may name
-every generation alike; see :func:`other_device`) (wall-clock and hardware-counter figures, trained accuracy); ``skip = true`` stops tracking a field. Suite example::
+regression); ``same_device = true`` compares the field only on the same device: the same model name and,
+on a CPU, the same identity (vendor, family, model, stepping and the instruction set torch's kernels use: a
+VM may name every generation alike; see :func:`other_device`), for wall-clock and hardware-counter figures
+and trained accuracy; ``skip = true`` stops tracking a field. Suite example::
 
     [tolerances]
     "accuracy.top1" = { abs = 3.0, better = "higher" }

@@ -108,7 +108,7 @@ def cpu_identity() -> str:
     if "vendor_id" in fields:  # x86
         cpu = (f"{fields['vendor_id']} family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
                f"stepping {fields.get('stepping', '?')}")
-    elif fields:  # Arm: implementer, part, variant and revision
+    elif fields:  # Arm
         cpu = ", ".join(f"{k} {v}" for k, v in fields.items())
     else:
         cpu = platform.processor() or platform.machine()
@@ -201,9 +201,9 @@ def nvml_description(device: str) -> dict[str, object]:
 def describe_device(device: str) -> dict[str, object]:
     """Name and versions of one device, recorded with every result on it.
 
-    CPU: model name, identity (:func:`cpu_identity`), torch intra-op threads, usable and logical CPUs. CUDA: torch's name, memory,
-    capability, CUDA runtime torch was built with, cuDNN, and NVML's name, driver version and
-    the CUDA version the driver supports; host threads too, since they launch the kernels.
+    CPU: model name, identity (:func:`cpu_identity`), torch intra-op threads, usable and logical CPUs. CUDA:
+    torch's name, memory, capability, CUDA runtime torch was built with, cuDNN, and NVML's name, driver version
+    and the CUDA version the driver supports; host threads too, since they launch the kernels.
     """
     common = {"device": device, "torch_version": torch.__version__, "threads": torch.get_num_threads()}
     if device == "cpu":

@@ -333,7 +333,7 @@ def _record_history(run_dir: Path, console: Console) -> None:
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from bench.history import history_path, list_runs, locate_store, metric_series, plot_series
+    from bench.history import device_labels, history_path, list_runs, locate_store, metric_series, plot_series
 
     db = locate_store(args.db) if args.db else history_path()
     if db is None:
@@ -358,8 +358,8 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=args.metric)
     for col in ("created", "run id", "commit", "model", "T", "device", "batch", "value"):
         table.add_column(col, justify="right" if col in ("T", "batch", "value") else "left", overflow="fold")
-    for p in points:
-        table.add_row(p.created or "?", p.run_id, (p.git_commit or "?")[:10], p.model, str(p.T), p.device_name,
+    for p, device in zip(points, device_labels(points), strict=True):
+        table.add_row(p.created or "?", p.run_id, (p.git_commit or "?")[:10], p.model, str(p.T), device,
                       str(p.batch_size), f"{p.value:.6g}")
     console.print(table)
     if args.plot:

@@ -10,12 +10,14 @@ the rule above) or a reports root (its ``history.sqlite``); without ``--db``, ``
 ``reports/history.sqlite`` under the current folder (the default reports root of ``bench run``).
 
 ``bench run`` appends its run at the end; ``bench history`` lists runs and plots ``<metric>.<field>``
-over time, one colour per series (model, T, device, batch size). Re-adding a run folder (e.g. after
+over time, one colour per series (model, T, device, batch size; a device model name that CPUs of more than
+one identity share is split by identity). Re-adding a run folder (e.g. after
 ``--resume``) replaces its earlier rows. Tables:
 
 - ``runs``: one row per run folder: run id, path, suite, creation time, git commit, machine, devices.
 - ``cases``: one row per case: model label and registered name, T, device, device model, batch
-  size, status, error message.
+  size, status, error message, and a CPU case's identity (:func:`bench.devices.cpu_identity`; a store made
+  before it was recorded gains the column, empty for its earlier rows).
 - ``results``: one row per finite numeric scalar field of a case (``metric`` = ``<metric>.<field>``).
 
 Runs are read through :mod:`bench.results`; plots use the report's palette (:mod:`bench.palette`) without
@@ -39,6 +41,7 @@ from bench.results import (
     device_name,
     load_run,
     numeric_fields,
+    recorded_cpu_identity,
     write_file,
 )
 
@@ -53,7 +56,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS cases (
     run_key TEXT NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE, case_id TEXT NOT NULL, model TEXT,
     model_name TEXT, T INTEGER, device TEXT, device_name TEXT, batch_size INTEGER, status TEXT, error TEXT,
-    PRIMARY KEY (run_key, case_id));
+    cpu_identity TEXT, PRIMARY KEY (run_key, case_id));
 CREATE TABLE IF NOT EXISTS results (
     run_key TEXT NOT NULL, case_id TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
     PRIMARY KEY (run_key, case_id, metric),
@@ -98,6 +101,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=30)
     con.execute("PRAGMA foreign_keys = ON")
     con.executescript(SCHEMA)
+    if "cpu_identity" not in {row[1] for row in con.execute("PRAGMA table_info(cases)")}:
+        con.execute("ALTER TABLE cases ADD COLUMN cpu_identity TEXT")  # a store made before it was recorded
     return con
 
 
@@ -122,9 +127,11 @@ def append_run(run_dir: str | Path, db: str | Path) -> str:
             sum(r.get("status") != "ok" for r in records), datetime.now(timezone.utc).isoformat(timespec="seconds")))
         for r in records:
             cid = case_key(r)
-            con.execute("INSERT OR REPLACE INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+            con.execute("INSERT OR REPLACE INTO cases (run_key, case_id, model, model_name, T, device, device_name, "
+                        "batch_size, status, error, cpu_identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
                 key, cid, r["model"]["label"], r["model"].get("name"), r["T"], r.get("device"), device_name(r),
-                r.get("batch_size"), r.get("status"), (r.get("error") or {}).get("message")))
+                r.get("batch_size"), r.get("status"), (r.get("error") or {}).get("message"),
+                recorded_cpu_identity(r)))
             con.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
                             [(key, cid, m, v) for m, v in numeric_fields(r).items()])
     con.close()
@@ -155,12 +162,14 @@ class Point:
     device_name: str
     batch_size: int
     value: float
+    cpu_identity: str | None = None  # a CPU case's identity (bench.devices.cpu_identity), where recorded
 
 
 def metric_series(db: str | Path, metric: str, models: list[str] | None = None, T: int | None = None,
                   device: str | None = None, suite: str | None = None) -> list[Point]:
     """Values of ``metric`` (``<metric>.<field>``) over time, oldest first, for the chosen models/T/device."""
-    sql = ("SELECT r.created, r.run_id, r.git_commit, c.model, c.T, c.device_name, c.batch_size, x.value "
+    sql = ("SELECT r.created, r.run_id, r.git_commit, c.model, c.T, c.device_name, c.batch_size, x.value, "
+           "c.cpu_identity "
            "FROM results x JOIN cases c USING (run_key, case_id) JOIN runs r USING (run_key) "
            "WHERE x.metric = ? AND c.status = 'ok'")
     params: list[Any] = [metric]
@@ -183,8 +192,19 @@ def metric_series(db: str | Path, metric: str, models: list[str] | None = None, 
     return points
 
 
+def device_labels(points: list[Point]) -> list[str]:
+    """Each point's device as its series tells it: the model name, and where points of that name come from CPUs
+    of more than one identity (a VM may name generations alike; their kernels round differently), the identity
+    too ("CPU not identified" for runs made before it was recorded)."""
+    identities: dict[str, set[str | None]] = {}
+    for p in points:
+        identities.setdefault(p.device_name, set()).add(p.cpu_identity)
+    return [p.device_name if len(identities[p.device_name]) < 2 else
+            f"{p.device_name} [{p.cpu_identity or 'CPU not identified'}]" for p in points]
+
+
 def series_figure(points: list[Point], metric: str) -> Any:
-    """The matplotlib figure of :func:`plot_series` (one line per (model, T, device model, batch size), each
+    """The matplotlib figure of :func:`plot_series` (one line per (model, T, device, batch size), each
     series its own colour: Okabe-Ito in order, then again with another line style; each model its own marker;
     a single run time shown with a day either side). Laid out as the report's figures (:mod:`bench.figure_layout`:
     ``FixedLayout``, the legend below the plot in as many columns as fit, the figure growing to hold it)."""
@@ -196,8 +216,8 @@ def series_figure(points: list[Point], metric: str) -> Any:
 
     points = [p for p in points if p.created]  # a run folder without env.json has no time to plot at
     series: dict[tuple[str, int, str, int], list[Point]] = {}
-    for p in points:
-        series.setdefault((p.model, p.T, p.device_name, p.batch_size), []).append(p)
+    for p, device in zip(points, device_labels(points), strict=True):
+        series.setdefault((p.model, p.T, device, p.batch_size), []).append(p)
     devices = sorted({k[2] for k in series})
     models = sorted({k[0] for k in series})
     times = [datetime.fromisoformat(p.created) for p in points]

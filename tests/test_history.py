@@ -228,3 +228,52 @@ def test_history_plot_that_cannot_be_written_leaves_the_old_file_and_exits_1(tmp
     assert "No space left on device" in err and "Traceback" not in err
     assert plot.read_bytes() == b"earlier plot"
     assert list(tmp_path.glob("p.png*")) == [plot], "no temporary file left behind"
+
+
+def test_series_split_where_one_cpu_name_covers_several_identities(tmp_path, runs):
+    """A VM may name every generation of a vendor's CPUs alike: the later run on a CPU of another identity, under
+    the same model name, is its own series (labelled with the identity) rather than a jump in the first one's;
+    a name with one identity keeps its plain label."""
+    from bench.history import device_labels
+
+    first, _, later = runs
+    records = read_jsonl(later / "results.jsonl")
+    for r in records:
+        r["device_info"]["cpu_identity"] = "AuthenticAMD family 25 model 17 stepping 1; torch kernels AVX512"
+    write_jsonl(later / "results.jsonl", records)
+    db = tmp_path / "h.sqlite"
+    append_run(first, db)
+    append_run(later, db)
+    points = metric_series(db, "accuracy.top1", ["tiny"], T=1, device="cpu")
+    first_identity = read_jsonl(first / "results.jsonl")[0]["device_info"]["cpu_identity"]
+    name = points[0].device_name
+    assert [p.cpu_identity for p in points] == [first_identity, records[0]["device_info"]["cpu_identity"]]
+    assert device_labels(points) == [f"{name} [{first_identity}]",
+                                     f"{name} [AuthenticAMD family 25 model 17 stepping 1; torch kernels AVX512]"]
+    assert device_labels(points[:1]) == [name]
+    labels = series_figure(points, "accuracy.top1").axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == 2 and all("family 25" in label for label in labels)
+
+
+def test_a_store_made_before_cpu_identities_gains_the_column(tmp_path, runs):
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as con:  # the cases table as stores made before the identity had it
+        con.executescript("""
+            CREATE TABLE runs (run_key TEXT PRIMARY KEY, run_id TEXT NOT NULL, path TEXT NOT NULL, suite TEXT,
+                created TEXT, git_commit TEXT, machine TEXT, devices TEXT, n_cases INTEGER, n_failed INTEGER,
+                added_at TEXT);
+            CREATE TABLE cases (run_key TEXT NOT NULL REFERENCES runs(run_key) ON DELETE CASCADE,
+                case_id TEXT NOT NULL, model TEXT, model_name TEXT, T INTEGER, device TEXT, device_name TEXT,
+                batch_size INTEGER, status TEXT, error TEXT, PRIMARY KEY (run_key, case_id));
+            INSERT INTO runs VALUES ('old@h:/x', 'old-run', '/x', 's', '2026-11-01T00:00:00+00:00', NULL, 'h',
+                'AMD EPYC', 1, 0, NULL);
+            INSERT INTO cases VALUES ('old@h:/x', 'tiny|T=1|cpu|bs=8', 'tiny', 'tiny', 1, 'cpu', 'AMD EPYC', 8, 'ok',
+                NULL);
+        """)
+    con.close()
+    append_run(runs[0], db)
+    with sqlite3.connect(db) as con:
+        rows = dict(con.execute("SELECT run_key, cpu_identity FROM cases WHERE case_id = 'tiny|T=1|cpu|bs=8'"))
+    con.close()
+    assert rows.pop("old@h:/x") is None
+    assert list(rows.values()) == [read_jsonl(runs[0] / "results.jsonl")[0]["device_info"]["cpu_identity"]]

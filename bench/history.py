@@ -102,7 +102,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     con.execute("PRAGMA foreign_keys = ON")
     con.executescript(SCHEMA)
     if "cpu_identity" not in {row[1] for row in con.execute("PRAGMA table_info(cases)")}:
-        con.execute("ALTER TABLE cases ADD COLUMN cpu_identity TEXT")  # a store made before it was recorded
+        try:  # a store made before the identity was recorded
+            con.execute("ALTER TABLE cases ADD COLUMN cpu_identity TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it between the check and here
+            if "duplicate column" not in str(exc):
+                raise
     return con
 
 

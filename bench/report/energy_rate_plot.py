@@ -110,7 +110,11 @@ def energy_unit(values_pj: list[float]) -> tuple[float, str]:
 
 
 def _plain(value: float, _pos: Any = None) -> str:
-    return f"{value:g}" if value > 0 else ""
+    """A tick value as a plain number: whole numbers in full with thousands separators (``%g`` would print
+    100000 beside 1e+06 on one axis), others to 6 significant digits."""
+    if value <= 0:
+        return ""
+    return f"{round(value):,}" if value >= 1 and float(value).is_integer() else f"{value:g}"
 
 
 def _log_ticks(ax: Any) -> None:

@@ -518,7 +518,7 @@ def _energy_axis(lo: float, hi: float):
 
 def test_energy_axis_over_decades_keeps_minor_ticks_at_2_and_5_unlabelled():
     major, minor = _energy_axis(1.0, 1000.0)  # three decades: powers of ten labelled, minor ticks bare
-    assert major == [(1.0, "1"), (10.0, "10"), (100.0, "100"), (1000.0, "1000")]
+    assert major == [(1.0, "1"), (10.0, "10"), (100.0, "100"), (1000.0, "1,000")]
     assert [loc for loc, _ in minor] == pytest.approx([2, 5, 20, 50, 200, 500])
     assert {text for _, text in minor} == {""}
 
@@ -528,3 +528,11 @@ def test_energy_axis_under_two_decades_labels_2_and_5_among_every_minor_tick():
     assert [loc for loc, _ in major] == [1.0, 10.0]
     assert [loc for loc, _ in minor] == pytest.approx([2, 3, 4, 5, 6, 7, 8, 9, 20, 30])
     assert [text for _, text in minor] == ["2", "", "", "5", "", "", "", "", "20", ""]
+
+
+def test_energy_axis_labels_are_plain_numbers_at_every_size():
+    """Whole numbers in full with thousands separators, never 100000 beside 1e+06 on one axis."""
+    assert [erp._plain(v) for v in (0.5, 2.0, 1000.0, 1e5, 1e6, 2e7, 0.0)] == \
+        ["0.5", "2", "1,000", "100,000", "1,000,000", "20,000,000", ""]
+    major, _ = _energy_axis(100.0, 1e7)
+    assert [text for _, text in major] == ["100", "1,000", "10,000", "100,000", "1,000,000", "10,000,000"]

@@ -70,16 +70,24 @@ def machine_memory(device: str) -> tuple[int, str]:
     return torch.cuda.get_device_properties(index).total_memory, f"total memory of {device}"
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo where readable, else platform's best guess."""
+def _cpuinfo() -> dict[str, str] | None:
+    """Each /proc/cpuinfo key with its first value (the first processor's, for the per-processor ones); None
+    where the file is unreadable (not Linux)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+    return fields
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where readable, else platform's best guess."""
+    return (_cpuinfo() or {}).get("model name") or platform.processor() or platform.machine()
 
 
 _IDENTITY_KEYS = ("vendor_id", "cpu family", "model", "stepping",  # x86
@@ -93,18 +101,8 @@ def cpu_identity() -> str:
     instruction set torch's CPU kernels dispatch to (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512,
     ...), which picks the kernels and so the rounding of float results. Where /proc/cpuinfo is unreadable,
     platform's processor string stands for the first part."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in _IDENTITY_KEYS and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip() and fields:
-                    break  # the first processor's block is enough
-    except OSError:
-        pass
+    info = _cpuinfo() or {}
+    fields = {k: info[k] for k in _IDENTITY_KEYS if k in info}
     if "vendor_id" in fields:  # x86
         cpu = (f"{fields['vendor_id']} family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
                f"stepping {fields.get('stepping', '?')}")
